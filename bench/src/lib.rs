@@ -1,0 +1,1 @@
+//! Benchmark programs (the suite arrives with the benchmark issue).

@@ -1,0 +1,2 @@
+//! Goroutine scheduler (placeholder while the core is written).
+pub(crate) mod runq;
