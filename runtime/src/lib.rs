@@ -1,4 +1,29 @@
 //! gort: Go's runtime for Rust applications.
+//!
+//! Plain blocking code in stackful goroutines, scheduled on Go's G/M/P
+//! work-stealing scheduler — no `async`/`await`.
+//!
+//! ```
+//! let total = gort::run(|| {
+//!     let handles: Vec<_> = (1..=4u64).map(|i| gort::spawn(move || i * i)).collect();
+//!     handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 30);
+//! ```
+//!
+//! # Where goroutines run
+//!
+//! A goroutine that has started stays on its OS thread for life, so
+//! thread-locals and `!Send` guards held across blocking calls stay valid;
+//! only goroutines that have not started yet are balanced between threads.
+//! See [`go`] for what that means in practice and [`Builder::migratable`]
+//! for Go's full migration.
+//!
+//! # Unwinding
+//!
+//! gort needs `panic = "unwind"` (the default): `goexit`, `join` returning
+//! a panic and Go's exit code 2 on a detached goroutine's panic all rely on
+//! it. With `panic = "abort"` every panic aborts the process at once.
 #![warn(missing_docs)]
 
 mod loom;
@@ -8,9 +33,22 @@ mod stack;
 
 pub(crate) mod sched;
 
+#[cfg(not(loom))]
+pub use sched::api::{
+    current, go, goexit, gomaxprocs, gosched, lock_os_thread, num_cgo_call, num_cpu, num_goroutine, run, scope,
+    spawn, unlock_os_thread, version, Builder, Goexit, Goroutine, JoinHandle, Scope, ScopedJoinHandle, GOARCH, GOOS,
+};
+#[cfg(not(loom))]
+pub use sched::local::LocalKey;
+#[cfg(not(loom))]
+pub use sched::preempt::preempt_point;
+#[cfg(not(loom))]
+pub use sched::syscall::syscall;
+
 /// Internals re-exported for the loom models in `loom-tests/` only.
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
+    pub use crate::sched::note::Note;
     pub use crate::sched::runq::RunQ;
 }

@@ -8,6 +8,7 @@
 #[cfg(not(loom))]
 pub(crate) mod sync {
     pub(crate) use std::sync::atomic;
+    #[allow(unused_imports)]
     pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
     /// `UnsafeCell` with loom's closure-based access API.

@@ -1,0 +1,738 @@
+//! The goroutine API: `go`, `spawn`, `Builder`, `JoinHandle`, `run`,
+//! `scope`, `gosched`, `goexit` and the runtime queries.
+
+use std::cell::UnsafeCell;
+use std::io;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::g::WaitReason;
+use super::park::{park_unlock, Waiter};
+use super::proc::{self, NewG, SCHED};
+use crate::stack;
+
+// ---------------------------------------------------------------------------
+// Starting goroutines.
+
+/// Starts a detached goroutine running `f`: Go's `go f()`.
+///
+/// The goroutine is queued on the caller's logical processor and runs when
+/// a thread of the runtime picks it (often next, when the caller blocks).
+/// The runtime starts on first use; `go` may be called from any thread.
+///
+/// **Where it runs.** A goroutine that has started running stays on the OS
+/// thread that started it for the rest of its life: thread-locals, a
+/// `!Send` guard (a `std::sync::MutexGuard`, a `tracing` span guard, a
+/// `ThreadRng`) held across a blocking call stay valid, because Rust code
+/// relies on them and gort never moves a started goroutine. Only
+/// goroutines that have not started yet move between threads to balance
+/// load. The price: a goroutine that blocks its thread outside the runtime
+/// (std I/O, `std::thread::sleep`, a contended std `Mutex`) stalls the
+/// other goroutines homed on that thread; wrap such calls in
+/// [`syscall`](crate::syscall). See [`Builder::migratable`] for Go's full
+/// migration.
+///
+/// **Panics.** As in Go, an unrecovered panic in a detached goroutine
+/// prints `panic: MSG`, the goroutine's header and a backtrace to stderr
+/// and exits the process with code 2. Use [`spawn`] to get the panic back.
+///
+/// ```
+/// use std::sync::mpsc;
+/// let (tx, rx) = mpsc::channel();
+/// gort::go(move || tx.send(6 * 7).unwrap());
+/// assert_eq!(rx.recv().unwrap(), 42);
+/// ```
+pub fn go<F>(f: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    Builder::new().go(f).expect("gort: cannot start goroutine");
+}
+
+/// Starts a goroutine and returns a handle to join it, like
+/// `std::thread::spawn`. A panic in `f` is returned by
+/// [`JoinHandle::join`], not fatal. Where the goroutine runs: see [`go`].
+///
+/// ```
+/// let h = gort::spawn(|| (1..=10).sum::<u32>());
+/// assert_eq!(h.join().unwrap(), 55);
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().spawn(f).expect("gort: cannot start goroutine")
+}
+
+/// Settings for a new goroutine: name, stack size, locking, migration.
+///
+/// ```
+/// let h = gort::Builder::new()
+///     .name("worker".into())
+///     .stack_size(1 << 20)
+///     .spawn(|| gort::current().unwrap().name().map(String::from))
+///     .unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+    locked: bool,
+    migratable: bool,
+}
+
+impl Builder {
+    /// Default settings: no name, the default stack size (256 KiB, or
+    /// `GORT_STACK_SIZE`), homed on the thread that first runs it.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the goroutine (shown by [`current`], in panics and dumps).
+    pub fn name(mut self, name: String) -> Builder {
+        self.name = Some(name);
+        self
+    }
+
+    /// Stack size in bytes (rounded up to a power of two). Outside
+    /// 16 KiB ..= 1 GiB, `spawn` returns an `InvalidInput` error naming the
+    /// allowed range.
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = Some(size);
+        self
+    }
+
+    /// Born locked (Go's `LockOSThread` at the top of the goroutine): the
+    /// goroutine starts on a fresh OS thread of its own, no other goroutine
+    /// ever runs on that thread, and the thread exits with the goroutine.
+    ///
+    /// ```
+    /// let h = gort::Builder::new().locked().spawn(|| std::thread::current().id()).unwrap();
+    /// let tid = h.join().unwrap();
+    /// assert_ne!(tid, std::thread::current().id());
+    /// ```
+    pub fn locked(mut self) -> Builder {
+        self.locked = true;
+        self
+    }
+
+    /// Lets the scheduler move this goroutine between OS threads whenever
+    /// it blocks, as Go does for every goroutine. This makes communicating
+    /// goroutines cheaper to wake (no cross-thread hand-off to the home
+    /// thread), at a price the caller must pay in care.
+    ///
+    /// # Safety
+    /// The goroutine must not keep thread-bound state across any call that
+    /// may block or yield (`join`, `gosched`, channel operations, `gort::sync`
+    /// locks, `syscall`, `preempt_point`): no `thread_local!` reference or
+    /// value derived from a thread-local's address (the compiler may cache a
+    /// thread-local's address across such calls), no `!Send` value (a
+    /// `std::sync::MutexGuard`, `Rc`, a `tracing` span guard, `ThreadRng`),
+    /// and no [`local!`](crate::local) value that is `!Send`. A goroutine
+    /// that is unwinding is never moved.
+    ///
+    /// ```
+    /// // SAFETY: the body keeps no thread-bound state across blocking calls.
+    /// let b = unsafe { gort::Builder::new().migratable() };
+    /// assert_eq!(b.spawn(|| 1 + 1).unwrap().join().unwrap(), 2);
+    /// ```
+    pub unsafe fn migratable(mut self) -> Builder {
+        self.migratable = true;
+        self
+    }
+
+    fn newg(&self, detached: bool) -> io::Result<NewG> {
+        let stack_size = match self.stack_size {
+            Some(n) => stack::check_stack_size(n)?,
+            None => stack::default_stack_size(),
+        };
+        if self.locked && self.migratable {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a goroutine cannot be both locked() and migratable(): choose one",
+            ));
+        }
+        Ok(NewG {
+            name: self.name.as_deref().map(Arc::from),
+            stack_size,
+            locked: self.locked,
+            migratable: self.migratable,
+            detached,
+        })
+    }
+
+    /// Starts a detached goroutine with these settings (see [`go`]).
+    ///
+    /// ```
+    /// gort::Builder::new().name("logger".into()).go(|| println!("hello")).unwrap();
+    /// ```
+    pub fn go<F>(self, f: F) -> io::Result<()>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let opts = self.newg(true)?;
+        proc::newproc(opts, Box::new(f)).map(|_| ())
+    }
+
+    /// Starts a goroutine with these settings (see [`spawn`]).
+    ///
+    /// ```
+    /// let err = gort::Builder::new().stack_size(100).spawn(|| ()).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // SAFETY: `F` and `T` are 'static.
+        unsafe { self.spawn_unchecked(f, None) }.map(JoinHandle)
+    }
+
+    /// # Safety
+    /// Whatever `f` and `T` borrow must outlive the goroutine: the caller
+    /// joins it (or waits for `scope`) before the borrow ends.
+    unsafe fn spawn_unchecked<'a, F, T>(self, f: F, scope: Option<Arc<ScopeData>>) -> io::Result<JoinInner<T>>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
+        let opts = self.newg(false)?;
+        if let Some(s) = &scope {
+            s.running.fetch_add(1, Ordering::Relaxed);
+        }
+        let packet = Arc::new(Packet { result: UnsafeCell::new(None), state: Mutex::new(State::default()), scope });
+        let their = packet.clone();
+        let main = move || {
+            let r = panic::catch_unwind(AssertUnwindSafe(f));
+            // SAFETY: only this goroutine writes the result, before `done`.
+            unsafe { *their.result.get() = Some(r) };
+            let waiter = {
+                let mut st = their.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.done = true;
+                st.waiter.take()
+            };
+            drop(their);
+            if let Some(w) = waiter {
+                w.wake();
+            }
+        };
+        let main: Box<dyn FnOnce() + Send + 'a> = Box::new(main);
+        // SAFETY: only the lifetime is erased; the caller's contract keeps
+        // the borrows alive until the goroutine finished.
+        let main: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(main) };
+        match proc::newproc(opts, main) {
+            Ok(id) => Ok(JoinInner { id, packet }),
+            Err(e) => {
+                if let Some(s) = &packet.scope {
+                    s.running.fetch_sub(1, Ordering::Relaxed);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Joining.
+
+#[derive(Default)]
+struct State {
+    done: bool,
+    waiter: Option<Waiter>,
+}
+
+/// What a goroutine leaves for its joiner (std's `Packet`).
+struct Packet<T> {
+    result: UnsafeCell<Option<std::thread::Result<T>>>,
+    state: Mutex<State>,
+    scope: Option<Arc<ScopeData>>,
+}
+
+// SAFETY: `result` is written by the goroutine before `done` is set under
+// `state`'s lock and read by the joiner only after seeing `done` under it.
+unsafe impl<T: Send> Sync for Packet<T> {}
+
+impl<T> Drop for Packet<T> {
+    fn drop(&mut self) {
+        // An unjoined panic in a scoped goroutine makes `scope` panic (std's rule).
+        let unhandled = matches!(self.result.get_mut(), Some(Err(p)) if !p.is::<Goexit>());
+        // Drop the result before telling the scope, as it may borrow from it.
+        *self.result.get_mut() = None;
+        if let Some(scope) = self.scope.take() {
+            if unhandled {
+                scope.panicked.store(true, Ordering::Relaxed);
+            }
+            scope.decrement();
+        }
+    }
+}
+
+struct JoinInner<T> {
+    id: u64,
+    packet: Arc<Packet<T>>,
+}
+
+impl<T> JoinInner<T> {
+    fn join(self) -> std::thread::Result<T> {
+        let mut st = self.packet.state.lock().unwrap_or_else(|e| e.into_inner());
+        while !st.done {
+            st.waiter = Some(Waiter::current());
+            st = park_unlock(&self.packet.state, st, WaitReason::Join);
+        }
+        drop(st);
+        // SAFETY: `done` was seen under the lock; the goroutine no longer
+        // touches the result.
+        unsafe { (*self.packet.result.get()).take() }.expect("goroutine result taken twice")
+    }
+
+    fn is_finished(&self) -> bool {
+        self.packet.state.lock().unwrap_or_else(|e| e.into_inner()).done
+    }
+}
+
+/// An owned permission to join a goroutine (wait for it and take its
+/// result), like `std::thread::JoinHandle`. Dropping it detaches the
+/// goroutine.
+pub struct JoinHandle<T>(JoinInner<T>);
+
+impl<T> JoinHandle<T> {
+    /// Waits for the goroutine to finish and returns its result, or `Err`
+    /// with the panic payload if it panicked (or a [`Goexit`] payload if it
+    /// called [`goexit`]). Called from a goroutine it parks the goroutine;
+    /// from another thread it parks that thread.
+    ///
+    /// ```
+    /// let h = gort::spawn(|| panic!("oops"));
+    /// assert!(h.join().is_err());
+    /// ```
+    pub fn join(self) -> std::thread::Result<T> {
+        self.0.join()
+    }
+
+    /// Whether the goroutine has finished running its function.
+    ///
+    /// ```
+    /// let h = gort::spawn(|| ());
+    /// while !h.is_finished() { std::thread::yield_now(); }
+    /// h.join().unwrap();
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+
+    /// The goroutine's id (Go's goroutine id, as in `goroutine 7 [running]:`).
+    ///
+    /// ```
+    /// let h = gort::spawn(|| gort::current().unwrap().id());
+    /// let id = h.id();
+    /// assert_eq!(h.join().unwrap(), id);
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.0.id).finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// run and scope.
+
+/// Runs `f` as a goroutine (the main goroutine, id 1, when it is the first
+/// of the process) and returns its result, blocking the calling thread
+/// meanwhile. `f` may borrow from the caller. Called on a goroutine, it
+/// simply calls `f`. It may be called again later.
+///
+/// A panic in `f` propagates to the caller. If `f` calls [`goexit`], the
+/// program goes on until every other goroutine has exited, then dies with
+/// Go's `fatal error: no goroutines (main called runtime.Goexit) - deadlock!`.
+///
+/// ```
+/// let v = vec![1, 2, 3];
+/// let sum = gort::run(|| {
+///     let h = gort::spawn(|| 40);
+///     h.join().unwrap() + v.len() as i32 - 1
+/// });
+/// assert_eq!(sum, 42);
+/// ```
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    if proc::current().is_some() {
+        return f();
+    }
+    // SAFETY: we join before returning (or never return), so the borrows of
+    // `f` and `T` outlive the goroutine.
+    let h = unsafe { Builder::new().name("main".into()).spawn_unchecked(f, None) }.expect("gort: cannot start goroutine");
+    match h.join() {
+        Ok(v) => v,
+        Err(p) if p.is::<Goexit>() => {
+            while SCHED.ngoroutines.load(Ordering::Acquire) > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            proc::fatal("no goroutines (main called runtime.Goexit) - deadlock!")
+        }
+        Err(p) => panic::resume_unwind(p),
+    }
+}
+
+struct ScopeData {
+    running: AtomicUsize,
+    panicked: AtomicBool,
+    waiter: Mutex<Option<Waiter>>,
+}
+
+impl ScopeData {
+    fn decrement(&self) {
+        if self.running.fetch_sub(1, Ordering::Release) == 1 {
+            let w = self.waiter.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// A scope for goroutines that borrow from the caller; see [`scope`].
+pub struct Scope<'scope, 'env: 'scope> {
+    data: Arc<ScopeData>,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+/// A handle to join a goroutine started in a [`scope`].
+pub struct ScopedJoinHandle<'scope, T> {
+    inner: JoinInner<T>,
+    _scope: PhantomData<&'scope ()>,
+}
+
+/// Starts goroutines that may borrow from the caller's stack; all of them
+/// are joined before `scope` returns, like `std::thread::scope`.
+///
+/// If a goroutine panicked and was not joined, `scope` panics after all
+/// have finished.
+///
+/// ```
+/// let mut data = vec![1, 2, 3];
+/// let total = std::sync::atomic::AtomicI32::new(0);
+/// gort::scope(|s| {
+///     for x in &data {
+///         let total = &total;
+///         s.spawn(move || total.fetch_add(*x, std::sync::atomic::Ordering::Relaxed));
+///     }
+/// });
+/// data.push(4);
+/// assert_eq!(total.into_inner(), 6);
+/// ```
+pub fn scope<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let scope = Scope {
+        data: Arc::new(ScopeData {
+            running: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            waiter: Mutex::new(None),
+        }),
+        scope: PhantomData,
+        env: PhantomData,
+    };
+    let r = panic::catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    // Wait for every goroutine of the scope, even if `f` panicked.
+    let mut w = scope.data.waiter.lock().unwrap_or_else(|e| e.into_inner());
+    while scope.data.running.load(Ordering::Acquire) != 0 {
+        *w = Some(Waiter::current());
+        w = park_unlock(&scope.data.waiter, w, WaitReason::SyncWaitGroupWait);
+    }
+    drop(w);
+    match r {
+        Err(p) => panic::resume_unwind(p),
+        Ok(_) if scope.data.panicked.load(Ordering::Relaxed) => panic!("a scoped goroutine panicked"),
+        Ok(v) => v,
+    }
+}
+
+impl<'scope> Scope<'scope, '_> {
+    /// Starts a goroutine in the scope; it may borrow anything that
+    /// outlives the scope.
+    ///
+    /// ```
+    /// let name = String::from("gort");
+    /// let len = gort::scope(|s| s.spawn(|| name.len()).join().unwrap());
+    /// assert_eq!(len, 4);
+    /// ```
+    pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        // SAFETY: `scope` waits for every goroutine it started before the
+        // borrows ('scope) end.
+        let inner = unsafe { Builder::new().spawn_unchecked(f, Some(self.data.clone())) }
+            .expect("gort: cannot start goroutine");
+        ScopedJoinHandle { inner, _scope: PhantomData }
+    }
+}
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the goroutine and returns its result (see [`JoinHandle::join`]).
+    ///
+    /// ```
+    /// gort::scope(|s| assert_eq!(s.spawn(|| 7).join().unwrap(), 7));
+    /// ```
+    pub fn join(self) -> std::thread::Result<T> {
+        self.inner.join()
+    }
+
+    /// Whether the goroutine has finished.
+    ///
+    /// ```
+    /// gort::scope(|s| { let h = s.spawn(|| ()); h.join().unwrap(); });
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+
+    /// The goroutine's id.
+    ///
+    /// ```
+    /// gort::scope(|s| assert!(s.spawn(|| ()).id() > 0));
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Yielding and exiting.
+
+/// Yields the processor, letting other goroutines run; the caller resumes
+/// later on its own thread. Go's `runtime.Gosched`. On a thread that is
+/// not a goroutine it yields the OS thread.
+///
+/// ```
+/// gort::run(|| {
+///     let h = gort::spawn(|| 1);
+///     gort::gosched();
+///     assert_eq!(h.join().unwrap(), 1);
+/// });
+/// ```
+pub fn gosched() {
+    match proc::current() {
+        Some((_, g)) => proc::gosched_g(g),
+        None => std::thread::yield_now(),
+    }
+}
+
+/// The payload of a goroutine that ended by [`goexit`], as seen by
+/// [`JoinHandle::join`].
+#[derive(Debug)]
+pub struct Goexit;
+
+/// Ends the calling goroutine, running its destructors on the way (Go's
+/// `runtime.Goexit` runs deferred calls). Its joiner gets `Err` holding a
+/// [`Goexit`] payload. It unwinds like a panic, so a `catch_unwind` in
+/// between stops it. On a thread that is not a goroutine it unwinds the
+/// thread the same way.
+///
+/// ```
+/// let h = gort::spawn(|| {
+///     let _guard = std::fs::File::open("/dev/null"); // closed by the unwind
+///     gort::goexit();
+/// });
+/// assert!(h.join().unwrap_err().is::<gort::Goexit>());
+/// ```
+pub fn goexit() -> ! {
+    panic::resume_unwind(Box::new(Goexit))
+}
+
+// ---------------------------------------------------------------------------
+// Queries.
+
+/// The number of goroutines that currently exist (started or not, running
+/// or blocked). Go's `runtime.NumGoroutine`.
+///
+/// ```
+/// let h = gort::spawn(|| gort::num_goroutine());
+/// assert!(h.join().unwrap() >= 1);
+/// ```
+pub fn num_goroutine() -> usize {
+    SCHED.ngoroutines.load(Ordering::Relaxed).max(0) as usize
+}
+
+/// The number of CPUs this process may use (Go's `runtime.NumCPU`).
+///
+/// ```
+/// assert!(gort::num_cpu() >= 1);
+/// ```
+pub fn num_cpu() -> usize {
+    super::env::ncpu()
+}
+
+/// Sets the number of logical processors (Ps) that run goroutines at once
+/// and returns the previous setting; `n == 0` only queries. Go's
+/// `runtime.GOMAXPROCS`. The default is the CPU count (or the `GOMAXPROCS`
+/// environment variable); values above 1024 are capped.
+///
+/// Resizing stops the world briefly. Started goroutines never move: a
+/// goroutine whose P was removed keeps its thread, which borrows one of the
+/// remaining Ps to run it.
+///
+/// ```
+/// let prev = gort::gomaxprocs(0);
+/// assert!(prev >= 1);
+/// gort::gomaxprocs(prev); // unchanged
+/// ```
+pub fn gomaxprocs(n: usize) -> usize {
+    proc::ensure_started();
+    let prev = proc::gomaxprocs() as usize;
+    if n == 0 || n == prev {
+        return prev;
+    }
+    let n = n.min(proc::MAX_PROCS) as u32;
+    let stw = proc::stop_the_world("GOMAXPROCS");
+    let prev = proc::gomaxprocs() as usize;
+    proc::start_the_world(stw, Some(n));
+    prev
+}
+
+/// Go's `runtime.NumCgoCall`: the number of calls made through
+/// [`syscall`](crate::syscall).
+///
+/// ```
+/// let before = gort::num_cgo_call();
+/// gort::syscall(|| ());
+/// assert!(gort::num_cgo_call() > before);
+/// ```
+pub fn num_cgo_call() -> u64 {
+    SCHED.ncgocall.load(Ordering::Relaxed)
+}
+
+/// gort's version, in Go's style: `"gort0.1.0"` (Go returns `"go1.27.3"`).
+///
+/// ```
+/// assert!(gort::version().starts_with("gort"));
+/// ```
+pub fn version() -> &'static str {
+    concat!("gort", env!("CARGO_PKG_VERSION"))
+}
+
+/// The operating system, spelled as Go's `runtime.GOOS`.
+pub const GOOS: &str = if cfg!(target_os = "linux") {
+    "linux"
+} else if cfg!(target_os = "macos") {
+    "darwin"
+} else if cfg!(target_os = "windows") {
+    "windows"
+} else if cfg!(target_os = "freebsd") {
+    "freebsd"
+} else {
+    std::env::consts::OS
+};
+
+/// The architecture, spelled as Go's `runtime.GOARCH` (`amd64`, `arm64`, …).
+pub const GOARCH: &str = if cfg!(target_arch = "x86_64") {
+    "amd64"
+} else if cfg!(target_arch = "aarch64") {
+    "arm64"
+} else if cfg!(target_arch = "x86") {
+    "386"
+} else if cfg!(target_arch = "riscv64") {
+    "riscv64"
+} else {
+    std::env::consts::ARCH
+};
+
+/// The running goroutine: its id and name.
+#[derive(Clone, Debug)]
+pub struct Goroutine {
+    id: u64,
+    name: Option<Arc<str>>,
+}
+
+impl Goroutine {
+    /// Go's goroutine id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// The name given with [`Builder::name`], if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+/// The goroutine running this code, or `None` on a thread that is not a
+/// goroutine.
+///
+/// ```
+/// assert!(gort::current().is_none());
+/// let id = gort::run(|| gort::current().unwrap().id());
+/// assert!(id >= 1);
+/// ```
+pub fn current() -> Option<Goroutine> {
+    proc::current().map(|(_, g)| Goroutine { id: g.id, name: g.name.clone() })
+}
+
+/// Wires the calling goroutine to its OS thread (Go's
+/// `runtime.LockOSThread`). Calls nest: the goroutine is unlocked after as
+/// many [`unlock_os_thread`] calls; unlocking more than locked does nothing.
+///
+/// gort's goroutines already stay on their thread once started, so what
+/// locking adds is exclusivity: **mid-life**, a thread may already host
+/// other goroutines that cannot move, so `lock_os_thread` cannot evict
+/// them; it pins the thread, admits no *new* goroutines to it, and makes
+/// [`syscall`](crate::syscall) run inline on it. If the goroutine exits
+/// while still locked, the thread retires once its last homed goroutine has
+/// exited (Go kills it at once). For Go's exact semantics from the start —
+/// a thread of its own that no other goroutine ever uses and that exits
+/// with the goroutine — use [`Builder::locked`]. On a thread that is not a
+/// goroutine it does nothing.
+///
+/// ```
+/// gort::run(|| {
+///     gort::lock_os_thread();
+///     let t = std::thread::current().id();
+///     gort::gosched();
+///     assert_eq!(std::thread::current().id(), t);
+///     gort::unlock_os_thread();
+/// });
+/// ```
+pub fn lock_os_thread() {
+    let Some((m, g)) = proc::current() else { return };
+    let n = g.locked_ext.get();
+    if n == u32::MAX {
+        panic!("LockOSThread nesting overflow");
+    }
+    g.locked_ext.set(n + 1);
+    if n == 0 && !g.born_locked {
+        m.pinned.set(m.pinned.get() + 1);
+    }
+}
+
+/// Undoes one [`lock_os_thread`] (Go's `runtime.UnlockOSThread`); a no-op
+/// when the goroutine is not locked.
+///
+/// ```
+/// gort::unlock_os_thread(); // not locked: nothing happens
+/// ```
+pub fn unlock_os_thread() {
+    let Some((m, g)) = proc::current() else { return };
+    let n = g.locked_ext.get();
+    if n == 0 {
+        return;
+    }
+    g.locked_ext.set(n - 1);
+    if n == 1 && !g.born_locked {
+        m.pinned.set(m.pinned.get() - 1);
+    }
+}

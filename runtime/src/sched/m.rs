@@ -1,0 +1,181 @@
+//! M: an OS thread running the scheduler loop on its own native stack (Go's
+//! `m` and its `g0`), and the home queue of the goroutines homed on it.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::g::G;
+use super::note::Note;
+use super::p::P;
+
+/// What kind of thread this M is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MKind {
+    /// A worker: runs any goroutine it starts, admits new ones unless pinned.
+    Worker,
+    /// Created for one goroutine born locked (`Builder::locked`): runs only
+    /// that goroutine and exits with it.
+    Locked,
+}
+
+/// `M::in_syscall` values.
+pub(crate) const SYSCALL_NONE: u32 = 0;
+/// The M runs a locked goroutine's inline `gort::syscall` and still owns its P.
+pub(crate) const SYSCALL_HAS_P: u32 = 1;
+/// sysmon or stop-the-world took the P while the syscall ran.
+pub(crate) const SYSCALL_LOST_P: u32 = 2;
+
+/// The readied goroutines homed on an M, and whether the M sleeps without a P.
+pub(crate) struct Home {
+    pub(crate) q: VecDeque<NonNull<G>>,
+    /// The M holds no P and is (about to be) asleep in `stop_m`: a readier
+    /// must find it a P.
+    pub(crate) nop: bool,
+    /// A P has been requested for the M (it is in `mwantp` or has `nextp`).
+    pub(crate) wanting: bool,
+}
+
+pub(crate) struct M {
+    pub(crate) id: u64,
+    pub(crate) kind: Cell<MKind>,
+    /// The P this M holds (null if none). Only the M itself touches it.
+    pub(crate) p: Cell<*const P>,
+    /// A P handed to this M while it slept (Go's `m.nextp`). Set under
+    /// `sched.lock`, taken by the M after its note is woken.
+    pub(crate) nextp: AtomicPtr<P>,
+    /// Set with `nextp` when the M is started as a spinner.
+    pub(crate) spinning: AtomicBool,
+    /// Where the M sleeps (Go's `m.park`).
+    pub(crate) note: Note,
+    /// Readied goroutines homed here; `home_len` mirrors `home.q.len()` for
+    /// lock-free peeks.
+    pub(crate) home: Mutex<Home>,
+    pub(crate) home_len: AtomicU32,
+    /// Go's `runnext` for goroutines readied by this M itself. Only the M's
+    /// own thread touches it.
+    pub(crate) home_next: Cell<*mut G>,
+    /// Started goroutines homed here that have not exited. Own thread only.
+    pub(crate) homed: Cell<usize>,
+    /// Homed goroutines currently inside `lock_os_thread`. Own thread only.
+    pub(crate) pinned: Cell<u32>,
+    /// A goroutine exited while locked: admit nothing new, exit when the
+    /// last homed goroutine exits (Go kills the thread at once; ours may
+    /// still hold goroutines that cannot move).
+    pub(crate) retiring: Cell<bool>,
+    /// The running goroutine (null on the scheduler stack). Read by sysmon
+    /// and stop-the-world under `inspect` to name a stuck goroutine.
+    pub(crate) curg: AtomicPtr<G>,
+    /// Spin lock held while another thread reads `*curg`, and by the M
+    /// while it frees a goroutine, so the reader never sees a freed G.
+    pub(crate) inspect: AtomicBool,
+    /// `SYSCALL_*`: inline syscall state of a locked goroutine.
+    pub(crate) in_syscall: AtomicU32,
+    pub(crate) syscalltick: AtomicU32,
+    /// Preemption request, set by sysmon, consumed at the next check point.
+    pub(crate) preempt: AtomicBool,
+    /// Kernel thread id, for sysmon's report (`/proc/self/task/TID`).
+    pub(crate) tid: AtomicI32,
+    /// When (ns since runtime start) this M last acquired its P.
+    pub(crate) p_since: AtomicU64,
+    /// The thread has exited; the struct waits in `sched.freem` for reuse.
+    pub(crate) dead: AtomicBool,
+    /// xorshift state for steal order.
+    pub(crate) fastrand: Cell<u32>,
+}
+
+// SAFETY: the `Cell` fields are touched only by the M's own thread (see each
+// field); the rest are atomics, a Mutex or a Note.
+unsafe impl Sync for M {}
+// SAFETY: as above.
+unsafe impl Send for M {}
+
+impl M {
+    pub(crate) fn new(id: u64, kind: MKind) -> M {
+        M {
+            id,
+            kind: Cell::new(kind),
+            p: Cell::new(ptr::null()),
+            nextp: AtomicPtr::new(ptr::null_mut()),
+            spinning: AtomicBool::new(false),
+            note: Note::new(),
+            home: Mutex::new(Home { q: VecDeque::new(), nop: false, wanting: false }),
+            home_len: AtomicU32::new(0),
+            home_next: Cell::new(ptr::null_mut()),
+            homed: Cell::new(0),
+            pinned: Cell::new(0),
+            retiring: Cell::new(false),
+            curg: AtomicPtr::new(ptr::null_mut()),
+            inspect: AtomicBool::new(false),
+            in_syscall: AtomicU32::new(SYSCALL_NONE),
+            syscalltick: AtomicU32::new(0),
+            preempt: AtomicBool::new(false),
+            tid: AtomicI32::new(0),
+            p_since: AtomicU64::new(0),
+            dead: AtomicBool::new(false),
+            fastrand: Cell::new((id as u32).wrapping_mul(0x9E37_79B9) | 1),
+        }
+    }
+
+    /// The P this M holds.
+    pub(crate) fn p(&self) -> Option<&'static P> {
+        let p = self.p.get();
+        // SAFETY: Ps are never freed (allp entries live for the process).
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// Whether this M may start goroutines that have not run yet (Go: an M
+    /// with a locked goroutine runs nothing else).
+    pub(crate) fn admits_new(&self) -> bool {
+        self.kind.get() == MKind::Worker && self.pinned.get() == 0 && !self.retiring.get()
+    }
+
+    pub(crate) fn fastrand(&self) -> u32 {
+        let mut x = self.fastrand.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.fastrand.set(x);
+        x
+    }
+
+    pub(crate) fn lock_home(&self) -> std::sync::MutexGuard<'_, Home> {
+        self.home.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pops the oldest readied goroutine homed here.
+    pub(crate) fn home_pop(&self) -> Option<NonNull<G>> {
+        if self.home_len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut h = self.lock_home();
+        let g = h.q.pop_front();
+        self.home_len.store(h.q.len() as u32, Ordering::Release);
+        g
+    }
+
+    /// Whether any readied goroutine homed here waits (lock-free peek).
+    pub(crate) fn has_home_work(&self) -> bool {
+        self.home_len.load(Ordering::Acquire) != 0 || !self.home_next.get().is_null()
+    }
+
+    /// Runs `f` with the goroutine currently on this M, if any, guaranteeing
+    /// it is not freed meanwhile. For sysmon and stop-the-world reports.
+    pub(crate) fn inspect_curg<R>(&self, f: impl FnOnce(Option<&G>) -> R) -> R {
+        while self
+            .inspect
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        let g = self.curg.load(Ordering::Acquire);
+        // SAFETY: the M frees a G only while holding `inspect`, after
+        // clearing `curg`; we hold it, so `g` is null or live.
+        let r = f(unsafe { g.as_ref() });
+        self.inspect.store(false, Ordering::Release);
+        r
+    }
+}

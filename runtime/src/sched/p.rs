@@ -1,0 +1,82 @@
+//! P: a logical processor (Go's `p`). GOMAXPROCS of them exist; an M must
+//! hold one to run goroutines.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+use super::g::G;
+use super::m::M;
+use super::runq::RunQ;
+use crate::stack::StackCache;
+
+/// Go's `_Pidle` … `_Pdead`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PStatus {
+    Idle = 0,
+    Running = 1,
+    GcStop = 3,
+    Dead = 4,
+}
+
+pub(crate) struct P {
+    pub(crate) id: u32,
+    /// Protected by `sched.lock` for transitions; read atomically anywhere.
+    pub(crate) status: AtomicU32,
+    /// Unstarted (and migratable) goroutines. Only the owner M pushes;
+    /// thieves steal.
+    pub(crate) runq: RunQ<G>,
+    /// Incremented by the owner on every new time slice; sysmon reads it.
+    pub(crate) schedtick: AtomicU32,
+    /// The M that owns this P (null when idle). Written under `sched.lock`
+    /// or by the owner itself; read by sysmon and thieves.
+    pub(crate) m: AtomicPtr<M>,
+    /// Per-P stack cache. Touched only by the owner M (or by `procresize`
+    /// while the world is stopped).
+    pub(crate) stacks: UnsafeCell<StackCache>,
+}
+
+// SAFETY: `stacks` is only accessed by the M that owns the P (ownership
+// handed over under `sched.lock`, which orders the accesses) or by the
+// stop-the-world coordinator while no M owns it. Everything else is atomic
+// or `RunQ` (itself Sync).
+unsafe impl Sync for P {}
+// SAFETY: as for `Sync`.
+unsafe impl Send for P {}
+
+impl P {
+    pub(crate) fn new(id: u32) -> P {
+        P {
+            id,
+            status: AtomicU32::new(PStatus::GcStop as u32),
+            runq: RunQ::new(),
+            schedtick: AtomicU32::new(0),
+            m: AtomicPtr::new(std::ptr::null_mut()),
+            stacks: UnsafeCell::new(StackCache::new()),
+        }
+    }
+
+    pub(crate) fn status(&self) -> PStatus {
+        match self.status.load(Ordering::Acquire) {
+            0 => PStatus::Idle,
+            1 => PStatus::Running,
+            3 => PStatus::GcStop,
+            _ => PStatus::Dead,
+        }
+    }
+
+    pub(crate) fn set_status(&self, s: PStatus) {
+        self.status.store(s as u32, Ordering::Release);
+    }
+
+    /// The stack cache.
+    ///
+    /// # Safety
+    /// Only the M that owns this P may call it, and must not hold two
+    /// references at once.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn stacks(&self) -> &mut StackCache {
+        // SAFETY: the caller owns the P (see above).
+        unsafe { &mut *self.stacks.get() }
+    }
+}

@@ -1,0 +1,1260 @@
+//! The scheduler's procedures, named after proc.go: `newproc`, `ready`,
+//! `gopark`, `schedule`/`findRunnable`, `execute`, `wakep`, `startm`,
+//! `stopm`, `handoffp`, `gdestroy`, syscalls, stop-the-world and
+//! `procresize`. The design is in `sched/mod.rs`.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
+
+use corosensei::{Coroutine, CoroutineResult};
+
+use super::g::{Req, Status, WaitReason, G};
+use super::m::{MKind, M, SYSCALL_HAS_P, SYSCALL_LOST_P, SYSCALL_NONE};
+use super::note::Note;
+use super::p::{PStatus, P};
+use crate::stack;
+
+/// Go's `_MaxGomaxprocs`.
+pub(crate) const MAX_PROCS: usize = 1024;
+
+/// Time slice: sysmon asks a goroutine to yield after this (Go's `forcePreemptNS`).
+pub(crate) const FORCE_PREEMPT: Duration = Duration::from_millis(10);
+
+/// State under `sched.lock` (Go's `schedt` fields "protected by lock").
+pub(crate) struct Locked {
+    pub(crate) pidle: Vec<&'static P>,
+    pub(crate) midle: Vec<&'static M>,
+    /// Ms with runnable homed goroutines waiting for a P, FIFO.
+    pub(crate) mwantp: VecDeque<&'static M>,
+    /// The global run queue (unstarted and migratable goroutines).
+    pub(crate) runq: VecDeque<NonNull<G>>,
+    /// Ps not yet stopped by a pending stop-the-world.
+    pub(crate) stopwait: i32,
+    /// Exited Ms whose structs can be reused.
+    pub(crate) freem: Vec<&'static M>,
+}
+
+// SAFETY: the raw G pointers in the global queue are owned by the queue and
+// only handed out under the lock.
+unsafe impl Send for Locked {}
+
+/// Go's `schedt`.
+pub(crate) struct Sched {
+    pub(crate) lock: Mutex<Locked>,
+    pub(crate) npidle: AtomicU32,
+    pub(crate) nmspinning: AtomicU32,
+    pub(crate) needspinning: AtomicU32,
+    /// Mirrors `Locked::runq.len()`.
+    pub(crate) runqsize: AtomicU32,
+    /// Mirrors `Locked::mwantp.len()`.
+    pub(crate) nmwantp: AtomicU32,
+    pub(crate) gomaxprocs: AtomicU32,
+    /// A stop-the-world is pending or in force (Go's `sched.gcwaiting`).
+    pub(crate) gcwaiting: AtomicBool,
+    pub(crate) stopnote: Note,
+    /// Go's `worldsema`: one stop-the-world at a time.
+    pub(crate) worldsema: AtomicBool,
+    /// Live goroutines (Go's `gcount`).
+    pub(crate) ngoroutines: AtomicI64,
+    pub(crate) goidgen: AtomicU64,
+    pub(crate) mnext: AtomicU64,
+    pub(crate) ncgocall: AtomicU64,
+    pub(crate) allp: [AtomicPtr<P>; MAX_PROCS],
+    pub(crate) allm: Mutex<Vec<&'static M>>,
+    pub(crate) sysmonwait: AtomicBool,
+    pub(crate) sysmonnote: Note,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NULL_P: AtomicPtr<P> = AtomicPtr::new(ptr::null_mut());
+
+pub(crate) static SCHED: Sched = Sched {
+    lock: Mutex::new(Locked {
+        pidle: Vec::new(),
+        midle: Vec::new(),
+        mwantp: VecDeque::new(),
+        runq: VecDeque::new(),
+        stopwait: 0,
+        freem: Vec::new(),
+    }),
+    npidle: AtomicU32::new(0),
+    nmspinning: AtomicU32::new(0),
+    needspinning: AtomicU32::new(0),
+    runqsize: AtomicU32::new(0),
+    nmwantp: AtomicU32::new(0),
+    gomaxprocs: AtomicU32::new(0),
+    gcwaiting: AtomicBool::new(false),
+    stopnote: Note::new(),
+    worldsema: AtomicBool::new(false),
+    ngoroutines: AtomicI64::new(0),
+    goidgen: AtomicU64::new(0),
+    mnext: AtomicU64::new(0),
+    ncgocall: AtomicU64::new(0),
+    allp: [NULL_P; MAX_PROCS],
+    allm: Mutex::new(Vec::new()),
+    sysmonwait: AtomicBool::new(false),
+    sysmonnote: Note::new(),
+};
+
+pub(crate) fn lock() -> MutexGuard<'static, Locked> {
+    SCHED.lock.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn gomaxprocs() -> u32 {
+    SCHED.gomaxprocs.load(Ordering::Acquire)
+}
+
+pub(crate) fn allp(i: u32) -> &'static P {
+    // SAFETY: entries below gomaxprocs (and any ever created) are non-null
+    // and never freed.
+    unsafe { &*SCHED.allp[i as usize].load(Ordering::Acquire) }
+}
+
+static START: Once = Once::new();
+static mut EPOCH: Option<Instant> = None;
+
+/// Nanoseconds since the runtime started (monotonic).
+pub(crate) fn nanotime() -> u64 {
+    // SAFETY: EPOCH is written once inside `START.call_once` before any
+    // reader can run (every reader goes through `ensure_started` first or
+    // reads after a thread the runtime created started).
+    let epoch = unsafe { (*ptr::addr_of!(EPOCH)).unwrap_or_else(Instant::now) };
+    epoch.elapsed().as_nanos() as u64
+}
+
+/// Starts the runtime on first use: Ps, sysmon, the panic hook and the
+/// stack-overflow handler. Go does this in `schedinit`/`main`.
+pub(crate) fn ensure_started() {
+    if START.is_completed() {
+        return;
+    }
+    START.call_once(|| {
+        // SAFETY: only this closure writes EPOCH, once, before readers.
+        unsafe { *ptr::addr_of_mut!(EPOCH) = Some(Instant::now()) };
+        stack::install_overflow_handler(super::report::describe_overflow);
+        super::report::install_panic_hook();
+        let n = super::env::initial_gomaxprocs();
+        let mut l = lock();
+        for i in 0..n {
+            let p: &'static P = Box::leak(Box::new(P::new(i)));
+            SCHED.allp[i as usize].store(p as *const P as *mut P, Ordering::Release);
+            p.set_status(PStatus::Idle);
+            l.pidle.push(p);
+        }
+        l.pidle.reverse();
+        SCHED.npidle.store(n, Ordering::Release);
+        SCHED.gomaxprocs.store(n, Ordering::Release);
+        drop(l);
+        super::sysmon::start();
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Thread-local access. Read only through these non-inlined accessors and
+// never held across a switch (ARCHITECTURE.md, "Where a goroutine runs").
+
+thread_local! {
+    static CUR_M: Cell<*const M> = const { Cell::new(ptr::null()) };
+}
+
+/// The M of the calling thread, if it is a runtime thread.
+#[inline(never)]
+pub(crate) fn getm() -> Option<&'static M> {
+    let m = CUR_M.with(|c| c.get());
+    // SAFETY: M structs are never freed.
+    unsafe { m.as_ref() }
+}
+
+/// The running goroutine, or null on a thread that is not running one.
+#[inline(never)]
+pub(crate) fn getg() -> *mut G {
+    match getm() {
+        Some(m) => m.curg.load(Ordering::Relaxed),
+        None => ptr::null_mut(),
+    }
+}
+
+/// The running goroutine and its M, after making sure the M holds a P
+/// again if a locked goroutine's inline syscall lost it (Go's
+/// `exitsyscall` before any runtime work).
+pub(crate) fn current() -> Option<(&'static M, &'static G)> {
+    let m = getm()?;
+    let g = m.curg.load(Ordering::Relaxed);
+    if g.is_null() {
+        return None;
+    }
+    if m.in_syscall.load(Ordering::Relaxed) != SYSCALL_NONE {
+        exitsyscall(m);
+    }
+    // SAFETY: the running goroutine is live while it runs (it is us).
+    Some((m, unsafe { &*g }))
+}
+
+// ---------------------------------------------------------------------------
+// Creating and readying goroutines.
+
+/// Options for `newproc`.
+pub(crate) struct NewG {
+    pub(crate) name: Option<std::sync::Arc<str>>,
+    pub(crate) stack_size: usize,
+    pub(crate) locked: bool,
+    pub(crate) migratable: bool,
+    pub(crate) detached: bool,
+}
+
+/// Go's `newproc`: creates a goroutine running `entry` and makes it
+/// runnable: in the creator's P's `runnext` (so a spawned goroutine runs
+/// next where it was made), or the global queue from a thread without a P,
+/// or on a fresh M of its own when born locked. Returns the goroutine id.
+pub(crate) fn newproc(opts: NewG, entry: Box<dyn FnOnce() + Send>) -> std::io::Result<u64> {
+    ensure_started();
+    let cur = current();
+    let id = SCHED.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
+    let g = Box::new(G {
+        id,
+        parent_id: cur.map_or(0, |(_, g)| g.id),
+        name: opts.name,
+        status: AtomicU32::new(Status::Runnable as u32),
+        wait_reason: Cell::new(WaitReason::None),
+        home: AtomicPtr::new(ptr::null_mut()),
+        migratable: opts.migratable,
+        born_locked: opts.locked,
+        detached: opts.detached,
+        stack_size: opts.stack_size,
+        locked_ext: Cell::new(0),
+        entry: std::cell::UnsafeCell::new(Some(entry)),
+        coro: std::cell::UnsafeCell::new(None),
+        yielder: Cell::new(ptr::null()),
+        locals: std::cell::UnsafeCell::new(Vec::new()),
+        panic_report: std::cell::UnsafeCell::new(None),
+    });
+    let g = NonNull::from(Box::leak(g));
+    SCHED.ngoroutines.fetch_add(1, Ordering::Relaxed);
+    if opts.locked {
+        if let Err(e) = newm_locked(g) {
+            SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
+            // SAFETY: the G was never published.
+            drop(unsafe { Box::from_raw(g.as_ptr()) });
+            return Err(e);
+        }
+        return Ok(id);
+    }
+    match cur.and_then(|(m, _)| m.p()) {
+        Some(p) => runqput(p, g, true),
+        None => globrunqput(g),
+    }
+    wakep();
+    Ok(id)
+}
+
+/// Go's `runqput` plus `runqputslow`'s spill to the global queue.
+fn runqput(p: &P, g: NonNull<G>, next: bool) {
+    // SAFETY: the caller's M owns `p`.
+    if let Some(batch) = unsafe { p.runq.put(g, next) } {
+        let mut l = lock();
+        for g in batch {
+            l.runq.push_back(g);
+        }
+        SCHED.runqsize.store(l.runq.len() as u32, Ordering::Release);
+    }
+}
+
+pub(crate) fn globrunqput(g: NonNull<G>) {
+    let mut l = lock();
+    l.runq.push_back(g);
+    SCHED.runqsize.store(l.runq.len() as u32, Ordering::Release);
+}
+
+/// Go's `goready`/`ready`: makes a waiting goroutine runnable. A started
+/// goroutine goes back to its home M: into the M's `home_next` when we are
+/// that M (a readied goroutine runs next, as Go's `runnext`), else into its
+/// home queue, finding the M a P if it sleeps without one.
+pub(crate) fn ready(g: NonNull<G>) {
+    // SAFETY: the caller owns the waiting G (it was handed the G by whoever
+    // parked it), so it is live.
+    let gr = unsafe { g.as_ref() };
+    debug_assert!(gr.status() == Status::Waiting, "ready of a goroutine that is not waiting");
+    gr.set_status(Status::Runnable);
+    let home = gr.home.load(Ordering::Acquire);
+    if home.is_null() {
+        // Migratable (or never started): Go's runqput(next) + wakep.
+        match current().and_then(|(m, _)| m.p()) {
+            Some(p) => runqput(p, g, true),
+            None => globrunqput(g),
+        }
+        wakep();
+        return;
+    }
+    // SAFETY: Ms are never freed.
+    let hm = unsafe { &*home };
+    if let Some((m, _)) = current() {
+        if ptr::eq(m, hm) && m.p().is_some() {
+            let old = m.home_next.replace(g.as_ptr());
+            if let Some(old) = NonNull::new(old) {
+                home_push(m, old);
+            }
+            return;
+        }
+    }
+    home_push(hm, g);
+}
+
+/// Appends a runnable goroutine to `m`'s home queue and, if `m` sleeps
+/// without a P, asks for one on its behalf.
+pub(crate) fn home_push(m: &'static M, g: NonNull<G>) {
+    let mut h = m.lock_home();
+    h.q.push_back(g);
+    m.home_len.store(h.q.len() as u32, Ordering::Release);
+    let need = h.nop && !h.wanting;
+    if need {
+        h.wanting = true;
+    }
+    drop(h);
+    if need {
+        request_p(m);
+    }
+}
+
+/// Finds `m` a P: an idle one at once, else a place in `mwantp`, served
+/// when a P is released.
+fn request_p(m: &'static M) {
+    let mut l = lock();
+    if !m.nextp.load(Ordering::Relaxed).is_null() {
+        return;
+    }
+    if let Some(i) = l.midle.iter().position(|x| ptr::eq(*x, m)) {
+        l.midle.swap_remove(i);
+    }
+    if let Some(p) = pidleget(&mut l) {
+        give_p(p, m);
+        drop(l);
+        m.note.wakeup();
+        wake_sysmon();
+    } else if !l.mwantp.iter().any(|x| ptr::eq(*x, m)) {
+        l.mwantp.push_back(m);
+        SCHED.nmwantp.store(l.mwantp.len() as u32, Ordering::Release);
+    }
+}
+
+/// Hands `p` to the sleeping `m` (under `sched.lock`); the caller wakes it.
+fn give_p(p: &'static P, m: &'static M) {
+    p.set_status(PStatus::Running);
+    p.m.store(m as *const M as *mut M, Ordering::Release);
+    m.nextp.store(p as *const P as *mut P, Ordering::Release);
+}
+
+fn pidleget(l: &mut Locked) -> Option<&'static P> {
+    let p = l.pidle.pop()?;
+    SCHED.npidle.fetch_sub(1, Ordering::AcqRel);
+    Some(p)
+}
+
+/// Releases `p` (under `sched.lock`): to a pending stop-the-world, else to
+/// the first M waiting for a P (returned, to be woken after unlocking),
+/// else to the idle list.
+fn pidleput(l: &mut Locked, p: &'static P) -> Option<&'static M> {
+    if p.status() == PStatus::Dead {
+        return None;
+    }
+    if SCHED.gcwaiting.load(Ordering::Acquire) {
+        p.m.store(ptr::null_mut(), Ordering::Release);
+        p.set_status(PStatus::GcStop);
+        l.stopwait -= 1;
+        if l.stopwait == 0 {
+            SCHED.stopnote.wakeup();
+        }
+        return None;
+    }
+    if let Some(m) = l.mwantp.pop_front() {
+        SCHED.nmwantp.store(l.mwantp.len() as u32, Ordering::Release);
+        give_p(p, m);
+        return Some(m);
+    }
+    p.m.store(ptr::null_mut(), Ordering::Release);
+    p.set_status(PStatus::Idle);
+    l.pidle.push(p);
+    SCHED.npidle.fetch_add(1, Ordering::AcqRel);
+    None
+}
+
+// ---------------------------------------------------------------------------
+// Ms: starting, stopping, spinning.
+
+/// Go's `wakep`: starts a spinning M on an idle P if nobody spins.
+pub(crate) fn wakep() {
+    if SCHED.nmspinning.load(Ordering::SeqCst) != 0
+        || SCHED
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return;
+    }
+    let mut l = lock();
+    let Some(p) = pidleget(&mut l) else {
+        SCHED.needspinning.store(1, Ordering::SeqCst);
+        SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        return;
+    };
+    startm_locked(l, p, true);
+}
+
+/// Go's `startm(pp, spinning)`: runs `p` on an idle M, or a new one.
+fn startm_locked(mut l: MutexGuard<'static, Locked>, p: &'static P, spinning: bool) {
+    match l.midle.pop() {
+        Some(m) => {
+            give_p(p, m);
+            m.spinning.store(spinning, Ordering::Relaxed);
+            drop(l);
+            m.note.wakeup();
+        }
+        None => {
+            p.set_status(PStatus::Running);
+            drop(l);
+            if let Err(e) = newm(MKind::Worker, Some(p), spinning, None) {
+                fatal(&format!("runtime: cannot create an OS thread: {e}"));
+            }
+        }
+    }
+    wake_sysmon();
+}
+
+/// Go's `handoffp`: gives away a P whose M blocks or stops. Starts an M
+/// for it when there is work, else releases it.
+pub(crate) fn handoffp(p: &'static P) {
+    let mut l = lock();
+    if SCHED.gcwaiting.load(Ordering::Acquire) {
+        pidleput(&mut l, p);
+        return;
+    }
+    if let Some(m) = l.mwantp.pop_front() {
+        SCHED.nmwantp.store(l.mwantp.len() as u32, Ordering::Release);
+        give_p(p, m);
+        drop(l);
+        m.note.wakeup();
+        return;
+    }
+    // SAFETY: `is_empty` is a lock-free read allowed from any thread.
+    if !p.runq.is_empty() || !l.runq.is_empty() {
+        startm_locked(l, p, false);
+        return;
+    }
+    if SCHED.nmspinning.load(Ordering::SeqCst) + SCHED.npidle.load(Ordering::SeqCst) == 0
+        && SCHED.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    {
+        startm_locked(l, p, true);
+        return;
+    }
+    pidleput(&mut l, p);
+}
+
+fn acquirep(m: &'static M, p: &'static P) {
+    m.p.set(p);
+    p.m.store(m as *const M as *mut M, Ordering::Release);
+    p.set_status(PStatus::Running);
+    m.p_since.store(nanotime(), Ordering::Relaxed);
+}
+
+fn releasep(m: &M) -> &'static P {
+    let p = m.p().expect("releasep without a P");
+    m.p.set(ptr::null());
+    p
+}
+
+/// Go's `stopm`: the M (holding no P) sleeps until it is handed one. If
+/// goroutines homed here are runnable, it queues for a P first; an idle
+/// worker also offers itself to `startm`.
+pub(crate) fn stop_m(m: &'static M) {
+    debug_assert!(m.p().is_none());
+    loop {
+        let has_home = {
+            let mut h = m.lock_home();
+            h.nop = true;
+            let has = !h.q.is_empty() || !m.home_next.get().is_null();
+            if has && !h.wanting {
+                h.wanting = true;
+                Some(true)
+            } else if has {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        match has_home {
+            Some(true) => request_p(m),
+            Some(false) => {}
+            None => {
+                if m.admits_new() {
+                    let mut l = lock();
+                    if m.nextp.load(Ordering::Relaxed).is_null()
+                        && !l.midle.iter().any(|x| ptr::eq(*x, m))
+                    {
+                        l.midle.push(m);
+                    }
+                }
+            }
+        }
+        m.note.sleep();
+        m.note.clear();
+        let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
+        if !p.is_null() {
+            {
+                let mut h = m.lock_home();
+                h.nop = false;
+                h.wanting = false;
+            }
+            // SAFETY: Ps are never freed.
+            acquirep(m, unsafe { &*p });
+            return;
+        }
+    }
+}
+
+/// Go's `newm`: a new OS thread running the scheduler, starting on `p`
+/// (or, for a locked M, asking for a P for `g`, homed there).
+fn newm(
+    kind: MKind,
+    p: Option<&'static P>,
+    spinning: bool,
+    g: Option<NonNull<G>>,
+) -> std::io::Result<&'static M> {
+    let reused = lock().freem.pop();
+    let m: &'static M = match reused {
+        Some(m) => {
+            m.kind.set(kind);
+            m.dead.store(false, Ordering::Release);
+            m.retiring.set(false);
+            m.pinned.set(0);
+            m.homed.set(0);
+            m
+        }
+        None => {
+            let id = SCHED.mnext.fetch_add(1, Ordering::Relaxed);
+            let m: &'static M = Box::leak(Box::new(M::new(id, kind)));
+            SCHED.allm.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+            m
+        }
+    };
+    if let Some(p) = p {
+        p.m.store(m as *const M as *mut M, Ordering::Release);
+        m.nextp.store(p as *const P as *mut P, Ordering::Release);
+    }
+    m.spinning.store(spinning, Ordering::Relaxed);
+    if let Some(g) = g {
+        let mut h = m.lock_home();
+        // SAFETY: the new G is ours until published.
+        unsafe { g.as_ref() }.home.store(m as *const M as *mut M, Ordering::Release);
+        h.q.push_back(g);
+        m.home_len.store(1, Ordering::Release);
+    }
+    let name = format!("gort-m{}", m.id);
+    let r = std::thread::Builder::new()
+        .name(name)
+        .stack_size(256 * 1024)
+        .spawn(move || mstart(m));
+    if let Err(e) = r {
+        m.dead.store(true, Ordering::Release);
+        return Err(e);
+    }
+    Ok(m)
+}
+
+fn newm_locked(g: NonNull<G>) -> std::io::Result<()> {
+    newm(MKind::Locked, None, false, Some(g)).map(|_| ())
+}
+
+/// Go's `mstart`: the body of every M thread.
+fn mstart(m: &'static M) {
+    CUR_M.with(|c| c.set(m));
+    super::preempt::bind(m);
+    stack::ensure_altstack();
+    // SAFETY: gettid has no preconditions.
+    m.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+    let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
+    if p.is_null() {
+        stop_m(m);
+    } else {
+        // SAFETY: Ps are never freed.
+        acquirep(m, unsafe { &*p });
+    }
+    loop {
+        let (g, inherit) = find_runnable(m);
+        if m.spinning.load(Ordering::Relaxed) {
+            resetspinning(m);
+        }
+        if execute(m, g, inherit) {
+            break;
+        }
+    }
+    mexit(m);
+}
+
+/// Go's `mexit`: the thread of a locked (or retiring) M ends.
+fn mexit(m: &'static M) {
+    if let Some(p) = m.p() {
+        m.p.set(ptr::null());
+        handoffp(p);
+    }
+    m.dead.store(true, Ordering::Release);
+    lock().freem.push(m);
+}
+
+/// Go's `gcstopm`: stops this M's P for a pending stop-the-world, then
+/// sleeps until the world restarts and a P is handed back.
+fn gcstopm(m: &'static M) {
+    if m.spinning.swap(false, Ordering::Relaxed) {
+        SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    }
+    let p = releasep(m);
+    let mut l = lock();
+    let w = pidleput(&mut l, p);
+    drop(l);
+    if let Some(w) = w {
+        w.note.wakeup();
+    }
+    stop_m(m);
+}
+
+fn become_spinning(m: &M) {
+    m.spinning.store(true, Ordering::Relaxed);
+    SCHED.nmspinning.fetch_add(1, Ordering::SeqCst);
+    SCHED.needspinning.store(0, Ordering::SeqCst);
+}
+
+/// Go's `resetspinning`: a spinner found work; let another M spin.
+fn resetspinning(m: &M) {
+    m.spinning.store(false, Ordering::Relaxed);
+    SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    wakep();
+}
+
+// ---------------------------------------------------------------------------
+// The scheduler loop.
+
+/// Go's `findRunnable`, for an M that holds a P. Returns the goroutine to
+/// run and whether it inherits the time slice. See `sched/mod.rs` for the
+/// order and how it differs from Go's.
+fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
+    'top: loop {
+        if SCHED.gcwaiting.load(Ordering::Acquire) {
+            gcstopm(m);
+            continue;
+        }
+        let p = m.p().expect("find_runnable without a P");
+        // Another M waits for a P and this one has had it for a slice:
+        // take turns (Go hands its P to a locked M in `startlockedm`).
+        if SCHED.nmwantp.load(Ordering::Relaxed) != 0
+            && nanotime().saturating_sub(m.p_since.load(Ordering::Relaxed)) >= 1_000_000
+            && handoff_to_waiter(m)
+        {
+            continue;
+        }
+        if let Some(g) = NonNull::new(m.home_next.replace(ptr::null_mut())) {
+            return (g, true);
+        }
+        let admits = m.admits_new();
+        let tick = p.schedtick.load(Ordering::Relaxed);
+        if admits && tick % 61 == 0 && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
+            let g = lock().runq.pop_front();
+            if let Some(g) = g {
+                SCHED.runqsize.fetch_sub(1, Ordering::Relaxed);
+                if place(m, g) {
+                    return (g, false);
+                }
+                continue;
+            }
+        }
+        if tick % 31 == 0 {
+            if let Some(g) = m.home_pop() {
+                return (g, false);
+            }
+        }
+        if admits {
+            // SAFETY: we own `p`.
+            if let Some((g, inherit)) = unsafe { p.runq.get() } {
+                if place(m, g) {
+                    return (g, inherit);
+                }
+                continue;
+            }
+        } else if !p.runq.is_empty() || SCHED.runqsize.load(Ordering::Relaxed) > 0 {
+            // A locked or pinned M must not start these; give the P to an M
+            // that may, and queue for a P for our own goroutines.
+            m.p.set(ptr::null());
+            handoffp(p);
+            stop_m(m);
+            continue;
+        }
+        if let Some(g) = m.home_pop() {
+            return (g, false);
+        }
+        if admits {
+            if SCHED.runqsize.load(Ordering::Relaxed) > 0 {
+                if let Some(g) = globrunqget_batch(p) {
+                    return (g, false);
+                }
+            }
+            let procs = gomaxprocs();
+            if m.spinning.load(Ordering::Relaxed)
+                || 2 * SCHED.nmspinning.load(Ordering::SeqCst)
+                    < procs.saturating_sub(SCHED.npidle.load(Ordering::SeqCst))
+            {
+                if !m.spinning.load(Ordering::Relaxed) {
+                    become_spinning(m);
+                }
+                if let Some(g) = steal_work(m, p) {
+                    return (g, false);
+                }
+            }
+        }
+        // Nothing to do: release the P and sleep (Go's findRunnable tail).
+        let mut l = lock();
+        if SCHED.gcwaiting.load(Ordering::Acquire) {
+            continue 'top;
+        }
+        if admits {
+            if let Some(g) = l.runq.pop_front() {
+                SCHED.runqsize.store(l.runq.len() as u32, Ordering::Release);
+                return (g, false);
+            }
+            if !m.spinning.load(Ordering::Relaxed)
+                && SCHED.needspinning.load(Ordering::SeqCst) == 1
+            {
+                become_spinning(m);
+                continue 'top;
+            }
+        }
+        if m.has_home_work() {
+            continue 'top;
+        }
+        let p = releasep(m);
+        let waiter = if admits || (p.runq.is_empty() && l.runq.is_empty()) {
+            pidleput(&mut l, p)
+        } else {
+            drop(l);
+            handoffp(p);
+            l = lock();
+            None
+        };
+        drop(l);
+        if let Some(w) = waiter {
+            w.note.wakeup();
+        }
+        let was_spinning = m.spinning.swap(false, Ordering::Relaxed);
+        if was_spinning {
+            SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            // Recheck every source (Go's checkRunqsNoP): a submitter that
+            // saw us spinning did not wake anyone.
+            if SCHED.runqsize.load(Ordering::SeqCst) > 0 || any_runq_nonempty() {
+                let mut l = lock();
+                if let Some(p) = pidleget(&mut l) {
+                    drop(l);
+                    acquirep(m, p);
+                    become_spinning(m);
+                    continue 'top;
+                }
+            }
+        }
+        stop_m(m);
+    }
+}
+
+/// Gives our P to the first M in `mwantp` and queues behind it if we still
+/// have work. Returns false if nobody was waiting.
+fn handoff_to_waiter(m: &'static M) -> bool {
+    let mut l = lock();
+    let Some(w) = l.mwantp.pop_front() else {
+        return false;
+    };
+    SCHED.nmwantp.store(l.mwantp.len() as u32, Ordering::Release);
+    let p = releasep(m);
+    give_p(p, w);
+    drop(l);
+    w.note.wakeup();
+    if m.spinning.swap(false, Ordering::Relaxed) {
+        SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    }
+    stop_m(m);
+    true
+}
+
+fn any_runq_nonempty() -> bool {
+    (0..gomaxprocs()).any(|i| !allp(i).runq.is_empty())
+}
+
+/// First-run placement: a goroutine that has not started goes where a P
+/// is idle when this M already has homed goroutines waiting, so CPU-bound
+/// goroutines spawned one at a time spread over the Ps.
+fn place(m: &M, g: NonNull<G>) -> bool {
+    // SAFETY: we own g (just popped it).
+    if unsafe { g.as_ref() }.started() {
+        return true;
+    }
+    if m.home_len.load(Ordering::Relaxed) > 0 && SCHED.npidle.load(Ordering::SeqCst) > 0 {
+        globrunqput(g);
+        wakep();
+        return false;
+    }
+    true
+}
+
+/// Go's `globrunqgetbatch`: moves a fair share of the global queue into
+/// our run queue and returns one to run.
+fn globrunqget_batch(p: &P) -> Option<NonNull<G>> {
+    let mut l = lock();
+    let size = l.runq.len() as u32;
+    if size == 0 {
+        return None;
+    }
+    let n = size.min(size / gomaxprocs() + 1).min(128);
+    let first = l.runq.pop_front();
+    let mut rest: Vec<NonNull<G>> = (1..n).filter_map(|_| l.runq.pop_front()).collect();
+    SCHED.runqsize.store(l.runq.len() as u32, Ordering::Release);
+    drop(l);
+    // SAFETY: we own `p`.
+    unsafe { p.runq.put_batch(&mut rest) };
+    if !rest.is_empty() {
+        let mut l = lock();
+        for g in rest.into_iter().rev() {
+            l.runq.push_front(g);
+        }
+        SCHED.runqsize.store(l.runq.len() as u32, Ordering::Release);
+    }
+    first
+}
+
+/// Go's `stealWork`: four passes over the other Ps in random order; the
+/// last pass also takes `runnext`.
+fn steal_work(m: &M, p: &P) -> Option<NonNull<G>> {
+    let procs = gomaxprocs();
+    for pass in 0..4 {
+        let steal_runnext = pass == 3;
+        let start = m.fastrand() % procs;
+        for k in 0..procs {
+            if SCHED.gcwaiting.load(Ordering::Relaxed) {
+                return None;
+            }
+            let victim = allp((start + k) % procs);
+            if ptr::eq(victim, p) || victim.status() != PStatus::Running {
+                continue;
+            }
+            let vm = victim.m.load(Ordering::Acquire);
+            // SAFETY: Ms are never freed.
+            let running = !vm.is_null() && !unsafe { &*vm }.curg.load(Ordering::Relaxed).is_null();
+            // SAFETY: we own `p` (the thief side).
+            if let Some(g) = unsafe { p.runq.steal(&victim.runq, steal_runnext, running) } {
+                return Some(g);
+            }
+        }
+    }
+    None
+}
+
+/// Go's `execute` plus the `mcall` targets: runs `g` until it suspends or
+/// exits. Returns true when this M's thread must exit.
+fn execute(m: &'static M, g: NonNull<G>, inherit: bool) -> bool {
+    // SAFETY: we own the runnable G we were handed.
+    let gr = unsafe { g.as_ref() };
+    let p = m.p().expect("execute without a P");
+    if !inherit {
+        p.schedtick.fetch_add(1, Ordering::Relaxed);
+    }
+    m.preempt.store(false, Ordering::Relaxed);
+    gr.set_status(Status::Running);
+    if !gr.started() {
+        start_g(m, p, gr);
+    }
+    m.curg.store(g.as_ptr(), Ordering::Release);
+    // SAFETY: only the M running `g` touches its coroutine, and we are it.
+    let coro = unsafe { (*gr.coro.get()).as_mut().unwrap() };
+    let r = coro.resume(());
+    m.curg.store(ptr::null_mut(), Ordering::Release);
+    match r {
+        CoroutineResult::Return(()) => gdestroy(m, g),
+        CoroutineResult::Yield(Req::Gosched) => {
+            gr.set_status(Status::Runnable);
+            requeue(m, g);
+            false
+        }
+        CoroutineResult::Yield(Req::Park(unlock)) => {
+            // SAFETY: the callback lives on the parked goroutine's stack,
+            // which stays valid while it is suspended; we are the M that
+            // suspended it, on the same thread.
+            let keep_parked = unsafe { (*unlock.0)() };
+            if !keep_parked {
+                // Go's park_m: the park was abandoned; run it again next.
+                gr.set_status(Status::Runnable);
+                if gr.migratable {
+                    requeue(m, g);
+                } else if let Some(old) = NonNull::new(m.home_next.replace(g.as_ptr())) {
+                    home_push(m, old);
+                }
+            }
+            false
+        }
+    }
+}
+
+/// A goroutine that yielded goes to the back of its queue: its home queue
+/// (Go: the global queue, which a homed goroutine cannot use).
+fn requeue(m: &'static M, g: NonNull<G>) {
+    // SAFETY: we own the runnable G.
+    if unsafe { g.as_ref() }.migratable {
+        globrunqput(g);
+        wakep();
+    } else {
+        home_push(m, g);
+    }
+}
+
+/// First run: allocate the stack, build the coroutine, home the goroutine.
+fn start_g(m: &'static M, p: &P, g: &G) {
+    // SAFETY: we own `p`; no other reference to its cache is live.
+    let st = match unsafe { p.stacks() }.alloc(g.stack_size) {
+        Ok(s) => s,
+        Err(e) => fatal(&format!("runtime: cannot allocate goroutine stack: {e}\nfatal error: out of memory")),
+    };
+    if !g.migratable {
+        g.home.store(m as *const M as *mut M, Ordering::Release);
+        m.homed.set(m.homed.get() + 1);
+    }
+    let gp = SendPtr(g as *const G);
+    let coro: super::g::Coro = Coroutine::with_stack(st, move |y, ()| {
+        let gp = gp;
+        // SAFETY: the G outlives its coroutine (freed only after it returned).
+        let g = unsafe { &*gp.0 };
+        g.yielder.set(y as *const _);
+        goroutine_main(g);
+    });
+    // SAFETY: only this M touches the coroutine slot of the G it runs.
+    unsafe { *g.coro.get() = Some(coro) };
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*const G);
+// SAFETY: the pointer is only dereferenced on the goroutine's own stack.
+unsafe impl Send for SendPtr {}
+
+/// The body of every goroutine, on its own stack.
+fn goroutine_main(g: &G) {
+    // SAFETY: only the running goroutine touches `entry`.
+    let entry = unsafe { (*g.entry.get()).take() }.expect("goroutine started twice");
+    let r = panic::catch_unwind(AssertUnwindSafe(entry));
+    let r2 = panic::catch_unwind(AssertUnwindSafe(|| super::local::destroy_locals(g)));
+    for r in [r, r2] {
+        if let Err(payload) = r {
+            if !payload.is::<super::api::Goexit>() {
+                super::report::fatal_panic(g, &*payload);
+            }
+        }
+    }
+}
+
+/// Go's `goexit0`/`gdestroy`: frees an exited goroutine; returns true if
+/// the M's thread must exit with it (a locked M, or a retiring one that
+/// has no homed goroutines left).
+fn gdestroy(m: &'static M, g: NonNull<G>) -> bool {
+    // SAFETY: the goroutine has exited; we own it.
+    let gr = unsafe { g.as_ref() };
+    gr.set_status(Status::Dead);
+    // SAFETY: only this M touches the coroutine of the G it ran.
+    let coro = unsafe { (*gr.coro.get()).take() }.expect("exited goroutine has no coroutine");
+    let st = coro.into_stack();
+    match m.p() {
+        // SAFETY: we own `p`.
+        Some(p) => unsafe { p.stacks() }.free(st),
+        None => stack::free_global(st),
+    }
+    if !gr.migratable {
+        m.homed.set(m.homed.get() - 1);
+    }
+    if gr.locked_ext.get() > 0 && !gr.born_locked {
+        // Go: a goroutine that exits while locked takes its thread with it.
+        m.pinned.set(m.pinned.get() - 1);
+        m.retiring.set(true);
+    }
+    SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
+    while m.inspect.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        std::hint::spin_loop();
+    }
+    // SAFETY: nobody else references an exited G; `inspect` keeps
+    // sysmon/STW readers out while it is freed.
+    drop(unsafe { Box::from_raw(g.as_ptr()) });
+    m.inspect.store(false, Ordering::Release);
+    m.kind.get() == MKind::Locked || (m.retiring.get() && m.homed.get() == 0)
+}
+
+// ---------------------------------------------------------------------------
+// Suspending the running goroutine.
+
+/// Suspends the running goroutine with `req` (Go's `mcall`).
+fn mcall(g: &G, req: Req) {
+    let y = g.yielder.get();
+    // SAFETY: the yielder belongs to the running coroutine, which is us;
+    // it is valid until the coroutine returns.
+    unsafe { (*y).suspend(req) };
+}
+
+/// Go's `gopark`: parks the running goroutine, then runs `unlock` on the
+/// M's stack once the goroutine's stack is no longer in use; if it returns
+/// false the goroutine is resumed at once. Must be called on a goroutine.
+pub(crate) fn gopark(g: &G, reason: WaitReason, unlock: &mut dyn FnMut() -> bool) {
+    g.wait_reason.set(reason);
+    g.set_status(Status::Waiting);
+    let raw: *mut (dyn FnMut() -> bool + '_) = unlock;
+    // SAFETY: only the lifetime is erased; `unlock` stays borrowed until
+    // `mcall` returns, which is after the M has called it.
+    let raw: *mut (dyn FnMut() -> bool + 'static) = unsafe { std::mem::transmute(raw) };
+    mcall(g, Req::Park(super::g::RawUnlock(raw)));
+    g.wait_reason.set(WaitReason::None);
+}
+
+/// Go's `Gosched` for the running goroutine.
+pub(crate) fn gosched_g(g: &G) {
+    mcall(g, Req::Gosched);
+}
+
+// ---------------------------------------------------------------------------
+// Syscalls (Go's entersyscall/exitsyscall) for locked goroutines.
+
+pub(crate) fn entersyscall(m: &M, g: &G) {
+    g.set_status(Status::Syscall);
+    m.syscalltick.fetch_add(1, Ordering::Relaxed);
+    m.in_syscall.store(SYSCALL_HAS_P, Ordering::SeqCst);
+}
+
+/// Go's `exitsyscall`: keep the P if nobody took it, else get one back
+/// (an idle one, or wait for one). Idempotent.
+pub(crate) fn exitsyscall(m: &'static M) {
+    match m.in_syscall.compare_exchange(SYSCALL_HAS_P, SYSCALL_NONE, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) | Err(SYSCALL_NONE) => {}
+        Err(_) => {
+            debug_assert_eq!(m.in_syscall.load(Ordering::Relaxed), SYSCALL_LOST_P);
+            m.p.set(ptr::null());
+            m.in_syscall.store(SYSCALL_NONE, Ordering::SeqCst);
+            // Go's exitsyscallNoP: an idle P, else wait our turn.
+            {
+                let mut l = lock();
+                if let Some(p) = (!SCHED.gcwaiting.load(Ordering::Acquire))
+                    .then(|| pidleget(&mut l))
+                    .flatten()
+                {
+                    drop(l);
+                    acquirep(m, p);
+                } else {
+                    l.mwantp.push_back(m);
+                    SCHED.nmwantp.store(l.mwantp.len() as u32, Ordering::Release);
+                    drop(l);
+                    loop {
+                        m.note.sleep();
+                        m.note.clear();
+                        let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
+                        if !p.is_null() {
+                            // SAFETY: Ps are never freed.
+                            acquirep(m, unsafe { &*p });
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let g = m.curg.load(Ordering::Relaxed);
+    if !g.is_null() {
+        // SAFETY: the running goroutine is live.
+        unsafe { &*g }.set_status(Status::Running);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Stop-the-world (Go's stopTheWorldWithSema / startTheWorldWithSema).
+
+/// A stopped world; `start_the_world` restarts it.
+pub(crate) struct Stw {
+    /// The caller's M, which keeps running with its P.
+    me: Option<&'static M>,
+    reason: &'static str,
+}
+
+/// Stops every P at its next scheduling point; Ps whose M is in a syscall
+/// are taken at once. The caller (goroutine or plain thread) keeps running.
+pub(crate) fn stop_the_world(reason: &'static str) -> Stw {
+    ensure_started();
+    while SCHED
+        .worldsema
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        match current() {
+            Some((_, g)) => gosched_g(g),
+            None => std::thread::sleep(Duration::from_micros(50)),
+        }
+    }
+    let me = current().map(|(m, _)| m);
+    let mut l = lock();
+    SCHED.gcwaiting.store(true, Ordering::SeqCst);
+    l.stopwait = gomaxprocs() as i32;
+    if let Some(p) = me.and_then(|m| m.p()) {
+        p.set_status(PStatus::GcStop);
+        l.stopwait -= 1;
+    }
+    for i in 0..gomaxprocs() {
+        let p = allp(i);
+        if p.status() != PStatus::Running {
+            continue;
+        }
+        let pm = p.m.load(Ordering::Acquire);
+        if pm.is_null() {
+            continue;
+        }
+        // SAFETY: Ms are never freed.
+        let pm = unsafe { &*pm };
+        if pm
+            .in_syscall
+            .compare_exchange(SYSCALL_HAS_P, SYSCALL_LOST_P, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            p.m.store(ptr::null_mut(), Ordering::Release);
+            p.set_status(PStatus::GcStop);
+            l.stopwait -= 1;
+        }
+    }
+    while let Some(p) = pidleget(&mut l) {
+        p.set_status(PStatus::GcStop);
+        l.stopwait -= 1;
+    }
+    let wait = l.stopwait > 0;
+    drop(l);
+    if wait {
+        let started = Instant::now();
+        let mut reported = false;
+        loop {
+            preempt_all();
+            if SCHED.stopnote.sleep_timeout(Duration::from_millis(10)) {
+                break;
+            }
+            if !reported && started.elapsed() >= Duration::from_secs(1) {
+                reported = true;
+                super::report::stw_stuck(reason, started.elapsed());
+            }
+        }
+        SCHED.stopnote.clear();
+    }
+    Stw { me, reason }
+}
+
+fn preempt_all() {
+    for i in 0..gomaxprocs() {
+        let p = allp(i);
+        let pm = p.m.load(Ordering::Acquire);
+        if p.status() == PStatus::Running && !pm.is_null() {
+            // SAFETY: Ms are never freed.
+            unsafe { &*pm }.preempt.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Restarts the world, resizing to `newprocs` Ps first if given (Go's
+/// `procresize`).
+pub(crate) fn start_the_world(stw: Stw, newprocs: Option<u32>) {
+    let _ = stw.reason;
+    let mut l = lock();
+    let my_p = stw.me.and_then(|m| m.p());
+    if let Some(n) = newprocs {
+        procresize(&mut l, n, stw.me);
+    }
+    let my_p = stw.me.and_then(|m| m.p()).or(my_p);
+    SCHED.gcwaiting.store(false, Ordering::SeqCst);
+    let mut wake = Vec::new();
+    let mut start = Vec::new();
+    for i in 0..gomaxprocs() {
+        let p = allp(i);
+        if my_p.is_some_and(|mp| ptr::eq(mp, p)) {
+            p.set_status(PStatus::Running);
+            continue;
+        }
+        if p.status() != PStatus::GcStop {
+            continue;
+        }
+        if let Some(m) = pidleput(&mut l, p) {
+            wake.push(m);
+        } else if !p.runq.is_empty() {
+            let q = l.pidle.pop();
+            debug_assert!(q.is_some_and(|q| ptr::eq(q, p)));
+            SCHED.npidle.fetch_sub(1, Ordering::AcqRel);
+            start.push(p);
+        }
+    }
+    drop(l);
+    for m in wake {
+        m.note.wakeup();
+    }
+    for p in start {
+        let l = lock();
+        startm_locked(l, p, false);
+    }
+    SCHED.worldsema.store(false, Ordering::Release);
+    wakep();
+}
+
+/// Go's `procresize`, with the world stopped: creates or destroys Ps. The
+/// run queues of destroyed Ps go to the head of the global queue. If the
+/// caller's P is destroyed, the caller takes P 0.
+fn procresize(l: &mut Locked, n: u32, me: Option<&'static M>) {
+    let old = gomaxprocs();
+    for i in old..n {
+        let slot = &SCHED.allp[i as usize];
+        if slot.load(Ordering::Acquire).is_null() {
+            let p: &'static P = Box::leak(Box::new(P::new(i)));
+            slot.store(p as *const P as *mut P, Ordering::Release);
+        }
+        allp(i).set_status(PStatus::GcStop);
+    }
+    for i in (n..old).rev() {
+        let p = allp(i);
+        // SAFETY: the world is stopped: no M owns `p`.
+        let mut gs = unsafe { p.runq.drain() };
+        while let Some(g) = gs.pop() {
+            l.runq.push_front(g);
+        }
+        // SAFETY: as above.
+        unsafe { p.stacks() }.flush();
+        p.m.store(ptr::null_mut(), Ordering::Release);
+        p.set_status(PStatus::Dead);
+    }
+    SCHED.runqsize.store(l.runq.len() as u32, Ordering::Release);
+    if let Some(m) = me {
+        if m.p().is_some_and(|p| p.id >= n) {
+            let p0 = allp(0);
+            m.p.set(p0);
+            p0.m.store(m as *const M as *mut M, Ordering::Release);
+        }
+    }
+    SCHED.gomaxprocs.store(n, Ordering::Release);
+}
+
+pub(crate) fn wake_sysmon() {
+    if SCHED.sysmonwait.load(Ordering::Relaxed) && SCHED.sysmonwait.swap(false, Ordering::AcqRel) {
+        SCHED.sysmonnote.wakeup();
+    }
+}
+
+/// Go's `fatal`/`throw`: prints `fatal error: MSG` and exits with code 2.
+pub(crate) fn fatal(msg: &str) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let mut e = std::io::stderr().lock();
+    if msg.starts_with("runtime:") {
+        let _ = writeln!(e, "{msg}");
+    } else {
+        let _ = writeln!(e, "fatal error: {msg}");
+    }
+    let _ = e.flush();
+    std::process::exit(2)
+}

@@ -1,0 +1,170 @@
+//! What the runtime prints when things go wrong, in Go's words: fatal
+//! panics of detached goroutines, stack overflow headers, and the reports
+//! of threads that block outside the runtime.
+
+use std::any::Any;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::g::G;
+use super::m::M;
+use super::proc::{self, getg};
+
+/// The text of a panic payload, as Go prints a panic value.
+pub(crate) fn payload_str(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+/// Installs a panic hook that, on a detached goroutine (`gort::go`), keeps
+/// the message and backtrace for Go's fatal report instead of printing
+/// std's; every other panic goes to the previous hook.
+pub(crate) fn install_panic_hook() {
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let g = getg();
+        // SAFETY: the running goroutine is live while it runs.
+        if let Some(g) = unsafe { g.as_ref() } {
+            if g.detached {
+                let mut s = format!("panic: {}\n\ngoroutine {} [running]:\n", payload_str(info.payload()), g.id);
+                if let Some(loc) = info.location() {
+                    let _ = writeln!(s, "panicked at {}:{}:{}", loc.file(), loc.line(), loc.column());
+                }
+                let _ = write!(s, "{}", std::backtrace::Backtrace::force_capture());
+                // SAFETY: only the running goroutine touches its report.
+                unsafe { *g.panic_report.get() = Some(s) };
+                return;
+            }
+        }
+        prev(info)
+    }));
+}
+
+/// An unrecovered panic in a detached goroutine: Go's report, exit code 2.
+pub(crate) fn fatal_panic(g: &G, payload: &(dyn Any + Send)) -> ! {
+    // SAFETY: only the running goroutine touches its report.
+    let report = unsafe { (*g.panic_report.get()).take() }
+        .unwrap_or_else(|| format!("panic: {}\n\ngoroutine {} [running]:\n", payload_str(payload), g.id));
+    let _ = std::io::stdout().flush();
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(report.as_bytes());
+    if !report.ends_with('\n') {
+        let _ = e.write_all(b"\n");
+    }
+    if g.parent_id != 0 {
+        let _ = writeln!(e, "created by goroutine {}", g.parent_id);
+    }
+    let _ = e.flush();
+    std::process::exit(2)
+}
+
+/// Called from the SIGSEGV handler on a guard-page hit: names the
+/// goroutine that overflowed. Must not allocate or lock.
+pub(crate) fn describe_overflow(buf: &mut [u8]) -> usize {
+    let g = getg();
+    // SAFETY: the faulting goroutine is the running one; it is live.
+    let Some(g) = (unsafe { g.as_ref() }) else {
+        return 0;
+    };
+    let mut w = SliceWriter { buf, n: 0 };
+    let _ = write!(w, "goroutine {} [running]:\n", g.id);
+    if let Some(n) = &g.name {
+        let _ = write!(w, "goroutine name: \"{n}\"\n");
+    }
+    w.n
+}
+
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    n: usize,
+}
+
+impl std::fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let b = s.as_bytes();
+        let k = b.len().min(self.buf.len() - self.n);
+        self.buf[self.n..self.n + k].copy_from_slice(&b[..k]);
+        self.n += k;
+        Ok(())
+    }
+}
+
+/// What the kernel says a thread waits in: `/proc/self/task/TID/wchan`
+/// and the state letter of `.../stat`.
+pub(crate) fn kernel_wait(tid: i32) -> String {
+    let wchan = std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan")).unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()).unwrap_or("?");
+    let state_name = match state {
+        "R" => "running",
+        "S" => "sleeping",
+        "D" => "uninterruptible sleep",
+        "T" | "t" => "stopped",
+        "Z" => "zombie",
+        _ => "unknown",
+    };
+    let wchan = if wchan.is_empty() || wchan == "0" { "-".to_string() } else { wchan };
+    format!("state {state} ({state_name}), wchan {wchan}")
+}
+
+fn describe_m(m: &M) -> String {
+    m.inspect_curg(|g| match g {
+        Some(g) => {
+            let name = g.name.as_deref().map(|n| format!(" ({n:?})")).unwrap_or_default();
+            format!("goroutine {}{name}", g.id)
+        }
+        None => "no goroutine".to_string(),
+    })
+}
+
+/// sysmon: an M has not reached a scheduling point for `held` while
+/// goroutines homed on it wait.
+pub(crate) fn m_stuck(m: &M, held: Duration) {
+    let waiting = m.home_len.load(Ordering::Relaxed);
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(
+        e,
+        "gort: {} has held thread {} (M{}) for {:.1}s without reaching a scheduling point; \
+         {waiting} goroutine(s) homed on that thread are runnable and cannot run elsewhere.\n\
+         gort: the kernel says thread {} is in: {}.\n\
+         gort: wrap blocking calls in gort::syscall(|| ...), use gort::sync instead of std::sync \
+         locks, and call gort::preempt_point() in long loops.",
+        describe_m(m),
+        m.tid.load(Ordering::Relaxed),
+        m.id,
+        held.as_secs_f64(),
+        m.tid.load(Ordering::Relaxed),
+        kernel_wait(m.tid.load(Ordering::Relaxed)),
+    );
+}
+
+/// A stop-the-world has waited too long: name the goroutines it waits for.
+pub(crate) fn stw_stuck(reason: &str, waited: Duration) {
+    let mut e = std::io::stderr().lock();
+    for i in 0..proc::gomaxprocs() {
+        let p = proc::allp(i);
+        if p.status() != super::p::PStatus::Running {
+            continue;
+        }
+        let pm = p.m.load(Ordering::Acquire);
+        // SAFETY: Ms are never freed.
+        let Some(m) = (unsafe { pm.as_ref() }) else { continue };
+        let tid = m.tid.load(Ordering::Relaxed);
+        let _ = writeln!(
+            e,
+            "gort: stop-the-world ({reason}) has waited {:.1}s for P{} held by {} on thread {tid}, \
+             which has not reached a scheduling point; the kernel says it is in: {}.",
+            waited.as_secs_f64(),
+            p.id,
+            describe_m(m),
+            kernel_wait(tid)
+        );
+    }
+}
