@@ -10,8 +10,8 @@
 //! Loom also checks that the stale slot reads the algorithm makes are not data
 //! races.
 //!
-//! 1. `owner_put_get_vs_thief`: owner puts and gets (wrapping the ring) while a
-//!    thief steals half.
+//! 1. `owner_put_get_vs_thief`: owner puts, gets and `put_batch`es (wrapping
+//!    the ring) while a thief steals half, twice.
 //! 2. `overflow_spill_vs_thief`: the owner's put into a full ring spills half
 //!    plus one (`runqputslow`) while a thief races for the same head; a lost
 //!    CAS must retry the put.
@@ -139,11 +139,16 @@ fn owner_put_get_vs_thief() {
                 assert!(!inherit);
                 got.push(take(g));
             }
-            assert!(q.put(item(6), false).is_none(), "a get or steal made room");
+            // A get or steal made room for at least one; what does not fit
+            // stays with the caller (it would go to the global queue).
+            let mut batch = vec![item(6), item(7)];
+            let n = q.put_batch(&mut batch);
+            assert!(n >= 1 && n + batch.len() == 2);
+            got.extend(batch.into_iter().map(take));
         }
         got.extend(t.join().unwrap());
         got.extend(drain_rest(&q));
-        assert_exactly_once(got, 7);
+        assert_exactly_once(got, 8);
     });
 }
 
@@ -165,7 +170,7 @@ fn overflow_spill_vs_thief() {
         }
         let t = {
             let q = q.clone();
-            thread::spawn(move || thief(&q, 1, true, false))
+            thread::spawn(move || thief(&q, 2, true, false))
         };
         for i in 4..7 {
             // SAFETY: the main thread owns `q`.
@@ -219,7 +224,7 @@ fn runnext_steal_vs_owner() {
 
 #[test]
 fn two_thieves_vs_owner() {
-    model("two_thieves_vs_owner", None, || {
+    model("two_thieves_vs_owner", Some(4), || {
         let q = Arc::new(Q::new());
         let mut got = Vec::new();
         // SAFETY: the main thread owns `q` until the final drain.

@@ -373,7 +373,7 @@ where
     }
     // SAFETY: we join before returning (or never return), so the borrows of
     // `f` and `T` outlive the goroutine.
-    let h = unsafe { Builder::new().name("main".into()).spawn_unchecked(f, None) }.expect("gort: cannot start goroutine");
+    let h = unsafe { Builder::new().spawn_unchecked(f, None) }.expect("gort: cannot start goroutine");
     match h.join() {
         Ok(v) => v,
         Err(p) if p.is::<Goexit>() => {

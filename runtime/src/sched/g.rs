@@ -131,7 +131,7 @@ pub(crate) struct G {
     pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
     /// Message and backtrace of a panic captured by the hook, for the fatal
     /// report of a detached goroutine.
-    pub(crate) panic_report: UnsafeCell<Option<String>>,
+    pub(crate) panic_report: UnsafeCell<Option<(String, std::backtrace::Backtrace)>>,
 }
 
 // SAFETY: a G is handed between threads only through the scheduler's queues

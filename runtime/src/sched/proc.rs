@@ -555,7 +555,7 @@ fn newm(
     let name = format!("gort-m{}", m.id);
     let r = std::thread::Builder::new()
         .name(name)
-        .stack_size(256 * 1024)
+        .stack_size(2 << 20)
         .spawn(move || mstart(m));
     if let Err(e) = r {
         m.dead.store(true, Ordering::Release);
@@ -733,17 +733,15 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
             continue 'top;
         }
         let p = releasep(m);
-        let waiter = if admits || (p.runq.is_empty() && l.runq.is_empty()) {
-            pidleput(&mut l, p)
+        if admits || (p.runq.is_empty() && l.runq.is_empty()) {
+            let waiter = pidleput(&mut l, p);
+            drop(l);
+            if let Some(w) = waiter {
+                w.note.wakeup();
+            }
         } else {
             drop(l);
             handoffp(p);
-            l = lock();
-            None
-        };
-        drop(l);
-        if let Some(w) = waiter {
-            w.note.wakeup();
         }
         let was_spinning = m.spinning.swap(false, Ordering::Relaxed);
         if was_spinning {
@@ -890,7 +888,7 @@ fn execute(m: &'static M, g: NonNull<G>, inherit: bool) -> bool {
             if !keep_parked {
                 // Go's park_m: the park was abandoned; run it again next.
                 gr.set_status(Status::Runnable);
-                if gr.migratable {
+                if gr.home.load(Ordering::Relaxed).is_null() {
                     requeue(m, g);
                 } else if let Some(old) = NonNull::new(m.home_next.replace(g.as_ptr())) {
                     home_push(m, old);
@@ -905,7 +903,7 @@ fn execute(m: &'static M, g: NonNull<G>, inherit: bool) -> bool {
 /// (Go: the global queue, which a homed goroutine cannot use).
 fn requeue(m: &'static M, g: NonNull<G>) {
     // SAFETY: we own the runnable G.
-    if unsafe { g.as_ref() }.migratable {
+    if unsafe { g.as_ref() }.home.load(Ordering::Relaxed).is_null() {
         globrunqput(g);
         wakep();
     } else {
@@ -971,7 +969,7 @@ fn gdestroy(m: &'static M, g: NonNull<G>) -> bool {
         Some(p) => unsafe { p.stacks() }.free(st),
         None => stack::free_global(st),
     }
-    if !gr.migratable {
+    if !gr.home.load(Ordering::Relaxed).is_null() {
         m.homed.set(m.homed.get() - 1);
     }
     if gr.locked_ext.get() > 0 && !gr.born_locked {
@@ -995,6 +993,14 @@ fn gdestroy(m: &'static M, g: NonNull<G>) -> bool {
 
 /// Suspends the running goroutine with `req` (Go's `mcall`).
 fn mcall(g: &G, req: Req) {
+    if g.home.load(Ordering::Relaxed).is_null() && std::thread::panicking() {
+        // A migratable goroutine that is unwinding never migrates: its
+        // unwinder state is thread-bound. Home it here for good.
+        if let Some(m) = getm() {
+            g.home.store(m as *const M as *mut M, Ordering::Release);
+            m.homed.set(m.homed.get() + 1);
+        }
+    }
     let y = g.yielder.get();
     // SAFETY: the yielder belongs to the running coroutine, which is us;
     // it is valid until the coroutine returns.

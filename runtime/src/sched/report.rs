@@ -37,9 +37,11 @@ pub(crate) fn install_panic_hook() {
                 if let Some(loc) = info.location() {
                     let _ = writeln!(s, "panicked at {}:{}:{}", loc.file(), loc.line(), loc.column());
                 }
-                let _ = write!(s, "{}", std::backtrace::Backtrace::force_capture());
+                // Capturing is cheap; symbolising (in `fatal_panic`) needs
+                // more stack than a goroutine may have, so it runs on the M's.
+                let bt = std::backtrace::Backtrace::force_capture();
                 // SAFETY: only the running goroutine touches its report.
-                unsafe { *g.panic_report.get() = Some(s) };
+                unsafe { *g.panic_report.get() = Some((s, bt)) };
                 return;
             }
         }
@@ -47,11 +49,66 @@ pub(crate) fn install_panic_hook() {
     }));
 }
 
+/// Rewrites std's backtrace text in Go's traceback layout (`func()` then
+/// a tab-indented `file:line`), keeping only the frames between the panic
+/// machinery and the runtime's goroutine entry.
+pub(crate) fn go_traceback(bt: &str) -> String {
+    let mut frames: Vec<(String, Option<String>)> = Vec::new();
+    for line in bt.lines() {
+        let t = line.trim_start();
+        if let Some(loc) = t.strip_prefix("at ") {
+            if let Some(f) = frames.last_mut() {
+                f.1.get_or_insert_with(|| loc.to_string());
+            }
+        } else if let Some((num, sym)) = t.split_once(": ") {
+            if num.chars().all(|c| c.is_ascii_digit()) {
+                frames.push((sym.to_string(), None));
+            }
+        }
+    }
+    let is_panic_frame = |s: &str| {
+        s.contains("core::panicking::")
+            || s.contains("std::panicking::")
+            || s.contains("std::panic::")
+            || s.contains("rust_begin_unwind")
+            || s.contains("install_panic_hook")
+            || s.starts_with("__rustc")
+    };
+    // The user's frames start after the panic entry points at the top.
+    let mut start = frames
+        .iter()
+        .position(|(s, _)| s.contains("core::panicking::panic") || s.contains("begin_panic") || s.contains("panic_any"))
+        .map_or(0, |i| i + 1);
+    while frames.get(start).is_some_and(|(s, _)| is_panic_frame(s)) {
+        start += 1;
+    }
+    let end = frames.iter().position(|(s, _)| s.contains("gort::sched::proc::goroutine_main")).unwrap_or(frames.len());
+    let mut out = String::new();
+    for (sym, loc) in frames.get(start..end.max(start)).unwrap_or_default() {
+        let glue = ["std::panicking::catch_unwind", "std::panic::catch_unwind", "__rust_try", "core::ops::function::"];
+        let glue_impl = ["<alloc::boxed::Box<F,A> as core::ops", "<core::panic::unwind_safe::AssertUnwindSafe"];
+        if glue.iter().any(|x| sym.contains(x)) || glue_impl.iter().any(|x| sym.starts_with(x)) {
+            continue;
+        }
+        let _ = writeln!(out, "{sym}()");
+        if let Some(loc) = loc {
+            let _ = writeln!(out, "\t{loc}");
+        }
+    }
+    out
+}
+
 /// An unrecovered panic in a detached goroutine: Go's report, exit code 2.
 pub(crate) fn fatal_panic(g: &G, payload: &(dyn Any + Send)) -> ! {
     // SAFETY: only the running goroutine touches its report.
-    let report = unsafe { (*g.panic_report.get()).take() }
-        .unwrap_or_else(|| format!("panic: {}\n\ngoroutine {} [running]:\n", payload_str(payload), g.id));
+    let report = match unsafe { (*g.panic_report.get()).take() } {
+        Some((head, bt)) => {
+            let y = g.yielder.get();
+            // SAFETY: we run on this goroutine's coroutine, whose yielder is live.
+            unsafe { &*y }.on_parent_stack(move || format!("{head}{}", go_traceback(&bt.to_string())))
+        }
+        None => format!("panic: {}\n\ngoroutine {} [running]:\n", payload_str(payload), g.id),
+    };
     let _ = std::io::stdout().flush();
     let mut e = std::io::stderr().lock();
     let _ = e.write_all(report.as_bytes());

@@ -193,7 +193,7 @@ impl<T> RunQ<T> {
                 // Slot `t` is outside `head..tail`: nobody consumes it, only
                 // stale readers may look at it (hence the atomic slot).
                 self.ring[slot(t)].store(g, Relaxed);
-                self.tail.store(t.wrapping_add(1), Release); // publish the item
+                self.tail.store(t.wrapping_add(1), Relaxed); // publish the item
                 return None;
             }
             if let Some(batch) = self.put_slow(g, h, t) {
