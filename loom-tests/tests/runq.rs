@@ -130,10 +130,7 @@ fn owner_put_get_vs_thief() {
         // SAFETY: the main thread owns `q`.
         unsafe {
             for i in 3..6 {
-                assert!(
-                    q.put(item(i), false).is_none(),
-                    "4 slots, 3 items: no spill"
-                );
+                assert!(q.put(item(i), false).is_none(), "4 slots, 3 items: no spill");
             }
             if let Some((g, inherit)) = q.get() {
                 assert!(!inherit);

@@ -35,8 +35,8 @@ pub(crate) mod sched;
 
 #[cfg(not(loom))]
 pub use sched::api::{
-    current, go, goexit, gomaxprocs, gosched, lock_os_thread, num_cgo_call, num_cpu, num_goroutine, run, scope,
-    spawn, unlock_os_thread, version, Builder, Goexit, Goroutine, JoinHandle, Scope, ScopedJoinHandle, GOARCH, GOOS,
+    current, go, goexit, gomaxprocs, gosched, lock_os_thread, num_cgo_call, num_cpu, num_goroutine, run, scope, spawn,
+    unlock_os_thread, version, Builder, Goexit, Goroutine, JoinHandle, Scope, ScopedJoinHandle, GOARCH, GOOS,
 };
 #[cfg(not(loom))]
 pub use sched::local::LocalKey;

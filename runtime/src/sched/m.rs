@@ -164,11 +164,7 @@ impl M {
     /// Runs `f` with the goroutine currently on this M, if any, guaranteeing
     /// it is not freed meanwhile. For sysmon and stop-the-world reports.
     pub(crate) fn inspect_curg<R>(&self, f: impl FnOnce(Option<&G>) -> R) -> R {
-        while self
-            .inspect
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        while self.inspect.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             std::hint::spin_loop();
         }
         let g = self.curg.load(Ordering::Acquire);

@@ -115,13 +115,7 @@ fn futex_wait(key: &AtomicU32, timeout: Option<Duration>) {
     // SAFETY: `key` is a live, aligned u32 for the duration of the call; the
     // kernel only reads it, and `ts_ptr` is null or points at `ts` on our stack.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            key.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            0u32,
-            ts_ptr,
-        );
+        libc::syscall(libc::SYS_futex, key.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, 0u32, ts_ptr);
     }
 }
 

@@ -388,10 +388,7 @@ fn pidleput(l: &mut Locked, p: &'static P) -> Option<&'static M> {
 /// Go's `wakep`: starts a spinning M on an idle P if nobody spins.
 pub(crate) fn wakep() {
     if SCHED.nmspinning.load(Ordering::SeqCst) != 0
-        || SCHED
-            .nmspinning
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
+        || SCHED.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err()
     {
         return;
     }
@@ -491,9 +488,7 @@ pub(crate) fn stop_m(m: &'static M) {
             None => {
                 if m.admits_new() {
                     let mut l = lock();
-                    if m.nextp.load(Ordering::Relaxed).is_null()
-                        && !l.midle.iter().any(|x| ptr::eq(*x, m))
-                    {
+                    if m.nextp.load(Ordering::Relaxed).is_null() && !l.midle.iter().any(|x| ptr::eq(*x, m)) {
                         l.midle.push(m);
                     }
                 }
@@ -517,12 +512,7 @@ pub(crate) fn stop_m(m: &'static M) {
 
 /// Go's `newm`: a new OS thread running the scheduler, starting on `p`
 /// (or, for a locked M, asking for a P for `g`, homed there).
-fn newm(
-    kind: MKind,
-    p: Option<&'static P>,
-    spinning: bool,
-    g: Option<NonNull<G>>,
-) -> std::io::Result<&'static M> {
+fn newm(kind: MKind, p: Option<&'static P>, spinning: bool, g: Option<NonNull<G>>) -> std::io::Result<&'static M> {
     let reused = lock().freem.pop();
     let m: &'static M = match reused {
         Some(m) => {
@@ -553,10 +543,7 @@ fn newm(
         m.home_len.store(1, Ordering::Release);
     }
     let name = format!("gort-m{}", m.id);
-    let r = std::thread::Builder::new()
-        .name(name)
-        .stack_size(2 << 20)
-        .spawn(move || mstart(m));
+    let r = std::thread::Builder::new().name(name).stack_size(2 << 20).spawn(move || mstart(m));
     if let Err(e) = r {
         m.dead.store(true, Ordering::Release);
         return Err(e);
@@ -722,9 +709,7 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
                 SCHED.runqsize.store(l.runq.len() as u32, Ordering::Release);
                 return (g, false);
             }
-            if !m.spinning.load(Ordering::Relaxed)
-                && SCHED.needspinning.load(Ordering::SeqCst) == 1
-            {
+            if !m.spinning.load(Ordering::Relaxed) && SCHED.needspinning.load(Ordering::SeqCst) == 1 {
                 become_spinning(m);
                 continue 'top;
             }
@@ -1047,10 +1032,7 @@ pub(crate) fn exitsyscall(m: &'static M) {
             // Go's exitsyscallNoP: an idle P, else wait our turn.
             {
                 let mut l = lock();
-                if let Some(p) = (!SCHED.gcwaiting.load(Ordering::Acquire))
-                    .then(|| pidleget(&mut l))
-                    .flatten()
-                {
+                if let Some(p) = (!SCHED.gcwaiting.load(Ordering::Acquire)).then(|| pidleget(&mut l)).flatten() {
                     drop(l);
                     acquirep(m, p);
                 } else {
@@ -1092,11 +1074,7 @@ pub(crate) struct Stw {
 /// are taken at once. The caller (goroutine or plain thread) keeps running.
 pub(crate) fn stop_the_world(reason: &'static str) -> Stw {
     ensure_started();
-    while SCHED
-        .worldsema
-        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
+    while SCHED.worldsema.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
         match current() {
             Some((_, g)) => gosched_g(g),
             None => std::thread::sleep(Duration::from_micros(50)),
@@ -1121,11 +1099,7 @@ pub(crate) fn stop_the_world(reason: &'static str) -> Stw {
         }
         // SAFETY: Ms are never freed.
         let pm = unsafe { &*pm };
-        if pm
-            .in_syscall
-            .compare_exchange(SYSCALL_HAS_P, SYSCALL_LOST_P, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
+        if pm.in_syscall.compare_exchange(SYSCALL_HAS_P, SYSCALL_LOST_P, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
             p.m.store(ptr::null_mut(), Ordering::Release);
             p.set_status(PStatus::GcStop);
             l.stopwait -= 1;

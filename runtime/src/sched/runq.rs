@@ -179,7 +179,7 @@ impl<T> RunQ<T> {
     pub unsafe fn put(&self, g: NonNull<T>, next: bool) -> Option<Vec<NonNull<T>>> {
         let mut g = g.as_ptr();
         if next {
-            let old = self.runnext.swap(g, SeqCst);
+            let old = self.runnext.swap(g, Relaxed);
             if old.is_null() {
                 return None;
             }
@@ -193,7 +193,7 @@ impl<T> RunQ<T> {
                 // Slot `t` is outside `head..tail`: nobody consumes it, only
                 // stale readers may look at it (hence the atomic slot).
                 self.ring[slot(t)].store(g, Relaxed);
-                self.tail.store(t.wrapping_add(1), Relaxed); // publish the item
+                self.tail.store(t.wrapping_add(1), Release); // publish the item
                 return None;
             }
             if let Some(batch) = self.put_slow(g, h, t) {
@@ -213,11 +213,7 @@ impl<T> RunQ<T> {
             batch.push(self.ring[slot(h.wrapping_add(i))].load(Relaxed));
         }
         // Commit the consume; on failure the reads above may be stale.
-        if self
-            .head
-            .compare_exchange(h, h.wrapping_add(n), Release, Relaxed)
-            .is_err()
-        {
+        if self.head.compare_exchange(h, h.wrapping_add(n), Release, Relaxed).is_err() {
             return None;
         }
         batch.push(g);
@@ -258,12 +254,7 @@ impl<T> RunQ<T> {
         let next = self.runnext.load(Relaxed);
         // Only the owner sets runnext non-null, so a failed CAS means a thief
         // took it: no need to retry.
-        if !next.is_null()
-            && self
-                .runnext
-                .compare_exchange(next, ptr::null_mut(), SeqCst, Relaxed)
-                .is_ok()
-        {
+        if !next.is_null() && self.runnext.compare_exchange(next, ptr::null_mut(), SeqCst, Relaxed).is_ok() {
             return Some((live(next), true));
         }
         loop {
@@ -274,11 +265,7 @@ impl<T> RunQ<T> {
             }
             let g = self.ring[slot(h)].load(Relaxed);
             // Commit the consume.
-            if self
-                .head
-                .compare_exchange(h, h.wrapping_add(1), Release, Relaxed)
-                .is_ok()
-            {
+            if self.head.compare_exchange(h, h.wrapping_add(1), Release, Relaxed).is_ok() {
                 return Some((live(g), false));
             }
         }
@@ -297,12 +284,7 @@ impl<T> RunQ<T> {
     pub unsafe fn drain(&self) -> Vec<NonNull<T>> {
         let mut out = Vec::new();
         let next = self.runnext.load(Relaxed);
-        if !next.is_null()
-            && self
-                .runnext
-                .compare_exchange(next, ptr::null_mut(), SeqCst, Relaxed)
-                .is_ok()
-        {
+        if !next.is_null() && self.runnext.compare_exchange(next, ptr::null_mut(), SeqCst, Relaxed).is_ok() {
             out.push(live(next));
         }
         loop {
@@ -317,11 +299,7 @@ impl<T> RunQ<T> {
             }
             // Claim first, read after (as Go does): once head has moved past
             // them, no thief can take these items, and only we write slots.
-            if self
-                .head
-                .compare_exchange(h, h.wrapping_add(n), Release, Relaxed)
-                .is_err()
-            {
+            if self.head.compare_exchange(h, h.wrapping_add(n), Release, Relaxed).is_err() {
                 continue;
             }
             out.reserve(n as usize);
@@ -349,21 +327,13 @@ impl<T> RunQ<T> {
     ///
     /// Only the thread that currently owns the P of `self` (the thief) may
     /// call this. `victim` may be any other queue, in any state.
-    pub unsafe fn steal(
-        &self,
-        victim: &RunQ<T>,
-        steal_runnext: bool,
-        victim_running: bool,
-    ) -> Option<NonNull<T>> {
+    pub unsafe fn steal(&self, victim: &RunQ<T>, steal_runnext: bool, victim_running: bool) -> Option<NonNull<T>> {
         debug_assert!(!ptr::eq(self, victim), "runqsteal: stealing from self");
         let t = self.tail.load(Relaxed); // we are the only writer
         let h = self.head.load(Acquire);
         // Checked before grabbing (Go checks after): grabbed items are written
         // beyond our tail and must not land on live slots.
-        assert!(
-            t.wrapping_sub(h) <= HALF,
-            "runqsteal: runq overflow (own ring more than half full)"
-        );
+        assert!(t.wrapping_sub(h) <= HALF, "runqsteal: runq overflow (own ring more than half full)");
         let n = victim.grab(self, t, steal_runnext, victim_running);
         if n == 0 {
             return None;
@@ -382,13 +352,7 @@ impl<T> RunQ<T> {
     ///
     /// Only the owner of `into` may call this, with `into_tail` its tail and
     /// at least `HALF` free slots there.
-    fn grab(
-        &self,
-        into: &RunQ<T>,
-        into_tail: u32,
-        steal_runnext: bool,
-        victim_running: bool,
-    ) -> u32 {
+    fn grab(&self, into: &RunQ<T>, into_tail: u32, steal_runnext: bool, victim_running: bool) -> u32 {
         loop {
             let h = self.head.load(Acquire); // synchronize with other consumers
             let t = self.tail.load(Acquire); // synchronize with the producer
@@ -403,11 +367,7 @@ impl<T> RunQ<T> {
                             // itself instead of bouncing the G between Ps.
                             backoff();
                         }
-                        if self
-                            .runnext
-                            .compare_exchange(next, ptr::null_mut(), SeqCst, Relaxed)
-                            .is_err()
-                        {
+                        if self.runnext.compare_exchange(next, ptr::null_mut(), SeqCst, Relaxed).is_err() {
                             continue;
                         }
                         into.ring[slot(into_tail)].store(next, Relaxed);
@@ -426,11 +386,7 @@ impl<T> RunQ<T> {
                 into.ring[slot(into_tail.wrapping_add(i))].store(g, Relaxed);
             }
             // Commit the consume.
-            if self
-                .head
-                .compare_exchange(h, h.wrapping_add(n), Release, Relaxed)
-                .is_ok()
-            {
+            if self.head.compare_exchange(h, h.wrapping_add(n), Release, Relaxed).is_ok() {
                 return n;
             }
         }
@@ -486,10 +442,7 @@ impl<T> std::fmt::Debug for RunQ<T> {
 impl<T> Drop for RunQ<T> {
     fn drop(&mut self) {
         if !std::thread::panicking() {
-            debug_assert!(
-                self.is_empty(),
-                "RunQ dropped while holding items (they leak)"
-            );
+            debug_assert!(self.is_empty(), "RunQ dropped while holding items (they leak)");
         }
     }
 }
@@ -580,9 +533,7 @@ mod tests {
             // 3 replaces 2 in runnext; 2 goes to the tail, behind 1.
             assert!(q.put(item(3), true).is_none());
             assert_eq!(q.len(), 3);
-            let got: Vec<(u64, bool)> = std::iter::from_fn(|| q.get())
-                .map(|(g, inherit)| (take(g), inherit))
-                .collect();
+            let got: Vec<(u64, bool)> = std::iter::from_fn(|| q.get()).map(|(g, inherit)| (take(g), inherit)).collect();
             assert_eq!(got, [(3, true), (1, false), (2, false)]);
         }
         assert!(q.is_empty());
@@ -630,10 +581,7 @@ mod tests {
             }
             let mut batch: Vec<_> = (100..100 + CAP as u64).map(item).collect();
             assert_eq!(q.put_batch(&mut batch), CAP - 10);
-            assert_eq!(
-                take_all(batch),
-                (100 + CAP as u64 - 10..100 + CAP as u64).collect::<Vec<_>>()
-            );
+            assert_eq!(take_all(batch), (100 + CAP as u64 - 10..100 + CAP as u64).collect::<Vec<_>>());
             let all = take_all(q.drain());
             let want: Vec<u64> = (0..10).chain(100..100 + CAP as u64 - 10).collect();
             assert_eq!(all, want);
@@ -690,14 +638,8 @@ mod tests {
             }
             let g = thief.steal(&victim, false, false).unwrap();
             assert_eq!(take(g), CAP as u64 / 2 - 1);
-            assert_eq!(
-                take_all(thief.drain()),
-                (0..CAP as u64 / 2 - 1).collect::<Vec<_>>()
-            );
-            assert_eq!(
-                take_all(victim.drain()),
-                (CAP as u64 / 2..CAP as u64).collect::<Vec<_>>()
-            );
+            assert_eq!(take_all(thief.drain()), (0..CAP as u64 / 2 - 1).collect::<Vec<_>>());
+            assert_eq!(take_all(victim.drain()), (CAP as u64 / 2..CAP as u64).collect::<Vec<_>>());
         }
     }
 
@@ -807,9 +749,7 @@ mod tests {
                         }
                         // SAFETY: this thread owns queue `me`; its ring is
                         // empty (the get above failed and only we add to it).
-                        if let Some(g) = unsafe {
-                            own.steal(&sh.queues[victim], rounds % 3 == 0, rounds % 5 == 0)
-                        } {
+                        if let Some(g) = unsafe { own.steal(&sh.queues[victim], rounds % 3 == 0, rounds % 5 == 0) } {
                             sh.run(g);
                         }
                     }

@@ -97,10 +97,7 @@ fn retake(watch: &mut [PWatch], now: u64) -> bool {
             {
                 continue;
             }
-            if m
-                .in_syscall
-                .compare_exchange(SYSCALL_HAS_P, SYSCALL_LOST_P, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
+            if m.in_syscall.compare_exchange(SYSCALL_HAS_P, SYSCALL_LOST_P, Ordering::SeqCst, Ordering::SeqCst).is_ok()
             {
                 p.m.store(std::ptr::null_mut(), Ordering::Release);
                 proc::handoffp(p);

@@ -105,9 +105,7 @@ use std::num::NonZeroUsize;
 
 pub(crate) use os::guard_mode;
 pub(crate) use signal::{ensure_altstack, install_overflow_handler};
-pub(crate) use size::{
-    check_stack_size, default_stack_size, MAX_STACK_SIZE, MIN_STACK_SIZE, NCLASS,
-};
+pub(crate) use size::{check_stack_size, default_stack_size, MAX_STACK_SIZE, MIN_STACK_SIZE, NCLASS};
 
 /// One goroutine stack: a slot of a slab, `[guard page][usable stack]`.
 ///
@@ -123,10 +121,7 @@ pub(crate) struct Stack {
 
 impl Stack {
     fn from_raw(lo: usize, class: usize) -> Stack {
-        Stack {
-            lo: NonZeroUsize::new(lo).expect("stack slot at address 0"),
-            class: class as u8,
-        }
+        Stack { lo: NonZeroUsize::new(lo).expect("stack slot at address 0"), class: class as u8 }
     }
 
     /// Takes the slot out without running `Drop`.
@@ -164,9 +159,7 @@ impl Drop for Stack {
 unsafe impl corosensei::stack::Stack for Stack {
     #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {
-        self.lo
-            .checked_add(pool::slot_size(self.class as usize))
-            .expect("stack slot wraps the address space")
+        self.lo.checked_add(pool::slot_size(self.class as usize)).expect("stack slot wraps the address space")
     }
 
     #[inline]
@@ -186,10 +179,7 @@ pub(crate) struct StackCache {
 impl StackCache {
     /// An empty cache (no allocation until first use).
     pub(crate) const fn new() -> Self {
-        StackCache {
-            classes: [const { Vec::new() }; NCLASS],
-            _not_sync: PhantomData,
-        }
+        StackCache { classes: [const { Vec::new() }; NCLASS], _not_sync: PhantomData }
     }
 
     /// A stack of at least `size` usable bytes (rounded up to the size

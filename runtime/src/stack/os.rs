@@ -192,13 +192,8 @@ struct SlabEntry {
     slot: AtomicUsize,
 }
 
-static SLABS: [SlabEntry; MAX_SLABS] = [const {
-    SlabEntry {
-        lo: AtomicUsize::new(0),
-        hi: AtomicUsize::new(0),
-        slot: AtomicUsize::new(0),
-    }
-}; MAX_SLABS];
+static SLABS: [SlabEntry; MAX_SLABS] =
+    [const { SlabEntry { lo: AtomicUsize::new(0), hi: AtomicUsize::new(0), slot: AtomicUsize::new(0) } }; MAX_SLABS];
 
 /// Entries claimed so far (may exceed `MAX_SLABS` after a failed claim).
 static NSLABS: AtomicUsize = AtomicUsize::new(0);

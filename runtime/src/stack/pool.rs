@@ -52,15 +52,9 @@ struct ClassPool {
     next_slab_slots: usize,
 }
 
-static POOLS: [Mutex<ClassPool>; NCLASS] = [const {
-    Mutex::new(ClassPool {
-        free: Vec::new(),
-        released: 0,
-        carve: 0,
-        carve_end: 0,
-        next_slab_slots: 0,
-    })
-}; NCLASS];
+static POOLS: [Mutex<ClassPool>; NCLASS] =
+    [const { Mutex::new(ClassPool { free: Vec::new(), released: 0, carve: 0, carve_end: 0, next_slab_slots: 0 }) };
+        NCLASS];
 
 /// Usable bytes of stacks outside the global pool: running, parked, or in a
 /// per-P cache (Go's StackInuse also counts cached stacks). Updated under a
@@ -163,11 +157,7 @@ impl ClassPool {
         SYS.fetch_add(len, Ordering::Relaxed);
         self.carve = lo;
         self.carve_end = lo + len;
-        self.next_slab_slots = if usable(c) > DEDICATED_ABOVE {
-            1
-        } else {
-            (slots * 2).min(cap)
-        };
+        self.next_slab_slots = if usable(c) > DEDICATED_ABOVE { 1 } else { (slots * 2).min(cap) };
         Ok(())
     }
 }

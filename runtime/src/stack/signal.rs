@@ -37,14 +37,8 @@ struct Previous {
 // and before our handler is installed; afterwards it is only read.
 unsafe impl Sync for Previous {}
 
-static PREV_SEGV: Previous = Previous {
-    saved: AtomicBool::new(false),
-    action: UnsafeCell::new(MaybeUninit::uninit()),
-};
-static PREV_BUS: Previous = Previous {
-    saved: AtomicBool::new(false),
-    action: UnsafeCell::new(MaybeUninit::uninit()),
-};
+static PREV_SEGV: Previous = Previous { saved: AtomicBool::new(false), action: UnsafeCell::new(MaybeUninit::uninit()) };
+static PREV_BUS: Previous = Previous { saved: AtomicBool::new(false), action: UnsafeCell::new(MaybeUninit::uninit()) };
 
 fn previous(sig: libc::c_int) -> &'static Previous {
     if sig == libc::SIGBUS {
@@ -62,15 +56,7 @@ fn previous(sig: libc::c_int) -> &'static Previous {
 pub(crate) fn install_overflow_handler(describe: fn(buf: &mut [u8]) -> usize) {
     DESCRIBE.store(describe as usize, Ordering::Release);
     ensure_altstack();
-    if STATE
-        .compare_exchange(
-            NOT_INSTALLED,
-            INSTALLING,
-            Ordering::Acquire,
-            Ordering::Acquire,
-        )
-        .is_err()
-    {
+    if STATE.compare_exchange(NOT_INSTALLED, INSTALLING, Ordering::Acquire, Ordering::Acquire).is_err() {
         while STATE.load(Ordering::Acquire) != INSTALLED {
             std::hint::spin_loop();
         }
@@ -81,8 +67,7 @@ pub(crate) fn install_overflow_handler(describe: fn(buf: &mut [u8]) -> usize) {
         // SAFETY: an all-zero sigaction is a valid value (SIG_DFL, empty
         // mask, no flags); every field we rely on is then set explicitly.
         let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
-        act.sa_sigaction =
-            handler as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
+        act.sa_sigaction = handler as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
         act.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
         // SAFETY: `act.sa_mask` is a valid sigset_t owned by us.
         unsafe { libc::sigemptyset(&mut act.sa_mask) };
@@ -114,11 +99,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 fn report_overflow(usable: usize) -> ! {
     let mut line = [0u8; 96];
     let mut n = 0;
-    for part in [
-        b"runtime: goroutine stack exceeds ".as_slice(),
-        fmt_usize(usable, &mut [0u8; 20]),
-        b"-byte limit\n",
-    ] {
+    for part in [b"runtime: goroutine stack exceeds ".as_slice(), fmt_usize(usable, &mut [0u8; 20]), b"-byte limit\n"] {
         line[n..n + part.len()].copy_from_slice(part);
         n += part.len();
     }
@@ -223,11 +204,7 @@ impl Drop for AltStack {
             // referenced by nobody, but leaking is the safe choice.
             return;
         }
-        let disable = libc::stack_t {
-            ss_sp: ptr::null_mut(),
-            ss_flags: libc::SS_DISABLE,
-            ss_size: 0,
-        };
+        let disable = libc::stack_t { ss_sp: ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
         // SAFETY: we are not on the alternate stack (this is a TLS destructor
         // in normal thread context), so disabling it is allowed; after that
         // the kernel no longer refers to the mapping and it can be unmapped.
@@ -265,21 +242,12 @@ pub(crate) fn ensure_altstack() {
     };
     // SAFETY: the first page of our fresh mapping becomes its guard page.
     unsafe { libc::mprotect(map as *mut libc::c_void, page, libc::PROT_NONE) };
-    let ss = libc::stack_t {
-        ss_sp: (map + page) as *mut libc::c_void,
-        ss_flags: 0,
-        ss_size: size,
-    };
+    let ss = libc::stack_t { ss_sp: (map + page) as *mut libc::c_void, ss_flags: 0, ss_size: size };
     // SAFETY: `ss` describes a mapping we own that lives until the
     // thread-local destructor (or forever if leaked).
     if unsafe { libc::sigaltstack(&ss, ptr::null_mut()) } != 0 {
         os::unmap_slab(map, page + size);
         return;
     }
-    let _ = ALTSTACK.try_with(|a| {
-        a.set(AltStack {
-            map,
-            len: page + size,
-        })
-    });
+    let _ = ALTSTACK.try_with(|a| a.set(AltStack { map, len: page + size }));
 }

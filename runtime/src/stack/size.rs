@@ -77,14 +77,9 @@ pub(crate) fn parse_stack_size(s: &str) -> Result<usize, String> {
         "k" | "kib" => 10,
         "m" | "mib" => 20,
         "g" | "gib" => 30,
-        _ => {
-            return Err(format!(
-                "unknown suffix {suffix:?} (use K, KiB, M, MiB, G or GiB)"
-            ))
-        }
+        _ => return Err(format!("unknown suffix {suffix:?} (use K, KiB, M, MiB, G or GiB)")),
     };
-    let too_big =
-        || format!("too large: must be between {MIN_STACK_SIZE} and {MAX_STACK_SIZE} bytes");
+    let too_big = || format!("too large: must be between {MIN_STACK_SIZE} and {MAX_STACK_SIZE} bytes");
     let n: usize = digits.parse().map_err(|_| too_big())?;
     let bytes = n.checked_mul(1usize << shift).ok_or_else(too_big)?;
     check_stack_size(bytes).map_err(|e| e.to_string())

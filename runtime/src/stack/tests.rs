@@ -16,10 +16,7 @@ const MIB: usize = 1 << 20;
 const CHILD_ENV: &str = "GORT_STACK_TEST_CHILD";
 
 fn maps_lines() -> usize {
-    std::fs::read_to_string("/proc/self/maps")
-        .expect("read /proc/self/maps")
-        .lines()
-        .count()
+    std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps").lines().count()
 }
 
 fn syscalls() -> u64 {
@@ -42,11 +39,7 @@ fn cache_reuses_the_same_slot_without_syscalls() {
     cache.free(a);
     let before = syscalls();
     let b = cache.alloc(256 * KIB).unwrap();
-    assert_eq!(
-        b.bounds().0,
-        a_lo,
-        "the cache hands back the slot just freed"
-    );
+    assert_eq!(b.bounds().0, a_lo, "the cache hands back the slot just freed");
     for _ in 0..10_000 {
         let s = cache.alloc(200 * KIB).unwrap();
         cache.free(s);
@@ -64,11 +57,7 @@ fn global_pool_reuses_without_syscalls() {
     free_global(a);
     let before = syscalls();
     let b = alloc_global(4 * MIB).unwrap();
-    assert_eq!(
-        syscalls(),
-        before,
-        "reuse from the global pool made a system call"
-    );
+    assert_eq!(syscalls(), before, "reuse from the global pool made a system call");
     assert_eq!(b.bounds().0, a_lo);
     // A P's cache also goes straight to the pool for this class.
     let mut cache = StackCache::new();
@@ -117,10 +106,7 @@ fn check_stack_size_range_and_message() {
     assert_eq!(check_stack_size(300_000).unwrap(), 300_000);
     let e = check_stack_size(100).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-    assert_eq!(
-        e.to_string(),
-        "stack size 100 bytes is out of range: must be between 16384 and 1073741824 bytes"
-    );
+    assert_eq!(e.to_string(), "stack size 100 bytes is out of range: must be between 16384 and 1073741824 bytes");
     let e = check_stack_size(MAX_STACK_SIZE + 1).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("1073741825 bytes is out of range"));
@@ -146,9 +132,7 @@ fn parse_gort_stack_size() {
     assert!(p("1.5M").unwrap_err().contains("unknown suffix"));
     assert!(p("2G").unwrap_err().contains("out of range"));
     assert!(p("100").unwrap_err().contains("out of range"));
-    assert!(p("99999999999999999999999")
-        .unwrap_err()
-        .contains("too large"));
+    assert!(p("99999999999999999999999").unwrap_err().contains("too large"));
     assert!(p("99999999999999G").unwrap_err().contains("too large"));
     // Whatever the environment says, the default is a valid size.
     assert!(check_stack_size(default_stack_size()).is_ok());
@@ -159,9 +143,7 @@ fn twenty_thousand_live_stacks_take_few_mappings() {
     // 64 KiB: a class no other test uses, so every slot here is fresh.
     let before = maps_lines();
     let mut cache = StackCache::new();
-    let stacks: Vec<Stack> = (0..20_000)
-        .map(|_| cache.alloc(64 * KIB).unwrap())
-        .collect();
+    let stacks: Vec<Stack> = (0..20_000).map(|_| cache.alloc(64 * KIB).unwrap()).collect();
     for s in &stacks {
         let (lo, hi) = s.bounds();
         // SAFETY: [lo, hi) is the usable part of a stack we own.
@@ -171,10 +153,7 @@ fn twenty_thousand_live_stacks_take_few_mappings() {
         }
     }
     let after = maps_lines();
-    eprintln!(
-        "20k stacks: /proc/self/maps {before} -> {after} lines, guard mode {}",
-        guard_mode()
-    );
+    eprintln!("20k stacks: /proc/self/maps {before} -> {after} lines, guard mode {}", guard_mode());
     if guard_mode() == "madvise" {
         assert!(after < before + 40, "maps grew from {before} to {after}");
     }
@@ -248,20 +227,13 @@ fn idle_pages_are_released_above_the_watermark() {
     assert!(released >= 36, "only {released} stacks released");
     let before = syscalls();
     let again: Vec<Stack> = (0..n).map(|_| alloc_global(MIB).unwrap()).collect();
-    assert_eq!(
-        syscalls(),
-        before,
-        "reusing released stacks made a system call"
-    );
+    assert_eq!(syscalls(), before, "reusing released stacks made a system call");
     let zeroed = again
         .iter()
         // SAFETY: `lo` is the first usable byte of a stack we own.
         .filter(|s| unsafe { *(s.bounds().0 as *const u8) } == 0)
         .count();
-    assert!(
-        zeroed as u64 >= released.min(n as u64),
-        "{zeroed} zeroed, {released} released"
-    );
+    assert!(zeroed as u64 >= released.min(n as u64), "{zeroed} zeroed, {released} released");
     for s in again {
         free_global(s);
     }
@@ -287,11 +259,7 @@ fn ensure_altstack_adds_one_only_when_missing() {
             libc::sigaltstack(std::ptr::null(), &mut cur);
             assert_eq!(cur.ss_sp, std_ss.ss_sp, "an existing altstack was replaced");
 
-            let off = libc::stack_t {
-                ss_sp: std::ptr::null_mut(),
-                ss_flags: libc::SS_DISABLE,
-                ss_size: 0,
-            };
+            let off = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
             libc::sigaltstack(&off, std::ptr::null_mut());
             ensure_altstack();
             libc::sigaltstack(std::ptr::null(), &mut cur);
@@ -314,13 +282,7 @@ fn ensure_altstack_adds_one_only_when_missing() {
 fn run_child(test: &str, scenario: &str, extra_env: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
-    cmd.args([
-        "--exact",
-        &format!("stack::tests::{test}"),
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(CHILD_ENV, scenario);
+    cmd.args(["--exact", &format!("stack::tests::{test}"), "--nocapture", "--test-threads=1"]).env(CHILD_ENV, scenario);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -383,11 +345,7 @@ fn overflow_is_reported_with_mprotect_guards_too() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    let out = run_child(
-        "overflow_child",
-        "overflow",
-        &[("GORT_STACK_TEST_FORCE_MPROTECT", "1")],
-    );
+    let out = run_child("overflow_child", "overflow", &[("GORT_STACK_TEST_FORCE_MPROTECT", "1")]);
     assert_overflow_report(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("guard mode mprotect"));
 }
@@ -404,14 +362,8 @@ fn fault_child() {
         // SAFETY: maps a fresh inaccessible page, then reads it on purpose:
         // the read faults, which is what this child exists to do.
         unsafe {
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
+            let p =
+                libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
             assert_ne!(p, libc::MAP_FAILED);
             black_box(std::ptr::read_volatile(p as *const u8));
         }
@@ -427,12 +379,7 @@ fn other_faults_chain_to_the_previous_handler() {
     }
     let out = run_child("fault_child", "fault", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGSEGV),
-        "status {:?}, stderr:\n{stderr}",
-        out.status
-    );
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "status {:?}, stderr:\n{stderr}", out.status);
     assert!(!stderr.contains("stack overflow"), "stderr:\n{stderr}");
 }
 
@@ -443,11 +390,8 @@ fn thread_overflow_child() {
         return;
     }
     install_overflow_handler(describe42);
-    let t = std::thread::Builder::new()
-        .name("deep".into())
-        .stack_size(64 * KIB)
-        .spawn(|| recurse(0, usize::MAX))
-        .unwrap();
+    let t =
+        std::thread::Builder::new().name("deep".into()).stack_size(64 * KIB).spawn(|| recurse(0, usize::MAX)).unwrap();
     let r = t.join();
     panic!("thread recursion ended without overflowing: {r:?}");
 }
@@ -460,16 +404,8 @@ fn thread_overflow_still_gets_std_report() {
     }
     let out = run_child("thread_overflow_child", "thread", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGABRT),
-        "status {:?}, stderr:\n{stderr}",
-        out.status
-    );
-    assert!(
-        stderr.contains("thread 'deep'") && stderr.contains("has overflowed its stack"),
-        "stderr:\n{stderr}"
-    );
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "status {:?}, stderr:\n{stderr}", out.status);
+    assert!(stderr.contains("thread 'deep'") && stderr.contains("has overflowed its stack"), "stderr:\n{stderr}");
     assert!(!stderr.contains("goroutine 42"), "stderr:\n{stderr}");
 }
 
@@ -527,10 +463,7 @@ fn million_stacks_maps_lines() {
     let after = maps_lines();
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map_or(String::new(), |l| l.split_whitespace().skip(1).collect())
+        status.lines().find(|l| l.starts_with(name)).map_or(String::new(), |l| l.split_whitespace().skip(1).collect())
     };
     eprintln!(
         "1M stacks in {el:?}: maps {before} -> {after} lines; sys {} GiB, inuse {} GiB; \
