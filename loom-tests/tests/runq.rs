@@ -17,7 +17,17 @@
 //!    CAS must retry the put.
 //! 3. `runnext_steal_vs_owner`: a thief steals `runnext` (back-off path) while
 //!    the owner kicks the old `runnext` to the ring and gets.
-//! 4. `two_thieves_vs_owner`: two thieves steal concurrently with an owner get.
+//! 4. `two_thieves_vs_owner`: two thieves steal (ring and `runnext`)
+//!    concurrently with an owner get and runnext put.
+//! 5. `steal_chain`: A steals from the owner while B steals from A, so items
+//!    reach B only through A's tail publication (`runqsteal`'s store-release).
+//!
+//! Mutation check (done by hand when this was written): weakening any of the
+//! tail store-releases, the thieves' tail load-acquire, or the `runnext`
+//! swap/CAS to `Relaxed` makes at least one model fail. Weakening the `head`
+//! CAS-release / load-acquire pair does not: that pair stops a consumer's slot
+//! read from seeing the owner's *later* reuse of the slot (load buffering),
+//! which loom does not model.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p gort-loom-tests --release --test runq`.
 #![cfg(loom)]
@@ -249,5 +259,35 @@ fn two_thieves_vs_owner() {
         }
         got.extend(drain_rest(&q));
         assert_exactly_once(got, 5);
+    });
+}
+
+#[test]
+fn steal_chain() {
+    model("steal_chain", None, || {
+        let q = Arc::new(Q::new());
+        let mid = Arc::new(Q::new());
+        let a = {
+            let (q, mid) = (q.clone(), mid.clone());
+            thread::spawn(move || {
+                // SAFETY: thread A owns `mid` until it is joined.
+                unsafe { mid.steal(&q, false, false) }.map(take)
+            })
+        };
+        let b = {
+            let mid = mid.clone();
+            thread::spawn(move || thief(&mid, 1, false, false))
+        };
+        // SAFETY: the main thread owns `q`.
+        unsafe {
+            for i in 0..3 {
+                assert!(q.put(item(i), false).is_none());
+            }
+        }
+        let mut got: Vec<usize> = a.join().unwrap().into_iter().collect();
+        got.extend(b.join().unwrap());
+        got.extend(drain_rest(&mid));
+        got.extend(drain_rest(&q));
+        assert_exactly_once(got, 3);
     });
 }

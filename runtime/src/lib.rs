@@ -51,4 +51,5 @@ pub use sched::syscall::syscall;
 pub mod __loom {
     pub use crate::sched::note::Note;
     pub use crate::sched::runq::RunQ;
+    pub use crate::sched::spin::{Spinning, SyscallSlot, SYSCALL_HAS_P, SYSCALL_LOST_P, SYSCALL_NONE};
 }

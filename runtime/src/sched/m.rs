@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use super::g::G;
 use super::note::Note;
 use super::p::P;
+use super::spin::SyscallSlot;
 
 /// What kind of thread this M is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,13 +21,6 @@ pub(crate) enum MKind {
     /// that goroutine and exits with it.
     Locked,
 }
-
-/// `M::in_syscall` values.
-pub(crate) const SYSCALL_NONE: u32 = 0;
-/// The M runs a locked goroutine's inline `gort::syscall` and still owns its P.
-pub(crate) const SYSCALL_HAS_P: u32 = 1;
-/// sysmon or stop-the-world took the P while the syscall ran.
-pub(crate) const SYSCALL_LOST_P: u32 = 2;
 
 /// The readied goroutines homed on an M, and whether the M sleeps without a P.
 pub(crate) struct Home {
@@ -71,9 +65,8 @@ pub(crate) struct M {
     /// Spin lock held while another thread reads `*curg`, and by the M
     /// while it frees a goroutine, so the reader never sees a freed G.
     pub(crate) inspect: AtomicBool,
-    /// `SYSCALL_*`: inline syscall state of a locked goroutine.
-    pub(crate) in_syscall: AtomicU32,
-    pub(crate) syscalltick: AtomicU32,
+    /// Inline syscall state of a locked goroutine, and who owns the P.
+    pub(crate) syscall: SyscallSlot,
     /// Preemption request, set by sysmon, consumed at the next check point.
     pub(crate) preempt: AtomicBool,
     /// Kernel thread id, for sysmon's report (`/proc/self/task/TID`).
@@ -109,8 +102,7 @@ impl M {
             retiring: Cell::new(false),
             curg: AtomicPtr::new(ptr::null_mut()),
             inspect: AtomicBool::new(false),
-            in_syscall: AtomicU32::new(SYSCALL_NONE),
-            syscalltick: AtomicU32::new(0),
+            syscall: SyscallSlot::new(),
             preempt: AtomicBool::new(false),
             tid: AtomicI32::new(0),
             p_since: AtomicU64::new(0),

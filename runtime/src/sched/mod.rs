@@ -113,6 +113,7 @@ pub(crate) mod proc;
 #[cfg(not(loom))]
 mod report;
 pub(crate) mod runq;
+pub(crate) mod spin;
 #[cfg(not(loom))]
 pub(crate) mod syscall;
 #[cfg(not(loom))]

@@ -7,16 +7,17 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use corosensei::{Coroutine, CoroutineResult};
 
 use super::g::{Req, Status, WaitReason, G};
-use super::m::{MKind, M, SYSCALL_HAS_P, SYSCALL_LOST_P, SYSCALL_NONE};
+use super::m::{MKind, M};
 use super::note::Note;
 use super::p::{PStatus, P};
+use super::spin::{Spinning, SYSCALL_NONE};
 use crate::stack;
 
 /// Go's `_MaxGomaxprocs`.
@@ -47,8 +48,7 @@ unsafe impl Send for Locked {}
 pub(crate) struct Sched {
     pub(crate) lock: Mutex<Locked>,
     pub(crate) npidle: AtomicU32,
-    pub(crate) nmspinning: AtomicU32,
-    pub(crate) needspinning: AtomicU32,
+    pub(crate) spinning: Spinning,
     /// Mirrors `Locked::runq.len()`.
     pub(crate) runqsize: AtomicU32,
     /// Mirrors `Locked::mwantp.len()`.
@@ -83,8 +83,7 @@ pub(crate) static SCHED: Sched = Sched {
         freem: Vec::new(),
     }),
     npidle: AtomicU32::new(0),
-    nmspinning: AtomicU32::new(0),
-    needspinning: AtomicU32::new(0),
+    spinning: Spinning::new(),
     runqsize: AtomicU32::new(0),
     nmwantp: AtomicU32::new(0),
     gomaxprocs: AtomicU32::new(0),
@@ -188,7 +187,7 @@ pub(crate) fn current() -> Option<(&'static M, &'static G)> {
     if g.is_null() {
         return None;
     }
-    if m.in_syscall.load(Ordering::Relaxed) != SYSCALL_NONE {
+    if m.syscall.state() != SYSCALL_NONE {
         exitsyscall(m);
     }
     // SAFETY: the running goroutine is live while it runs (it is us).
@@ -387,15 +386,12 @@ fn pidleput(l: &mut Locked, p: &'static P) -> Option<&'static M> {
 
 /// Go's `wakep`: starts a spinning M on an idle P if nobody spins.
 pub(crate) fn wakep() {
-    if SCHED.nmspinning.load(Ordering::SeqCst) != 0
-        || SCHED.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err()
-    {
+    if !SCHED.spinning.claim() {
         return;
     }
     let mut l = lock();
     let Some(p) = pidleget(&mut l) else {
-        SCHED.needspinning.store(1, Ordering::SeqCst);
-        SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        SCHED.spinning.no_idle_p();
         return;
     };
     startm_locked(l, p, true);
@@ -441,9 +437,7 @@ pub(crate) fn handoffp(p: &'static P) {
         startm_locked(l, p, false);
         return;
     }
-    if SCHED.nmspinning.load(Ordering::SeqCst) + SCHED.npidle.load(Ordering::SeqCst) == 0
-        && SCHED.nmspinning.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-    {
+    if SCHED.spinning.claim_if_none(SCHED.npidle.load(Ordering::SeqCst)) {
         startm_locked(l, p, true);
         return;
     }
@@ -494,20 +488,29 @@ pub(crate) fn stop_m(m: &'static M) {
                 }
             }
         }
-        m.note.sleep();
-        m.note.clear();
-        let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
-        if !p.is_null() {
-            {
-                let mut h = m.lock_home();
-                h.nop = false;
-                h.wanting = false;
-            }
-            // SAFETY: Ps are never freed.
-            acquirep(m, unsafe { &*p });
+        if park_for_p(m) {
             return;
         }
     }
+}
+
+/// Sleeps on the M's note once; if it was woken with a P, takes it and
+/// returns true (Go's `mPark` then `acquirep(nextp)`).
+fn park_for_p(m: &'static M) -> bool {
+    m.note.sleep();
+    m.note.clear();
+    let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
+    if p.is_null() {
+        return false;
+    }
+    {
+        let mut h = m.lock_home();
+        h.nop = false;
+        h.wanting = false;
+    }
+    // SAFETY: Ps are never freed.
+    acquirep(m, unsafe { &*p });
+    true
 }
 
 /// Go's `newm`: a new OS thread running the scheduler, starting on `p`
@@ -595,7 +598,7 @@ fn mexit(m: &'static M) {
 /// sleeps until the world restarts and a P is handed back.
 fn gcstopm(m: &'static M) {
     if m.spinning.swap(false, Ordering::Relaxed) {
-        SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        SCHED.spinning.stop();
     }
     let p = releasep(m);
     let mut l = lock();
@@ -609,14 +612,13 @@ fn gcstopm(m: &'static M) {
 
 fn become_spinning(m: &M) {
     m.spinning.store(true, Ordering::Relaxed);
-    SCHED.nmspinning.fetch_add(1, Ordering::SeqCst);
-    SCHED.needspinning.store(0, Ordering::SeqCst);
+    SCHED.spinning.become_spinning();
 }
 
 /// Go's `resetspinning`: a spinner found work; let another M spin.
 fn resetspinning(m: &M) {
     m.spinning.store(false, Ordering::Relaxed);
-    SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    SCHED.spinning.stop();
     wakep();
 }
 
@@ -687,10 +689,7 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
                 }
             }
             let procs = gomaxprocs();
-            if m.spinning.load(Ordering::Relaxed)
-                || 2 * SCHED.nmspinning.load(Ordering::SeqCst)
-                    < procs.saturating_sub(SCHED.npidle.load(Ordering::SeqCst))
-            {
+            if SCHED.spinning.may_spin(m.spinning.load(Ordering::Relaxed), procs, SCHED.npidle.load(Ordering::SeqCst)) {
                 if !m.spinning.load(Ordering::Relaxed) {
                     become_spinning(m);
                 }
@@ -709,7 +708,7 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
                 SCHED.runqsize.store(l.runq.len() as u32, Ordering::Release);
                 return (g, false);
             }
-            if !m.spinning.load(Ordering::Relaxed) && SCHED.needspinning.load(Ordering::SeqCst) == 1 {
+            if !m.spinning.load(Ordering::Relaxed) && SCHED.spinning.needed() {
                 become_spinning(m);
                 continue 'top;
             }
@@ -730,8 +729,7 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
         }
         let was_spinning = m.spinning.swap(false, Ordering::Relaxed);
         if was_spinning {
-            SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
+            SCHED.spinning.stop();
             // Recheck every source (Go's checkRunqsNoP): a submitter that
             // saw us spinning did not wake anyone.
             if SCHED.runqsize.load(Ordering::SeqCst) > 0 || any_runq_nonempty() {
@@ -761,7 +759,7 @@ fn handoff_to_waiter(m: &'static M) -> bool {
     drop(l);
     w.note.wakeup();
     if m.spinning.swap(false, Ordering::Relaxed) {
-        SCHED.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        SCHED.spinning.stop();
     }
     stop_m(m);
     true
@@ -1016,42 +1014,17 @@ pub(crate) fn gosched_g(g: &G) {
 
 pub(crate) fn entersyscall(m: &M, g: &G) {
     g.set_status(Status::Syscall);
-    m.syscalltick.fetch_add(1, Ordering::Relaxed);
-    m.in_syscall.store(SYSCALL_HAS_P, Ordering::SeqCst);
+    m.syscall.enter();
 }
 
 /// Go's `exitsyscall`: keep the P if nobody took it, else get one back
 /// (an idle one, or wait for one). Idempotent.
 pub(crate) fn exitsyscall(m: &'static M) {
-    match m.in_syscall.compare_exchange(SYSCALL_HAS_P, SYSCALL_NONE, Ordering::SeqCst, Ordering::SeqCst) {
-        Ok(_) | Err(SYSCALL_NONE) => {}
-        Err(_) => {
-            debug_assert_eq!(m.in_syscall.load(Ordering::Relaxed), SYSCALL_LOST_P);
-            m.p.set(ptr::null());
-            m.in_syscall.store(SYSCALL_NONE, Ordering::SeqCst);
-            // Go's exitsyscallNoP: an idle P, else wait our turn.
-            {
-                let mut l = lock();
-                if let Some(p) = (!SCHED.gcwaiting.load(Ordering::Acquire)).then(|| pidleget(&mut l)).flatten() {
-                    drop(l);
-                    acquirep(m, p);
-                } else {
-                    l.mwantp.push_back(m);
-                    SCHED.nmwantp.store(l.mwantp.len() as u32, Ordering::Release);
-                    drop(l);
-                    loop {
-                        m.note.sleep();
-                        m.note.clear();
-                        let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
-                        if !p.is_null() {
-                            // SAFETY: Ps are never freed.
-                            acquirep(m, unsafe { &*p });
-                            break;
-                        }
-                    }
-                }
-            }
-        }
+    if m.syscall.exit().is_err() {
+        // Go's exitsyscallNoP: an idle P, else wait our turn in `mwantp`.
+        m.p.set(ptr::null());
+        request_p(m);
+        while !park_for_p(m) {}
     }
     let g = m.curg.load(Ordering::Relaxed);
     if !g.is_null() {
@@ -1099,7 +1072,7 @@ pub(crate) fn stop_the_world(reason: &'static str) -> Stw {
         }
         // SAFETY: Ms are never freed.
         let pm = unsafe { &*pm };
-        if pm.in_syscall.compare_exchange(SYSCALL_HAS_P, SYSCALL_LOST_P, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        if pm.syscall.take() {
             p.m.store(ptr::null_mut(), Ordering::Release);
             p.set_status(PStatus::GcStop);
             l.stopwait -= 1;

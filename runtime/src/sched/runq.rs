@@ -89,6 +89,13 @@
 //!   measure before adding it.
 //! * `put(g, true)` uses a `swap` where Go spins on a CAS of `runnext`: the
 //!   loop is exactly a swap.
+//!
+//! Two deliberate departures from Go's letter: the spill is returned as a
+//! `Vec` (129 pointers, allocated only on the overflow path) for the caller to
+//! put on the global queue, instead of linking Gs through `schedlink` under
+//! `sched.lock` here; and `steal` checks that its own ring has room for the
+//! grab *before* copying into it (Go throws after), so a misuse panics without
+//! having overwritten live slots.
 
 // The scheduler core that calls this is being written alongside; until it
 // lands, parts of the API only have callers in tests and loom models.
@@ -168,7 +175,7 @@ impl<T> RunQ<T> {
     /// any) goes to the tail of the ring instead.
     ///
     /// When the ring is full this is Go's `runqputslow`: the older half of the
-    /// ring ([`RunQ::CAPACITY`]` / 2` items from the head) and the item being
+    /// ring (half of [`RunQ::CAPACITY`], from the head) and the item being
     /// put are taken out and returned, oldest first, for the caller to append
     /// to the global run queue; the ring is left half full. Otherwise returns
     /// `None`.
@@ -179,7 +186,7 @@ impl<T> RunQ<T> {
     pub unsafe fn put(&self, g: NonNull<T>, next: bool) -> Option<Vec<NonNull<T>>> {
         let mut g = g.as_ptr();
         if next {
-            let old = self.runnext.swap(g, Relaxed);
+            let old = self.runnext.swap(g, SeqCst);
             if old.is_null() {
                 return None;
             }
@@ -319,7 +326,7 @@ impl<T> RunQ<T> {
     ///
     /// # Panics
     ///
-    /// If this queue's ring holds more than [`RunQ::CAPACITY`]` / 2` items
+    /// If this queue's ring holds more than half of [`RunQ::CAPACITY`]
     /// (Go throws "runqsteal: runq overflow"; the scheduler only steals when
     /// its own ring is empty).
     ///

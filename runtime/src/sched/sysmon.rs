@@ -13,7 +13,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::m::{SYSCALL_HAS_P, SYSCALL_LOST_P};
+use super::spin::SYSCALL_HAS_P;
 use super::p::PStatus;
 use super::proc::{self, nanotime, SCHED};
 
@@ -79,8 +79,8 @@ fn retake(watch: &mut [PWatch], now: u64) -> bool {
         // SAFETY: Ms are never freed.
         let Some(m) = (unsafe { pm.as_ref() }) else { continue };
 
-        if m.in_syscall.load(Ordering::SeqCst) == SYSCALL_HAS_P {
-            let t = m.syscalltick.load(Ordering::Relaxed);
+        if m.syscall.state() == SYSCALL_HAS_P {
+            let t = m.syscall.tick();
             if w.syscalltick != t {
                 w.syscalltick = t;
                 w.syscallwhen = now;
@@ -88,7 +88,7 @@ fn retake(watch: &mut [PWatch], now: u64) -> bool {
             }
             // Go leaves the P alone when it has no work, others are free to
             // take new work, and the syscall is short.
-            let idle_help = SCHED.nmspinning.load(Ordering::SeqCst) + SCHED.npidle.load(Ordering::SeqCst) > 0;
+            let idle_help = SCHED.spinning.count() + SCHED.npidle.load(Ordering::SeqCst) > 0;
             if p.runq.is_empty()
                 && SCHED.runqsize.load(Ordering::Relaxed) == 0
                 && SCHED.nmwantp.load(Ordering::Relaxed) == 0
@@ -97,8 +97,7 @@ fn retake(watch: &mut [PWatch], now: u64) -> bool {
             {
                 continue;
             }
-            if m.in_syscall.compare_exchange(SYSCALL_HAS_P, SYSCALL_LOST_P, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-            {
+            if m.syscall.take() {
                 p.m.store(std::ptr::null_mut(), Ordering::Release);
                 proc::handoffp(p);
                 took = true;
