@@ -33,6 +33,7 @@ pub(crate) mod sync {
 
 #[cfg(loom)]
 pub(crate) mod sync {
+    #[allow(unused_imports)]
     pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic;
     pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
