@@ -31,6 +31,15 @@ mod loom;
 #[cfg(not(loom))]
 mod stack;
 
+#[cfg(not(loom))]
+pub mod chan;
+#[cfg(not(loom))]
+mod macros;
+#[cfg(not(loom))]
+pub use macros::*;
+#[cfg(not(loom))]
+pub mod sync;
+
 pub(crate) mod sched;
 
 #[cfg(not(loom))]

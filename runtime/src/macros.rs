@@ -1,0 +1,1 @@
+//! Re-exports of the procedural macros from `gort-macros`.
