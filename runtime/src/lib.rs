@@ -54,6 +54,13 @@ pub use sched::preempt::preempt_point;
 #[cfg(not(loom))]
 pub use sched::syscall::syscall;
 
+/// Internals re-exported for the fuzz targets in `fuzz/` only.
+#[cfg(all(feature = "internals", not(loom)))]
+#[doc(hidden)]
+pub mod __internals {
+    pub use crate::sched::runq::RunQ;
+}
+
 /// Internals re-exported for the loom models in `loom-tests/` only.
 #[cfg(loom)]
 #[doc(hidden)]
