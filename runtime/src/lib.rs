@@ -39,6 +39,8 @@ mod macros;
 pub use macros::*;
 #[cfg(not(loom))]
 pub mod sync;
+#[cfg(not(loom))]
+pub mod time;
 
 pub(crate) mod sched;
 

@@ -8,6 +8,7 @@ use super::g::G;
 use super::m::M;
 use super::runq::RunQ;
 use crate::stack::StackCache;
+use crate::time::heap::Timers;
 
 /// Go's `_Pidle` … `_Pdead`.
 #[repr(u32)]
@@ -34,6 +35,8 @@ pub(crate) struct P {
     /// Per-P stack cache. Touched only by the owner M (or by `procresize`
     /// while the world is stopped).
     pub(crate) stacks: UnsafeCell<StackCache>,
+    /// This P's timers (Go's `p.timers`), under their own lock.
+    pub(crate) timers: Timers,
 }
 
 // SAFETY: `stacks` is only accessed by the M that owns the P (ownership
@@ -53,6 +56,7 @@ impl P {
             schedtick: AtomicU32::new(0),
             m: AtomicPtr::new(std::ptr::null_mut()),
             stacks: UnsafeCell::new(StackCache::new()),
+            timers: Timers::new(),
         }
     }
 

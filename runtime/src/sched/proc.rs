@@ -494,10 +494,11 @@ pub(crate) fn stop_m(m: &'static M) {
     }
 }
 
-/// Sleeps on the M's note once; if it was woken with a P, takes it and
-/// returns true (Go's `mPark` then `acquirep(nextp)`).
+/// Sleeps on the M's note once (until the earliest timer, if it becomes
+/// the timer sleeper); if it was woken with a P, takes it and returns true
+/// (Go's `mPark` then `acquirep(nextp)`).
 fn park_for_p(m: &'static M) -> bool {
-    m.note.sleep();
+    crate::time::heap::sleep_m(m);
     m.note.clear();
     let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
     if p.is_null() {
@@ -635,6 +636,9 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
             continue;
         }
         let p = m.p().expect("find_runnable without a P");
+        if p.timers.next() != u64::MAX {
+            p.timers.run(nanotime());
+        }
         // Another M waits for a P and this one has had it for a slice:
         // take turns (Go hands its P to a locked M in `startlockedm`).
         if SCHED.nmwantp.load(Ordering::Relaxed) != 0
@@ -692,6 +696,11 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
             if SCHED.spinning.may_spin(m.spinning.load(Ordering::Relaxed), procs, SCHED.npidle.load(Ordering::SeqCst)) {
                 if !m.spinning.load(Ordering::Relaxed) {
                     become_spinning(m);
+                }
+                // Go's last stealing pass also runs other Ps' timers, idle
+                // or stuck ones included.
+                if crate::time::heap::run_all_due() > 0 {
+                    continue 'top;
                 }
                 if let Some(g) = steal_work(m, p) {
                     return (g, false);
@@ -1178,6 +1187,7 @@ fn procresize(l: &mut Locked, n: u32, me: Option<&'static M>) {
         }
         // SAFETY: as above.
         unsafe { p.stacks() }.flush();
+        p.timers.move_to(&allp(0).timers);
         p.m.store(ptr::null_mut(), Ordering::Release);
         p.set_status(PStatus::Dead);
     }
