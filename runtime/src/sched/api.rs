@@ -373,8 +373,11 @@ where
     }
     // SAFETY: we join before returning (or never return), so the borrows of
     // `f` and `T` outlive the goroutine.
+    super::checkdead::RUN_CALLERS.fetch_add(1, Ordering::SeqCst);
     let h = unsafe { Builder::new().spawn_unchecked(f, None) }.expect("gort: cannot start goroutine");
-    match h.join() {
+    let r = h.join();
+    super::checkdead::RUN_CALLERS.fetch_sub(1, Ordering::SeqCst);
+    match r {
         Ok(v) => v,
         Err(p) if p.is::<Goexit>() => {
             while SCHED.ngoroutines.load(Ordering::Acquire) > 0 {

@@ -68,7 +68,6 @@ pub(crate) enum WaitReason {
 
 impl WaitReason {
     /// Go's exact string for the reason (for goroutine dumps).
-    #[allow(dead_code)]
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             WaitReason::None => "",
@@ -127,6 +126,10 @@ pub(crate) struct G {
     pub(crate) coro: UnsafeCell<Option<Coro>>,
     /// The coroutine's yielder, set when the body starts.
     pub(crate) yielder: Cell<*const GYielder>,
+    /// Links in the home M's list of goroutines (Go's `allgs`, kept per M
+    /// so starting and exiting take no lock). Home M's thread only.
+    pub(crate) allg_prev: Cell<*mut G>,
+    pub(crate) allg_next: Cell<*mut G>,
     /// Goroutine-local storage (`gort::local!`), dropped when the body ends.
     pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
     /// Message and backtrace of a panic captured by the hook, for the fatal
@@ -158,6 +161,31 @@ impl G {
 
     pub(crate) fn set_status(&self, s: Status) {
         self.status.store(s as u32, Ordering::Release);
+    }
+
+    /// Go's status word in a goroutine header: the wait reason when waiting.
+    pub(crate) fn status_str(&self) -> &'static str {
+        match self.status() {
+            Status::Runnable => "runnable",
+            Status::Running => "running",
+            Status::Syscall => "syscall",
+            Status::Waiting => self.wait_reason.get().as_str(),
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Go's goroutine header, `goroutine N [status]:`, with the name on a
+    /// line of its own (Go goroutines have none).
+    pub(crate) fn header(&self) -> String {
+        let mut s = format!("goroutine {} [{}", self.id, self.status_str());
+        if self.born_locked || self.locked_ext.get() > 0 {
+            s.push_str(", locked to thread");
+        }
+        s.push_str("]:\n");
+        if let Some(n) = &self.name {
+            s.push_str(&format!("goroutine name: {n:?}\n"));
+        }
+        s
     }
 
     /// Whether the goroutine has started running (and is homed if not migratable).

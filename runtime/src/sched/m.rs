@@ -53,6 +53,9 @@ pub(crate) struct M {
     pub(crate) home_next: Cell<*mut G>,
     /// Started goroutines homed here that have not exited. Own thread only.
     pub(crate) homed: Cell<usize>,
+    /// Head of the list of goroutines homed here (through `G::allg_*`).
+    /// Own thread only; read by `checkdead` only while every M is idle.
+    pub(crate) allg: Cell<*mut G>,
     /// Homed goroutines currently inside `lock_os_thread`. Own thread only.
     pub(crate) pinned: Cell<u32>,
     /// A goroutine exited while locked: admit nothing new, exit when the
@@ -98,6 +101,7 @@ impl M {
             home_len: AtomicU32::new(0),
             home_next: Cell::new(ptr::null_mut()),
             homed: Cell::new(0),
+            allg: Cell::new(ptr::null_mut()),
             pinned: Cell::new(0),
             retiring: Cell::new(false),
             curg: AtomicPtr::new(ptr::null_mut()),
@@ -137,6 +141,35 @@ impl M {
         self.home.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Adds a goroutine starting here to the list of homed goroutines.
+    pub(crate) fn allg_insert(&self, g: &G) {
+        let gp = g as *const G as *mut G;
+        let head = self.allg.get();
+        g.allg_prev.set(ptr::null_mut());
+        g.allg_next.set(head);
+        // SAFETY: list members are live goroutines homed here; only this
+        // M's thread touches the links.
+        if let Some(h) = unsafe { head.as_ref() } {
+            h.allg_prev.set(gp);
+        }
+        self.allg.set(gp);
+    }
+
+    /// Removes an exiting goroutine from the list.
+    pub(crate) fn allg_remove(&self, g: &G) {
+        let (prev, next) = (g.allg_prev.get(), g.allg_next.get());
+        // SAFETY: as in `allg_insert`.
+        unsafe {
+            match prev.as_ref() {
+                Some(p) => p.allg_next.set(next),
+                None => self.allg.set(next),
+            }
+            if let Some(n) = next.as_ref() {
+                n.allg_prev.set(prev);
+            }
+        }
+    }
+
     /// Pops the oldest readied goroutine homed here.
     pub(crate) fn home_pop(&self) -> Option<NonNull<G>> {
         if self.home_len.load(Ordering::Acquire) == 0 {
@@ -151,6 +184,13 @@ impl M {
     /// Whether any readied goroutine homed here waits (lock-free peek).
     pub(crate) fn has_home_work(&self) -> bool {
         self.home_len.load(Ordering::Acquire) != 0 || !self.home_next.get().is_null()
+    }
+
+    /// Whether readied goroutines wait in the home queue, as seen from
+    /// another thread (`home_next` is the owner's; it is empty whenever the
+    /// owner sleeps).
+    pub(crate) fn has_home_work_shared(&self) -> bool {
+        self.home_len.load(Ordering::SeqCst) != 0
     }
 
     /// Runs `f` with the goroutine currently on this M, if any, guaranteeing

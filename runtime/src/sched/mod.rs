@@ -94,6 +94,8 @@
 #[cfg(not(loom))]
 pub(crate) mod api;
 #[cfg(not(loom))]
+pub(crate) mod checkdead;
+#[cfg(not(loom))]
 mod env;
 #[cfg(not(loom))]
 pub(crate) mod g;

@@ -229,6 +229,8 @@ pub(crate) fn newproc(opts: NewG, entry: Box<dyn FnOnce() + Send>) -> std::io::R
         entry: std::cell::UnsafeCell::new(Some(entry)),
         coro: std::cell::UnsafeCell::new(None),
         yielder: Cell::new(ptr::null()),
+        allg_prev: Cell::new(ptr::null_mut()),
+        allg_next: Cell::new(ptr::null_mut()),
         locals: std::cell::UnsafeCell::new(Vec::new()),
         panic_report: std::cell::UnsafeCell::new(None),
     });
@@ -561,6 +563,7 @@ fn newm_locked(g: NonNull<G>) -> std::io::Result<()> {
 
 /// Go's `mstart`: the body of every M thread.
 fn mstart(m: &'static M) {
+    super::checkdead::thread_started();
     CUR_M.with(|c| c.set(m));
     super::preempt::bind(m);
     stack::ensure_altstack();
@@ -593,6 +596,7 @@ fn mexit(m: &'static M) {
     }
     m.dead.store(true, Ordering::Release);
     lock().freem.push(m);
+    super::checkdead::thread_exited();
 }
 
 /// Go's `gcstopm`: stops this M's P for a pending stop-the-world, then
@@ -728,6 +732,9 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
         let p = releasep(m);
         if admits || (p.runq.is_empty() && l.runq.is_empty()) {
             let waiter = pidleput(&mut l, p);
+            if waiter.is_none() && SCHED.npidle.load(Ordering::SeqCst) == gomaxprocs() {
+                super::checkdead::checkdead(&l);
+            }
             drop(l);
             if let Some(w) = waiter {
                 w.note.wakeup();
@@ -913,6 +920,7 @@ fn start_g(m: &'static M, p: &P, g: &G) {
     if !g.migratable {
         g.home.store(m as *const M as *mut M, Ordering::Release);
         m.homed.set(m.homed.get() + 1);
+        m.allg_insert(g);
     }
     let gp = SendPtr(g as *const G);
     let coro: super::g::Coro = Coroutine::with_stack(st, move |y, ()| {
@@ -963,6 +971,9 @@ fn gdestroy(m: &'static M, g: NonNull<G>) -> bool {
     }
     if !gr.home.load(Ordering::Relaxed).is_null() {
         m.homed.set(m.homed.get() - 1);
+        if !gr.migratable {
+            m.allg_remove(gr);
+        }
     }
     if gr.locked_ext.get() > 0 && !gr.born_locked {
         // Go: a goroutine that exits while locked takes its thread with it.

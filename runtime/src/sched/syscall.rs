@@ -115,6 +115,12 @@ struct SendPtr<T>(*mut T);
 // SAFETY: see the use in `syscall`: exclusive access is handed over by the park.
 unsafe impl<T> Send for SendPtr<T> {}
 
+/// Whether the blocking pool has no queued job (`checkdead`; jobs being
+/// run are counted as busy).
+pub(crate) fn pool_idle() -> bool {
+    POOL.lock().unwrap_or_else(|e| e.into_inner()).jobs.is_empty()
+}
+
 /// Queues a job; starts a pool thread unless enough are idle to take
 /// every queued job (`idle` counts threads waiting on the condvar, kept by
 /// the threads themselves, so spurious wake-ups cannot skew it).
@@ -133,12 +139,17 @@ fn submit(job: SendJob) {
 }
 
 fn pool_thread() {
+    super::checkdead::thread_started();
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if let Some(SendJob((f, g))) = pool.jobs.pop_front() {
+            // Busy from before the queue looks empty until the goroutine is
+            // readied, so `checkdead` never sees this work as missing.
+            let _busy = super::checkdead::Busy::new();
             drop(pool);
             f();
             proc::ready(g);
+            drop(_busy);
             pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
             continue;
         }
@@ -148,6 +159,7 @@ fn pool_thread() {
         pool.idle -= 1;
         if timeout.timed_out() && pool.jobs.is_empty() {
             pool.threads -= 1;
+            super::checkdead::thread_exited();
             return;
         }
     }

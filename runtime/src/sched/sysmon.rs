@@ -37,6 +37,7 @@ pub(crate) fn start() {
 }
 
 fn sysmon() {
+    super::checkdead::thread_started();
     let mut watch = vec![PWatch::default(); proc::MAX_PROCS];
     let mut idle = 0u32;
     let mut delay = 20u64;

@@ -101,13 +101,13 @@ impl Timers {
 
     /// The earliest deadline (`u64::MAX`: none).
     pub(crate) fn next(&self) -> u64 {
-        self.timer0.load(Ordering::Acquire)
+        self.timer0.load(Ordering::SeqCst)
     }
 
     fn push(&self, when: u64, gen: u64, timer: Arc<TimerShared>) {
         let mut h = self.lock();
         h.push(Reverse(Entry { when, seq: SEQ.fetch_add(1, Ordering::Relaxed), gen, timer }));
-        self.timer0.store(h.peek().map_or(u64::MAX, |e| e.0.when), Ordering::Release);
+        self.timer0.store(h.peek().map_or(u64::MAX, |e| e.0.when), Ordering::SeqCst);
     }
 
     /// Runs every timer due at `now`. Returns how many fired.
@@ -116,6 +116,7 @@ impl Timers {
             return 0;
         }
         let mut due = Vec::new();
+        let _busy = crate::sched::checkdead::Busy::new();
         {
             let mut h = self.lock();
             while h.peek().is_some_and(|e| e.0.when <= now) {
@@ -135,7 +136,7 @@ impl Timers {
                 }
                 due.push(e.timer);
             }
-            self.timer0.store(h.peek().map_or(u64::MAX, |e| e.0.when), Ordering::Release);
+            self.timer0.store(h.peek().map_or(u64::MAX, |e| e.0.when), Ordering::SeqCst);
         }
         for t in &due {
             match &t.action {

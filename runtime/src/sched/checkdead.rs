@@ -1,0 +1,108 @@
+//! Deadlock detection (Go's `checkdead`): when no goroutine can ever run
+//! again, print `fatal error: all goroutines are asleep - deadlock!` and
+//! every goroutine's header, and exit with code 2.
+//!
+//! It runs when an M makes the last P idle, under `sched.lock`. It fires
+//! only if all of these hold:
+//! - a thread is inside `gort::run` (or `#[gort::main]`): the process
+//!   entered through the runtime;
+//! - no goroutine is runnable (every run queue and home queue is empty, no
+//!   M waits for a P), none is in a syscall (inline or on the blocking
+//!   pool), no timer is pending and none is firing;
+//! - every thread of the process is a runtime thread or a caller parked in
+//!   `gort::run`. Any other thread could still wake a goroutine (it may
+//!   hold a channel), so its mere existence disarms the check, for as long
+//!   as it lives. This is stricter than Go, which simply disables the check
+//!   where foreign threads can call in (c-shared builds): a false report
+//!   would kill a working program.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::g::G;
+use super::proc::{self, Locked, SCHED};
+
+/// Threads parked in `gort::run`.
+pub(crate) static RUN_CALLERS: AtomicUsize = AtomicUsize::new(0);
+/// Live runtime threads (Ms, sysmon, blocking-pool threads).
+static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
+/// Work in flight outside any queue: timers being fired, blocking-pool
+/// jobs between their dequeue and the ready of their goroutine.
+static BUSY: AtomicUsize = AtomicUsize::new(0);
+
+pub(crate) fn thread_started() {
+    RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
+}
+
+pub(crate) fn thread_exited() {
+    RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Marks work in flight for as long as it lives.
+pub(crate) struct Busy(());
+
+impl Busy {
+    pub(crate) fn new() -> Busy {
+        BUSY.fetch_add(1, Ordering::SeqCst);
+        Busy(())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Called with `sched.lock` held when every P has just become idle.
+pub(crate) fn checkdead(l: &Locked) {
+    let callers = RUN_CALLERS.load(Ordering::SeqCst);
+    if callers == 0 || SCHED.ngoroutines.load(Ordering::SeqCst) <= 0 {
+        return;
+    }
+    if !l.runq.is_empty() || !l.mwantp.is_empty() || SCHED.gcwaiting.load(Ordering::SeqCst) {
+        return;
+    }
+    // Timers first, then in-flight work: a timer is marked busy before it
+    // leaves its heap.
+    if crate::time::heap::earliest() != u64::MAX || BUSY.load(Ordering::SeqCst) != 0 {
+        return;
+    }
+    if !super::syscall::pool_idle() {
+        return;
+    }
+    let allm = SCHED.allm.lock().unwrap_or_else(|e| e.into_inner());
+    let live: Vec<_> = allm.iter().filter(|m| !m.dead.load(Ordering::Acquire)).collect();
+    if live.iter().any(|m| m.has_home_work_shared() || m.syscall.state() != super::spin::SYSCALL_NONE) {
+        return;
+    }
+    if (0..proc::gomaxprocs()).any(|i| !proc::allp(i).runq.is_empty()) {
+        return;
+    }
+    let threads = std::fs::read_dir("/proc/self/task").map_or(usize::MAX, |d| d.count());
+    if threads > RUNTIME_THREADS.load(Ordering::SeqCst) + callers {
+        return;
+    }
+    // Every M is asleep without a P: their goroutine lists are stable, and
+    // `sched.lock` orders their last changes before this read.
+    let mut gs: Vec<&G> = Vec::new();
+    for m in &live {
+        let mut g = m.allg.get();
+        // SAFETY: see above; list members are live goroutines.
+        while let Some(gr) = unsafe { g.as_ref() } {
+            gs.push(gr);
+            g = gr.allg_next.get();
+        }
+    }
+    gs.sort_by_key(|g| g.id);
+    let mut out = String::from("fatal error: all goroutines are asleep - deadlock!\n");
+    for g in gs {
+        out.push('\n');
+        out.push_str(&g.header());
+    }
+    let _ = std::io::stdout().flush();
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(out.as_bytes());
+    let _ = e.flush();
+    std::process::exit(2);
+}
