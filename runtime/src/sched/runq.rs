@@ -99,7 +99,7 @@
 
 // The scheduler core that calls this is being written alongside; until it
 // lands, parts of the API only have callers in tests and loom models.
-#![allow(dead_code)]
+
 
 use std::ptr::{self, NonNull};
 
@@ -156,6 +156,7 @@ pub struct RunQ<T> {
 impl<T> RunQ<T> {
     /// Number of slots in the ring (256; 4 under `cfg(loom)`). `runnext`
     /// holds one more item on top of these.
+    #[cfg_attr(not(any(test, loom, feature = "internals")), allow(dead_code))]
     pub const CAPACITY: usize = RUNQ_SIZE;
 
     /// An empty queue.
@@ -402,6 +403,7 @@ impl<T> RunQ<T> {
     /// Approximate number of queued items, `runnext` included. Exact when
     /// called by the owner with no thief active; otherwise a snapshot that may
     /// already be stale.
+    #[cfg_attr(not(any(test, loom, feature = "internals")), allow(dead_code))]
     pub fn len(&self) -> usize {
         loop {
             let h = self.head.load(Acquire);

@@ -88,6 +88,8 @@
 
 // The scheduler is being written against this API; until it calls every
 // entry point, unused items are expected outside tests.
+// `stack_inuse_bytes`/`stack_sys_bytes` feed MemStats (GC issue); `Stack::size`/`bounds`,
+// `alloc_global` and `guard_mode` serve the tests and diagnostics.
 #![cfg_attr(not(test), allow(dead_code, unused_imports))]
 
 mod os;
