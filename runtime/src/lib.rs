@@ -31,13 +31,11 @@ mod loom;
 #[cfg(not(loom))]
 mod stack;
 
-#[cfg(not(loom))]
 pub mod chan;
 #[cfg(not(loom))]
 mod macros;
 #[cfg(not(loom))]
 pub use macros::*;
-#[cfg(not(loom))]
 pub mod sync;
 #[cfg(not(loom))]
 pub mod time;
@@ -67,7 +65,11 @@ pub mod __internals {
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
+    /// The channel protocol core (`RawChan`, sudogs, the claim, select).
+    pub use crate::chan;
     pub use crate::sched::note::Note;
     pub use crate::sched::runq::RunQ;
     pub use crate::sched::spin::{Spinning, SyscallSlot, SYSCALL_HAS_P, SYSCALL_LOST_P, SYSCALL_NONE};
+    /// The runtime lock, parking, the semaphore table and `WaitGroup`.
+    pub use crate::sync;
 }

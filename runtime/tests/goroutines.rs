@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::OrPanic;
+
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
@@ -69,6 +71,9 @@ fn chain_of_one_million_goroutines_uses_few_mappings() {
         return;
     };
     out.assert_success();
+    if let Some(line) = out.stdout.lines().find(|l| l.starts_with("maps before")) {
+        println!("{line}");
+    }
 }
 
 #[test]
@@ -177,7 +182,7 @@ fn scope_borrows_from_the_stack() {
                 });
             }
             let h = s.spawn(|| shared.len());
-            h.join().unwrap()
+            h.join().or_panic()
         });
         assert_eq!(lens, 4);
         (data, total.into_inner())
@@ -215,7 +220,7 @@ fn run_returns_the_value_and_the_main_goroutine_is_1() {
         assert_eq!(id, 1, "the first run of a fresh process is not goroutine 1");
         assert_eq!(nested, 1, "a nested run started a new goroutine");
         // `run` may be called again; the borrowed value comes back.
-        let v = vec![1, 2, 3];
+        let v = [1, 2, 3];
         let (sum, id2) = gort::run(|| (v.iter().sum::<i32>(), gort::current().unwrap().id()));
         assert_eq!(sum, 6);
         assert!(id2 > 1, "second run reused goroutine id {id2}");
@@ -229,7 +234,7 @@ fn run_returns_the_value_and_the_main_goroutine_is_1() {
 #[test]
 fn current_is_none_on_plain_threads_and_names_goroutines() {
     assert!(gort::current().is_none(), "current() on the test thread");
-    assert!(std::thread::spawn(|| gort::current().is_none()).join().unwrap(), "current() on a std thread");
+    assert!(std::thread::spawn(|| gort::current().is_none()).join().or_panic(), "current() on a std thread");
     with_timeout("current", 60, || {
         let h = gort::Builder::new()
             .name("named".into())
@@ -239,13 +244,13 @@ fn current_is_none_on_plain_threads_and_names_goroutines() {
             })
             .unwrap();
         let hid = h.id();
-        let (id, name) = h.join().unwrap();
+        let (id, name) = h.join().or_panic();
         assert_eq!(id, hid, "JoinHandle::id differs from current().id()");
         assert_eq!(name.as_deref(), Some("named"));
         let (a, b) = (gort::spawn(|| gort::current().unwrap().id()), gort::spawn(|| gort::current().unwrap().id()));
-        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        let (a, b) = (a.join().or_panic(), b.join().or_panic());
         assert_ne!(a, b, "two goroutines share an id");
-        assert_eq!(gort::spawn(|| gort::current().unwrap().name().is_none()).join().unwrap(), true);
+        assert!(gort::spawn(|| gort::current().unwrap().name().is_none()).join().or_panic());
     });
 }
 
@@ -269,10 +274,10 @@ fn num_goroutine_counts_live_goroutines() {
         assert!(eventually(60, || STARTED.load(Ordering::SeqCst) == N), "not all goroutines started");
         assert_eq!(gort::num_goroutine(), N);
         // Counted inside a goroutine too (itself included).
-        assert_eq!(gort::spawn(gort::num_goroutine).join().unwrap(), N + 1);
+        assert_eq!(gort::spawn(gort::num_goroutine).join().or_panic(), N + 1);
         RELEASE.store(true, Ordering::SeqCst);
         for h in handles {
-            h.join().unwrap();
+            h.join().or_panic();
         }
         assert!(
             eventually(60, || gort::num_goroutine() == 0),
@@ -307,12 +312,12 @@ fn goroutines_started_from_many_std_threads() {
                             gort::go(move || tx.send(t as u64 * PER + i).unwrap());
                         }
                     }
-                    handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+                    handles.into_iter().map(|h| h.join().or_panic()).sum::<u64>()
                 })
             })
             .collect();
         drop(tx);
-        let joined: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        let joined: u64 = threads.into_iter().map(|t| t.join().or_panic()).sum();
         let sent: u64 = rx.iter().sum();
         joined + sent
     });
@@ -350,12 +355,12 @@ fn local_values_are_per_goroutine_and_dropped_at_exit() {
                         gort::gosched();
                         assert_eq!(VALUE.with(|v| v.get()), i, "goroutine-local value changed under us");
                     }
-                    gort::spawn(move || VALUE.with(|v| v.get())).join().unwrap()
+                    gort::spawn(move || VALUE.with(|v| v.get())).join().or_panic()
                 })
             })
             .collect();
         for h in handles {
-            assert_eq!(h.join().unwrap(), 0, "a child goroutine inherited its parent's local");
+            assert_eq!(h.join().or_panic(), 0, "a child goroutine inherited its parent's local");
         }
         // The values are dropped as each goroutine exits (that may be just
         // after its joiner woke).
@@ -368,6 +373,6 @@ fn local_values_are_per_goroutine_and_dropped_at_exit() {
     });
     // On a plain thread, a local is per thread.
     VALUE.with(|v| v.set(77));
-    assert_eq!(std::thread::spawn(|| VALUE.with(|v| v.get())).join().unwrap(), 0);
+    assert_eq!(std::thread::spawn(|| VALUE.with(|v| v.get())).join().or_panic(), 0);
     assert_eq!(VALUE.with(|v| v.get()), 77);
 }

@@ -18,8 +18,8 @@
 //!    completes that case and wakes us; pass 3 relocks everything and
 //!    unlinks the sudogs that were not chosen.
 
-use super::hchan::{RawChan, SendFail, Sel, Sudog, Wakeup, TIMEOUT};
 use super::super::sync::wake::Reason;
+use super::hchan::{RawChan, Sel, SendFail, Sudog, Wakeup, TIMEOUT};
 use super::timer::Deadline;
 
 /// The outcome of polling a case under its channel's lock.

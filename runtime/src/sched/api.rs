@@ -209,6 +209,11 @@ impl Builder {
         let their = packet.clone();
         let main = move || {
             let r = panic::catch_unwind(AssertUnwindSafe(f));
+            // Like a thread's locals, a goroutine's are gone once it can be joined.
+            let r = match panic::catch_unwind(AssertUnwindSafe(super::local::destroy_current)) {
+                Err(p) if r.is_ok() => Err(p),
+                _ => r,
+            };
             // SAFETY: only this goroutine writes the result, before `done`.
             unsafe { *their.result.get() = Some(r) };
             let waiter = {

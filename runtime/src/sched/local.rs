@@ -97,6 +97,14 @@ unsafe fn slot<T: 'static>(slots: *mut Slots, i: usize, init: fn() -> T) -> *con
     }
 }
 
+/// Drops the running goroutine's locals (before its joiner is told it
+/// finished).
+pub(crate) fn destroy_current() {
+    if let Some((_, g)) = proc::current() {
+        destroy_locals(g);
+    }
+}
+
 /// Drops a goroutine's locals as it exits (on its own stack, so their
 /// destructors may still use the runtime). Values created by destructors
 /// are dropped too.

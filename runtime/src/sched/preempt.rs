@@ -3,18 +3,36 @@
 //! point (`gort::preempt_point`, every runtime call that may block, and the
 //! loop back-edges `#[goroutine]` instruments).
 //!
-//! The check is one thread-local load of a pointer to the M's flag plus a
-//! load of the flag and a predictable branch. The thread-local is bound
-//! once per thread and names the M's flag, so it stays right even for a
-//! migratable goroutine that moved (the address is re-read at every check,
-//! from a non-inlined function).
+//! The inlined check is one load of a global count of pending requests and
+//! a predictable branch. Only when some request is pending anywhere does
+//! it call the slow path, which reads this thread's M flag through a
+//! thread-local bound once per thread (re-read at every call, from a
+//! non-inlined function, so it stays right for a migratable goroutine).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::m::M;
 
 static NEVER: AtomicBool = AtomicBool::new(false);
+
+/// Number of Ms with a preemption request set.
+static PENDING: AtomicU32 = AtomicU32::new(0);
+
+/// sysmon or stop-the-world asks the goroutine running on `m` to yield.
+pub(crate) fn request(m: &M) {
+    if !m.preempt.swap(true, Ordering::Relaxed) {
+        PENDING.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The M reached a scheduling point: its request, if any, is honoured.
+#[inline]
+pub(crate) fn clear(m: &M) {
+    if m.preempt.load(Ordering::Relaxed) && m.preempt.swap(false, Ordering::Relaxed) {
+        PENDING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 thread_local! {
     static FLAG: Cell<&'static AtomicBool> = const { Cell::new(&NEVER) };
@@ -27,7 +45,7 @@ pub(crate) fn bind(m: &'static M) {
 
 /// Whether a preemption request is pending for the calling thread.
 #[inline(never)]
-pub(crate) fn requested() -> bool {
+fn requested() -> bool {
     FLAG.with(|f| f.get().load(Ordering::Relaxed))
 }
 
@@ -52,6 +70,14 @@ pub(crate) fn requested() -> bool {
 /// ```
 #[inline]
 pub fn preempt_point() {
+    if PENDING.load(Ordering::Relaxed) != 0 {
+        slow_path();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn slow_path() {
     if requested() {
         super::api::gosched();
     }

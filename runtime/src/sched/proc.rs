@@ -455,6 +455,8 @@ fn acquirep(m: &'static M, p: &'static P) {
 
 fn releasep(m: &M) -> &'static P {
     let p = m.p().expect("releasep without a P");
+    // A request for this M lapses when it gives up its P.
+    super::preempt::clear(m);
     m.p.set(ptr::null());
     p
 }
@@ -793,7 +795,12 @@ fn place(m: &M, g: NonNull<G>) -> bool {
     if unsafe { g.as_ref() }.started() {
         return true;
     }
-    if m.home_len.load(Ordering::Relaxed) > 0 && SCHED.npidle.load(Ordering::SeqCst) > 0 {
+    // A P is free if one is idle or a spinning M (not us) is looking for
+    // work: `wakep` in `newproc` usually has already turned the idle P into
+    // a spinner, which would otherwise only get the goroutine from our
+    // `runnext` after a delay, too late.
+    let spinners = SCHED.spinning.count().saturating_sub(m.spinning.load(Ordering::Relaxed) as u32);
+    if m.home_len.load(Ordering::Relaxed) > 0 && (SCHED.npidle.load(Ordering::SeqCst) > 0 || spinners > 0) {
         globrunqput(g);
         wakep();
         return false;
@@ -862,7 +869,7 @@ fn execute(m: &'static M, g: NonNull<G>, inherit: bool) -> bool {
     if !inherit {
         p.schedtick.fetch_add(1, Ordering::Relaxed);
     }
-    m.preempt.store(false, Ordering::Relaxed);
+    super::preempt::clear(m);
     gr.set_status(Status::Running);
     if !gr.started() {
         start_g(m, p, gr);
@@ -1128,7 +1135,7 @@ fn preempt_all() {
         let pm = p.m.load(Ordering::Acquire);
         if p.status() == PStatus::Running && !pm.is_null() {
             // SAFETY: Ms are never freed.
-            unsafe { &*pm }.preempt.store(true, Ordering::Relaxed);
+            super::preempt::request(unsafe { &*pm });
         }
     }
 }

@@ -131,9 +131,9 @@ pub(crate) fn describe_overflow(buf: &mut [u8]) -> usize {
         return 0;
     };
     let mut w = SliceWriter { buf, n: 0 };
-    let _ = write!(w, "goroutine {} [running]:\n", g.id);
+    let _ = writeln!(w, "goroutine {} [running]:", g.id);
     if let Some(n) = &g.name {
-        let _ = write!(w, "goroutine name: \"{n}\"\n");
+        let _ = writeln!(w, "goroutine name: \"{n}\"");
     }
     w.n
 }

@@ -100,7 +100,6 @@
 // The scheduler core that calls this is being written alongside; until it
 // lands, parts of the API only have callers in tests and loom models.
 
-
 use std::ptr::{self, NonNull};
 
 use crate::loom::sync::atomic::{

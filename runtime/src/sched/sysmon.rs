@@ -13,9 +13,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::spin::SYSCALL_HAS_P;
 use super::p::PStatus;
 use super::proc::{self, nanotime, SCHED};
+use super::spin::SYSCALL_HAS_P;
 
 const STUCK_NS: u64 = 1_000_000_000;
 
@@ -115,7 +115,7 @@ fn retake(watch: &mut [PWatch], now: u64) -> bool {
         }
         let ran = now.saturating_sub(w.schedwhen);
         if ran >= proc::FORCE_PREEMPT.as_nanos() as u64 {
-            m.preempt.store(true, Ordering::Relaxed);
+            super::preempt::request(m);
         }
         if ran >= STUCK_NS && !w.reported && m.home_len.load(Ordering::Relaxed) > 0 {
             w.reported = true;

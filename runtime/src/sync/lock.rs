@@ -11,8 +11,9 @@
 //! thread may sleep on the futex). `lock` swaps in 1; on contention it
 //! spins actively (4 rounds of 30 pauses when there is more than one CPU),
 //! yields once, then swaps in 2 and sleeps on the futex. `unlock` swaps in
-//! 0 and wakes one sleeper if the old value was 2. Under loom the lock is a
-//! CAS loop that yields to the model's scheduler.
+//! 0 and wakes one sleeper if the old value was 2. Under loom it is a
+//! `Mutex<bool>` plus `Condvar` (loom cannot explore unbounded spinning);
+//! what the models check is the protocol the lock protects.
 
 use crate::loom::sync::atomic::{AtomicU32, Ordering};
 
@@ -27,6 +28,11 @@ const SLEEPING: u32 = 2;
 #[derive(Debug, Default)]
 pub struct RawLock {
     key: AtomicU32,
+    /// Under loom: a blocking lock (loom cannot explore unbounded spinning).
+    #[cfg(loom)]
+    m: crate::loom::sync::Mutex<bool>,
+    #[cfg(loom)]
+    cv: crate::loom::sync::Condvar,
 }
 
 impl RawLock {
@@ -39,14 +45,28 @@ impl RawLock {
     /// An unlocked lock.
     #[cfg(loom)]
     pub fn new() -> RawLock {
-        RawLock { key: AtomicU32::new(UNLOCKED) }
+        RawLock {
+            key: AtomicU32::new(UNLOCKED),
+            m: crate::loom::sync::Mutex::new(false),
+            cv: crate::loom::sync::Condvar::new(),
+        }
     }
 
     /// Acquires the lock (Go's `lock2`).
     #[inline]
     pub fn lock(&self) {
+        #[cfg(not(loom))]
         if self.key.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_slow();
+        }
+        #[cfg(loom)]
+        {
+            let mut g = crate::loom::lock(&self.m);
+            while *g {
+                g = self.cv.wait(g).unwrap();
+            }
+            *g = true;
+            self.key.store(LOCKED, Ordering::Relaxed);
         }
     }
 
@@ -84,13 +104,6 @@ impl RawLock {
         }
     }
 
-    #[cfg(loom)]
-    fn lock_slow(&self) {
-        while self.key.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            loom::thread::yield_now();
-        }
-    }
-
     /// Releases the lock (Go's `unlock2`). The caller holds it.
     #[inline]
     pub fn unlock(&self) {
@@ -101,7 +114,11 @@ impl RawLock {
             }
         }
         #[cfg(loom)]
-        self.key.store(UNLOCKED, Ordering::Release);
+        {
+            self.key.store(UNLOCKED, Ordering::Relaxed);
+            *crate::loom::lock(&self.m) = false;
+            self.cv.notify_one();
+        }
     }
 }
 

@@ -65,7 +65,24 @@ pub struct Waker {
     #[cfg(not(loom))]
     w: WaiterDebug,
     #[cfg(loom)]
-    t: loom::thread::Thread,
+    p: loom::sync::Arc<LoomParker>,
+}
+
+/// Under loom a thread sleeps on its own mutex and condition variable
+/// rather than `thread::park`: a stale `unpark` meant for an earlier wait
+/// would otherwise wake the thread out of an unrelated loom `Condvar`
+/// wait (which loom does not tolerate), and the owner's `woken` flag is
+/// the condition either way.
+#[cfg(loom)]
+#[derive(Debug, Default)]
+pub struct LoomParker {
+    m: loom::sync::Mutex<()>,
+    cv: loom::sync::Condvar,
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static PARKER: loom::sync::Arc<LoomParker> = loom::sync::Arc::new(LoomParker::default());
 }
 
 #[cfg(not(loom))]
@@ -90,7 +107,7 @@ impl Waker {
         }
         #[cfg(loom)]
         {
-            Waker { t: loom::thread::current() }
+            Waker { p: PARKER.with(|p| p.clone()) }
         }
     }
 
@@ -100,7 +117,10 @@ impl Waker {
         #[cfg(not(loom))]
         self.w.0.wake();
         #[cfg(loom)]
-        self.t.unpark();
+        {
+            let _g = self.p.m.lock().unwrap();
+            self.p.cv.notify_all();
+        }
     }
 }
 
@@ -136,8 +156,10 @@ pub fn park(reason: Reason, unlock: &mut dyn FnMut(), woken: &AtomicBool) {
     {
         let _ = reason;
         unlock();
+        let p = PARKER.with(|p| p.clone());
+        let mut g = p.m.lock().unwrap();
         while !woken.load(Ordering::Acquire) {
-            loom::thread::park();
+            g = p.cv.wait(g).unwrap();
         }
     }
 }

@@ -174,10 +174,42 @@ pub fn spin_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 pub fn kernel_tid() -> u32 {
     let link = std::fs::read_link("/proc/thread-self").expect("read_link /proc/thread-self");
     let s = link.to_string_lossy().into_owned();
-    s.rsplit('/').next().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("unexpected /proc/thread-self link {s:?}"))
+    s.rsplit('/')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected /proc/thread-self link {s:?}"))
 }
 
 /// Whether thread `tid` of this process still exists.
 pub fn task_exists(tid: u32) -> bool {
     std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+}
+
+/// The text of a panic payload.
+pub fn payload_str(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else if p.is::<gort::Goexit>() {
+        "gort::Goexit".to_string()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+/// `join().or_panic()`: like `unwrap`, but a failed assertion inside the
+/// goroutine (or thread) shows up with its message in the test failure.
+pub trait OrPanic<T> {
+    fn or_panic(self) -> T;
+}
+
+impl<T> OrPanic<T> for std::thread::Result<T> {
+    #[track_caller]
+    fn or_panic(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(p) => panic!("joined goroutine panicked: {}", payload_str(&*p)),
+        }
+    }
 }

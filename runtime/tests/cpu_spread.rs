@@ -1,0 +1,109 @@
+//! First-run placement: a dispatcher that spawns one CPU-bound goroutine
+//! at a time and blocks in between still spreads them over every P
+//! (ARCHITECTURE.md, "Where a goroutine runs").
+//!
+//! This is the one test with a resource threshold, required by the issue:
+//! process CPU time >= 0.8 x P x wall time while the CPU-bound goroutines
+//! run. It lives alone in this test binary so that no other test of the
+//! same process competes for the CPUs, and its body runs in a child
+//! process with GOMAXPROCS=2. It is skipped (with a message) on machines
+//! with fewer than 2 CPUs.
+
+mod common;
+
+use common::OrPanic;
+
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use common::in_child;
+
+const PROCS: usize = 2;
+const WORK: Duration = Duration::from_millis(1500);
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// User plus system CPU time of the whole process, from `/proc/self/stat`.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+    // Fields after the command name, which is in parentheses: state is
+    // field 3, utime field 14, stime field 15.
+    let rest = &stat[stat.rfind(')').expect("malformed /proc/self/stat") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(ticks as f64 / CLOCK_TICKS_PER_SEC)
+}
+
+/// Spins for `WORK` of wall time, calling `preempt_point` as it goes.
+fn cpu_bound() -> (ThreadId, u64) {
+    let start = Instant::now();
+    let mut x = 0u64;
+    let mut i = 0u64;
+    while start.elapsed() < WORK {
+        for _ in 0..1000 {
+            i += 1;
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+        }
+        gort::preempt_point();
+    }
+    (std::thread::current().id(), x)
+}
+
+/// Runs `PROCS` CPU-bound goroutines spawned one at a time by a dispatcher
+/// that blocks with `between` after each spawn; returns (cpu, wall).
+fn dispatch(between: fn()) -> (Duration, Duration, Vec<ThreadId>) {
+    gort::run(|| {
+        let cpu0 = process_cpu();
+        let t0 = Instant::now();
+        let mut hs = Vec::new();
+        for _ in 0..PROCS {
+            hs.push(gort::spawn(cpu_bound));
+            between();
+        }
+        let threads = hs.into_iter().map(|h| h.join().or_panic().0).collect();
+        (process_cpu() - cpu0, t0.elapsed(), threads)
+    })
+}
+
+fn check(how: &str, (cpu, wall, threads): (Duration, Duration, Vec<ThreadId>)) {
+    let need = wall.mul_f64(0.8 * PROCS as f64);
+    println!("{how}: cpu {cpu:?} over wall {wall:?} (need >= {need:?}), threads {threads:?}");
+    // Placement first (independent of machine load): each started
+    // goroutine stays on its thread, so two on one thread share one P.
+    let distinct: std::collections::HashSet<_> = threads.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        PROCS,
+        "{how}: the {PROCS} CPU-bound goroutines were started on the same thread {threads:?} \
+         although a P was free: first-run placement did not spread them"
+    );
+    assert!(
+        cpu >= need,
+        "{how}: CPU-bound goroutines spawned one at a time did not use every P: \
+         process CPU {cpu:?} < 0.8 x {PROCS} x wall {wall:?}; they ran on threads {threads:?}"
+    );
+}
+
+#[test]
+fn dispatcher_spreads_cpu_bound_goroutines_over_every_p() {
+    if gort::num_cpu() < PROCS {
+        eprintln!("skipped: needs {PROCS} CPUs, this machine makes {} available", gort::num_cpu());
+        return;
+    }
+    let Some(out) = in_child("dispatcher_spreads_cpu_bound_goroutines_over_every_p", &[("GOMAXPROCS", "2")], || {
+        assert_eq!(gort::gomaxprocs(0), PROCS);
+        check(
+            "blocking in gort::syscall between spawns",
+            dispatch(|| gort::syscall(|| std::thread::sleep(Duration::from_millis(5)))),
+        );
+        check(
+            "joining a short goroutine between spawns",
+            dispatch(|| assert_eq!(gort::spawn(|| 1).join().or_panic(), 1)),
+        );
+    }) else {
+        return;
+    };
+    out.assert_success();
+    for line in out.stdout.lines().filter(|l| l.contains("cpu ")) {
+        println!("{line}");
+    }
+}

@@ -1,0 +1,186 @@
+//! Scheduling order and GOMAXPROCS. Every test here changes GOMAXPROCS, a
+//! process-wide setting, so each runs its body in a child process.
+
+mod common;
+
+use common::OrPanic;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::in_child;
+
+/// With one P, two goroutines that yield only at `gosched` take turns.
+///
+/// Why this holds: a yielding started goroutine goes to the tail of its
+/// home queue, and once both have started the run queue is empty, so the
+/// M alternates between the two queued goroutines. Before both have
+/// started, the scheduler's "home queue first one time in 31" rule may
+/// run the first one twice before the second starts, so strict
+/// alternation is asserted from the point where both have run.
+#[test]
+fn gosched_alternates_two_goroutines_on_one_p() {
+    const ROUNDS: usize = 20;
+    let Some(out) = in_child("gosched_alternates_two_goroutines_on_one_p", &[], || {
+        let prev = gort::gomaxprocs(1);
+        assert_eq!(prev, gort::num_cpu().min(1024), "default GOMAXPROCS is not the CPU count");
+        assert_eq!(gort::gomaxprocs(0), 1);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        gort::run(|| {
+            let hs: Vec<_> = ['A', 'B']
+                .into_iter()
+                .map(|id| {
+                    let log = log.clone();
+                    gort::spawn(move || {
+                        for _ in 0..ROUNDS {
+                            log.lock().unwrap().push(id);
+                            gort::gosched();
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().or_panic();
+            }
+        });
+        let log: String = log.lock().unwrap().iter().collect();
+        println!("log {log}");
+        assert_eq!(log.len(), 2 * ROUNDS);
+        assert_eq!(log.matches('A').count(), ROUNDS);
+        let first = log.chars().next().unwrap();
+        // Both have run from here on...
+        let both = log.find(|c| c != first).unwrap();
+        // ...until one of them has finished.
+        let a_done = log.char_indices().filter(|&(_, c)| c == 'A').nth(ROUNDS - 1).unwrap().0;
+        let b_done = log.char_indices().filter(|&(_, c)| c == 'B').nth(ROUNDS - 1).unwrap().0;
+        let end = a_done.min(b_done);
+        let window = &log.as_bytes()[both - 1..=end];
+        assert!(
+            window.windows(2).all(|w| w[0] != w[1]),
+            "with one P, goroutines yielding with gosched did not alternate: {log} (checked {}..={end})",
+            both - 1
+        );
+        // Only the start-up rule may delay the second goroutine, once.
+        assert!(both <= 2, "the second goroutine started only after {both} turns of the first: {log}");
+    }) else {
+        return;
+    };
+    out.assert_success();
+}
+
+/// `gomaxprocs(n)` returns the previous setting; resizing up and down
+/// while goroutines run (and block in joins and syscalls) loses none of
+/// them, and started goroutines keep their threads through the resizes.
+#[test]
+fn gomaxprocs_resizes_while_goroutines_run() {
+    const WORKERS: usize = 32;
+    const ITERS: u64 = 300;
+    let Some(out) = in_child("gomaxprocs_resizes_while_goroutines_run", &[("GOMAXPROCS", "3")], || {
+        assert_eq!(gort::gomaxprocs(0), 3, "GOMAXPROCS=3 in the environment was not honoured");
+        let done = Arc::new(AtomicU64::new(0));
+        let total = gort::run(|| {
+            let hs: Vec<_> = (0..WORKERS as u64)
+                .map(|k| {
+                    let done = done.clone();
+                    gort::spawn(move || {
+                        let t = std::thread::current().id();
+                        let mut sum = 0u64;
+                        for i in 0..ITERS {
+                            sum += match i % 4 {
+                                0 => gort::spawn(move || i).join().or_panic(),
+                                1 => {
+                                    gort::gosched();
+                                    i
+                                }
+                                2 => gort::syscall(|| {
+                                    std::thread::sleep(std::time::Duration::from_micros(200));
+                                    i
+                                }),
+                                _ => {
+                                    gort::preempt_point();
+                                    i
+                                }
+                            };
+                            assert_eq!(std::thread::current().id(), t, "worker {k} changed threads");
+                        }
+                        done.fetch_add(1, Ordering::SeqCst);
+                        sum
+                    })
+                })
+                .collect();
+            // Resize from a goroutine, over and over until the workers are done.
+            let mut expect = 3;
+            let mut resizes = 0;
+            while resizes < 6 || done.load(Ordering::SeqCst) < WORKERS as u64 {
+                let n = [1, 4, 2, 1, 3, 2][resizes % 6];
+                assert_eq!(gort::gomaxprocs(n), expect, "gomaxprocs({n}) did not return the previous value");
+                expect = n;
+                assert_eq!(gort::gomaxprocs(0), n);
+                resizes += 1;
+                gort::syscall(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+            }
+            assert_eq!(gort::gomaxprocs(2), expect);
+            println!("{resizes} resizes while the workers ran");
+            hs.into_iter().map(|h| h.join().or_panic()).sum::<u64>()
+        });
+        assert_eq!(done.load(Ordering::SeqCst), WORKERS as u64);
+        assert_eq!(total, WORKERS as u64 * ITERS * (ITERS - 1) / 2);
+        // From a plain thread too; the same value is a no-op.
+        assert_eq!(gort::gomaxprocs(4), 2);
+        assert_eq!(gort::gomaxprocs(4), 4);
+        // Values above 1024 are capped.
+        assert_eq!(gort::gomaxprocs(5000), 4);
+        assert_eq!(gort::gomaxprocs(0), 1024);
+        assert_eq!(gort::gomaxprocs(2), 1024);
+        // The runtime still works after all that.
+        let hs: Vec<_> = (0..100u64).map(|i| gort::spawn(move || i)).collect();
+        assert_eq!(hs.into_iter().map(|h| h.join().or_panic()).sum::<u64>(), 4950);
+    }) else {
+        return;
+    };
+    out.assert_success();
+}
+
+/// Shrinking to one P while two goroutines spin (yielding) on different
+/// threads: both keep running, sharing the remaining P.
+#[test]
+fn shrinking_gomaxprocs_keeps_started_goroutines_running() {
+    let Some(out) = in_child("shrinking_gomaxprocs_keeps_started_goroutines_running", &[("GOMAXPROCS", "2")], || {
+        let counts: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let stop = Arc::new(AtomicU64::new(0));
+        let hs: Vec<_> = (0..2)
+            .map(|k| {
+                let (counts, stop) = (counts.clone(), stop.clone());
+                gort::spawn(move || {
+                    let t = std::thread::current().id();
+                    while stop.load(Ordering::SeqCst) == 0 {
+                        counts[k].fetch_add(1, Ordering::SeqCst);
+                        gort::preempt_point();
+                        gort::gosched();
+                    }
+                    assert_eq!(std::thread::current().id(), t);
+                })
+            })
+            .collect();
+        assert!(
+            common::eventually(60, || counts.iter().all(|c| c.load(Ordering::SeqCst) > 0)),
+            "the two goroutines did not both start"
+        );
+        assert_eq!(gort::gomaxprocs(1), 2);
+        let base = [counts[0].load(Ordering::SeqCst), counts[1].load(Ordering::SeqCst)];
+        let progressed = common::eventually(60, || (0..2).all(|k| counts[k].load(Ordering::SeqCst) > base[k] + 1000));
+        assert!(
+            progressed,
+            "after shrinking to one P, not both goroutines made progress: {base:?} -> [{}, {}]",
+            counts[0].load(Ordering::SeqCst),
+            counts[1].load(Ordering::SeqCst)
+        );
+        stop.store(1, Ordering::SeqCst);
+        for h in hs {
+            h.join().or_panic();
+        }
+    }) else {
+        return;
+    };
+    out.assert_success();
+}

@@ -1,0 +1,8 @@
+#[gort::goroutine]
+fn worker(name: &str) -> usize {
+    name.len()
+}
+
+fn main() {
+    let _ = worker("x");
+}

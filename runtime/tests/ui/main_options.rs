@@ -1,0 +1,2 @@
+#[gort::main(procs = 4)]
+fn main() {}
