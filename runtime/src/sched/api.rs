@@ -376,9 +376,9 @@ where
     if proc::current().is_some() {
         return f();
     }
+    super::checkdead::RUN_CALLERS.fetch_add(1, Ordering::SeqCst);
     // SAFETY: we join before returning (or never return), so the borrows of
     // `f` and `T` outlive the goroutine.
-    super::checkdead::RUN_CALLERS.fetch_add(1, Ordering::SeqCst);
     let h = unsafe { Builder::new().spawn_unchecked(f, None) }.expect("gort: cannot start goroutine");
     let r = h.join();
     super::checkdead::RUN_CALLERS.fetch_sub(1, Ordering::SeqCst);

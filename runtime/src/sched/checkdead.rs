@@ -9,12 +9,15 @@
 //! - no goroutine is runnable (every run queue and home queue is empty, no
 //!   M waits for a P), none is in a syscall (inline or on the blocking
 //!   pool), no timer is pending and none is firing;
-//! - every thread of the process is a runtime thread or a caller parked in
-//!   `gort::run`. Any other thread could still wake a goroutine (it may
-//!   hold a channel), so its mere existence disarms the check, for as long
-//!   as it lives. This is stricter than Go, which simply disables the check
-//!   where foreign threads can call in (c-shared builds): a false report
-//!   would kill a working program.
+//! - every thread of the process is a runtime thread (M, sysmon, blocking
+//!   pool) or a caller waiting in `gort::run`. Any other thread could still
+//!   wake a goroutine (it may hold a channel, or be about to use one it was
+//!   handed), so while one exists the check stays off. This is stricter
+//!   than "disarmed once a foreign thread registers" (Go's rule for threads
+//!   that call in from C): it needs no registration, so it also covers a
+//!   thread that has not touched gort yet, at the price of never reporting
+//!   a deadlock while, say, a logging thread lives. A missed report leaves
+//!   a hang; a false one would kill a working program.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,14 +29,17 @@ use super::proc::{self, Locked, SCHED};
 pub(crate) static RUN_CALLERS: AtomicUsize = AtomicUsize::new(0);
 /// Live runtime threads (Ms, sysmon, blocking-pool threads).
 static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
+
 /// Work in flight outside any queue: timers being fired, blocking-pool
 /// jobs between their dequeue and the ready of their goroutine.
 static BUSY: AtomicUsize = AtomicUsize::new(0);
 
+/// A runtime thread starts (Ms, sysmon, the blocking pool).
 pub(crate) fn thread_started() {
     RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
 }
 
+/// A runtime thread is about to exit.
 pub(crate) fn thread_exited() {
     RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
 }
@@ -79,6 +85,8 @@ pub(crate) fn checkdead(l: &Locked) {
     if (0..proc::gomaxprocs()).any(|i| !proc::allp(i).runq.is_empty()) {
         return;
     }
+    // A thread that exits is still listed until it is gone, which only
+    // errs on the side of not reporting.
     let threads = std::fs::read_dir("/proc/self/task").map_or(usize::MAX, |d| d.count());
     if threads > RUNTIME_THREADS.load(Ordering::SeqCst) + callers {
         return;

@@ -1,0 +1,107 @@
+//! Go's deadlock detection (`checkdead`), seen from a child process: when no
+//! goroutine can ever run again, `fatal error: all goroutines are asleep -
+//! deadlock!`, every goroutine's header, exit code 2 — and no report while a
+//! thread outside the runtime could still wake a goroutine.
+//!
+//! A `harness = false` test: libtest keeps threads of its own, which would
+//! disarm the check in the child, so each scenario runs this binary again
+//! as a plain program.
+
+use std::process::Command;
+use std::time::Duration;
+
+use gort::chan::Chan;
+
+const SCENARIO: &str = "GORT_DEADLOCK_SCENARIO";
+
+fn main() {
+    if let Ok(name) = std::env::var(SCENARIO) {
+        child(&name);
+        return;
+    }
+    let mut failed = 0;
+    let checks: [(&str, fn(i32, &str, &str) -> Result<(), String>); 4] = [
+        ("chan", |code, _, err| {
+            expect(code == 2, format!("exit code {code}, want 2"))?;
+            expect(
+                err.starts_with("fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [chan receive]:\n"),
+                "not Go's deadlock report".into(),
+            )?;
+            expect(err.contains("[chan send]:\ngoroutine name: \"sender\""), "the sender is not listed".into())
+        }),
+        ("select_no_cases", |code, _, err| {
+            expect(code == 2, format!("exit code {code}, want 2"))?;
+            expect(err.contains("goroutine 1 [select (no cases)]:"), "no `select (no cases)` header".into())
+        }),
+        ("join_chain", |code, _, err| {
+            expect(code == 2, format!("exit code {code}, want 2"))?;
+            expect(err.contains("goroutine 1 [sync.WaitGroup.Wait]:"), "main's join is not listed".into())?;
+            expect(err.contains("[select (no cases)]:\ngoroutine name: \"y\""), "y is not listed".into())
+        }),
+        ("outside_thread", |code, out, _| {
+            expect(code == 0, format!("exit code {code}, want 0: reported a deadlock a thread would end"))?;
+            expect(out.contains("received Some(7)"), "the value from the thread did not arrive".into())
+        }),
+    ];
+    for (name, check) in checks {
+        let out = Command::new(std::env::current_exe().unwrap()).env(SCENARIO, name).output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        match check(out.status.code().unwrap_or(-1), &stdout, &stderr) {
+            Ok(()) => println!("test deadlock::{name} ... ok"),
+            Err(why) => {
+                failed += 1;
+                println!("test deadlock::{name} ... FAILED: {why}\n--- stdout\n{stdout}--- stderr\n{stderr}");
+            }
+        }
+    }
+    println!("{} passed, {failed} failed", checks.len() - failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+fn expect(ok: bool, why: String) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(why)
+    }
+}
+
+fn child(name: &str) {
+    match name {
+        "chan" => gort::run(|| {
+            let never: Chan<u8> = Chan::new(0);
+            let keep = never.clone();
+            gort::Builder::new()
+                .name("sender".into())
+                .go(move || {
+                    let nobody: Chan<u8> = Chan::new(0);
+                    nobody.send(1);
+                    drop(keep);
+                })
+                .unwrap();
+            never.recv();
+        }),
+        "select_no_cases" => gort::run(|| gort::select! {}),
+        "join_chain" => gort::run(|| {
+            // main joins x, x joins y, y waits in a select with no cases.
+            let y = gort::Builder::new().name("y".into()).spawn(|| gort::select! {}).unwrap();
+            let x = gort::spawn(move || y.join().unwrap());
+            x.join().unwrap();
+        }),
+        "outside_thread" => {
+            let ch: Chan<u8> = Chan::new(0);
+            let tx = ch.clone();
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                tx.send(7);
+            });
+            let v = gort::run(|| ch.recv());
+            t.join().unwrap();
+            println!("received {v:?}");
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+    eprintln!("scenario {name} returned");
+}
