@@ -14,13 +14,16 @@ use gort::chan::Chan;
 
 const SCENARIO: &str = "GORT_DEADLOCK_SCENARIO";
 
+/// Judges a child's exit code, stdout and stderr.
+type Check = fn(i32, &str, &str) -> Result<(), String>;
+
 fn main() {
     if let Ok(name) = std::env::var(SCENARIO) {
         child(&name);
         return;
     }
     let mut failed = 0;
-    let checks: [(&str, fn(i32, &str, &str) -> Result<(), String>); 4] = [
+    let checks: [(&str, Check); 5] = [
         ("chan", |code, _, err| {
             expect(code == 2, format!("exit code {code}, want 2"))?;
             expect(
@@ -37,6 +40,10 @@ fn main() {
             expect(code == 2, format!("exit code {code}, want 2"))?;
             expect(err.contains("goroutine 1 [sync.WaitGroup.Wait]:"), "main's join is not listed".into())?;
             expect(err.contains("[select (no cases)]:\ngoroutine name: \"y\""), "y is not listed".into())
+        }),
+        ("timeout", |code, out, _| {
+            expect(code == 0, format!("exit code {code}, want 0: a pending timeout is not a deadlock"))?;
+            expect(out.contains("timed out: true"), "recv_timeout did not time out".into())
         }),
         ("outside_thread", |code, out, _| {
             expect(code == 0, format!("exit code {code}, want 0: reported a deadlock a thread would end"))?;
@@ -89,6 +96,12 @@ fn child(name: &str) {
             let y = gort::Builder::new().name("y".into()).spawn(|| gort::select! {}).unwrap();
             let x = gort::spawn(move || y.join().unwrap());
             x.join().unwrap();
+        }),
+        "timeout" => gort::run(|| {
+            let ch: Chan<u8> = Chan::new(0);
+            let r = ch.recv_timeout(Duration::from_millis(200));
+            gort::time::sleep(Duration::from_millis(50));
+            println!("timed out: {}", r.is_err());
         }),
         "outside_thread" => {
             let ch: Chan<u8> = Chan::new(0);

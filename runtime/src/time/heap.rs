@@ -161,7 +161,8 @@ impl Timers {
 /// on the caller's P, and makes sure some M will notice it.
 pub(crate) fn add(timer: &Arc<TimerShared>, when: u64) {
     proc::ensure_started();
-    let p: &P = match proc::current().and_then(|(m, _)| m.p()) {
+    // The caller's P — also from the M's stack, where parks arm their timers.
+    let p: &P = match proc::getm().and_then(|m| m.p()) {
         Some(p) => p,
         None => proc::allp(0),
     };
