@@ -29,7 +29,7 @@ pub use stub::*;
 
 #[cfg(not(loom))]
 mod imp {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
@@ -55,11 +55,9 @@ mod imp {
     pub fn arm(deadline: Deadline, sel: &Sel) -> Key {
         let slot = Arc::new(Mutex::new(Some(SelPtr(sel))));
         let fire = slot.clone();
-        let timer = Arc::new(TimerShared {
-            gen: AtomicU64::new(0),
-            active: AtomicBool::new(true),
-            period: AtomicU64::new(0),
-            action: Action::Func(Box::new(move || {
+        let timer = TimerShared::new(
+            0,
+            Action::Func(Box::new(move |_gen| {
                 let mut s = fire.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(SelPtr(sel)) = s.take() {
                     // SAFETY: the slot still held the pointer, so its owner
@@ -71,7 +69,7 @@ mod imp {
                     }
                 }
             })),
-        });
+        );
         let now = Instant::now();
         let when = crate::sched::proc::nanotime()
             .saturating_add(deadline.saturating_duration_since(now).as_nanos().min(u64::MAX as u128) as u64);

@@ -34,8 +34,10 @@ use crate::sched::proc::{self, nanotime};
 pub(crate) enum Action {
     /// Ready a goroutine parked in `sleep`.
     Ready(std::ptr::NonNull<crate::sched::g::G>),
-    /// Call a function (start a goroutine, send without blocking).
-    Func(Box<dyn Fn() + Send + Sync>),
+    /// Call a function (start a goroutine, send without blocking) with the
+    /// generation that fired; it re-checks it under its own lock if a
+    /// concurrent stop must win.
+    Func(Box<dyn Fn(u64) + Send + Sync>),
 }
 
 /// A timer's shared state: its generation and action.
@@ -63,6 +65,17 @@ struct Entry {
     timer: Arc<TimerShared>,
 }
 
+impl TimerShared {
+    pub(crate) fn new(period: u64, action: Action) -> Arc<TimerShared> {
+        Arc::new(TimerShared {
+            gen: AtomicU64::new(0),
+            active: std::sync::atomic::AtomicBool::new(true),
+            period: AtomicU64::new(period),
+            action,
+        })
+    }
+}
+
 impl PartialEq for Entry {
     fn eq(&self, o: &Self) -> bool {
         (self.when, self.seq) == (o.when, o.seq)
@@ -81,18 +94,23 @@ impl Ord for Entry {
 }
 
 /// One P's timers.
-#[derive(Default)]
 pub(crate) struct Timers {
     heap: Mutex<BinaryHeap<Reverse<Entry>>>,
     /// Earliest `when` in the heap, `u64::MAX` if empty.
     timer0: AtomicU64,
+    /// Some thread is running this heap's due timers.
+    running: std::sync::atomic::AtomicBool,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Timers {
     pub(crate) fn new() -> Timers {
-        Timers { heap: Mutex::new(BinaryHeap::new()), timer0: AtomicU64::new(u64::MAX) }
+        Timers {
+            heap: Mutex::new(BinaryHeap::new()),
+            timer0: AtomicU64::new(u64::MAX),
+            running: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BinaryHeap<Reverse<Entry>>> {
@@ -110,11 +128,21 @@ impl Timers {
         self.timer0.store(h.peek().map_or(u64::MAX, |e| e.0.when), Ordering::SeqCst);
     }
 
-    /// Runs every timer due at `now`. Returns how many fired.
+    /// Runs every timer due at `now`. Returns how many fired. One thread
+    /// at a time runs a heap (others skip it), so its timers fire in
+    /// deadline order; actions run outside the heap lock because they take
+    /// channel and scheduler locks, and a channel arms its timers while
+    /// holding its own lock.
     pub(crate) fn run(&self, now: u64) -> usize {
-        if self.next() > now {
+        if self.next() > now || self.running.swap(true, Ordering::Acquire) {
             return 0;
         }
+        let fired = self.run_locked(now);
+        self.running.store(false, Ordering::Release);
+        fired
+    }
+
+    fn run_locked(&self, now: u64) -> usize {
         let mut due = Vec::new();
         let _busy = crate::sched::checkdead::Busy::new();
         {
@@ -134,14 +162,14 @@ impl Timers {
                         timer: e.timer.clone(),
                     }));
                 }
-                due.push(e.timer);
+                due.push((e.timer, e.gen));
             }
             self.timer0.store(h.peek().map_or(u64::MAX, |e| e.0.when), Ordering::SeqCst);
         }
-        for t in &due {
+        for (t, gen) in &due {
             match &t.action {
                 Action::Ready(g) => proc::ready(*g),
-                Action::Func(f) => f(),
+                Action::Func(f) => f(*gen),
             }
         }
         due.len()

@@ -1,0 +1,141 @@
+//! gort::time: sleeping goroutines cost no thread and wake in deadline
+//! order; `after`, `Timer`, `Ticker` and `after_func` follow Go's rules.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gort::chan::Chan;
+use gort::time::{after, after_func, sleep, Ticker, Timer};
+
+mod common;
+use common::in_child;
+
+#[test]
+fn hundred_thousand_sleepers_wake_in_deadline_order() {
+    // With one P every timer lives in one heap and fires in deadline order,
+    // and the woken goroutines run in the order they were readied: the log
+    // of deadlines, in wake order, must be sorted. (With several Ps, timers
+    // of different Ps may fire in either order within a scheduling round.)
+    // The deadline a goroutine logs is taken just before `sleep` computes
+    // its own, so two deadlines closer than that gap may swap: allow 1 ms,
+    // a thousand times the gap.
+    let Some(out) = in_child("hundred_thousand_sleepers_wake_in_deadline_order", &[("GOMAXPROCS", "1")], || {
+        const N: usize = 100_000;
+        let log = Arc::new(Mutex::new(Vec::with_capacity(N)));
+        let threads_before = std::fs::read_dir("/proc/self/task").unwrap().count();
+        gort::run(|| {
+            let wg = Arc::new(gort::sync::WaitGroup::new());
+            for i in 0..N {
+                wg.add(1);
+                let (wg, log) = (wg.clone(), log.clone());
+                gort::go(move || {
+                    let d = Duration::from_micros((i % 100) as u64 * 1000 + 1000);
+                    let deadline = Instant::now() + d;
+                    sleep(d);
+                    assert!(Instant::now() >= deadline, "woke early");
+                    log.lock().unwrap().push(deadline);
+                    wg.done();
+                });
+            }
+            let threads_mid = std::fs::read_dir("/proc/self/task").unwrap().count();
+            assert!(
+                threads_mid < threads_before + 16,
+                "sleeping goroutines cost threads: {threads_before} -> {threads_mid}"
+            );
+            wg.wait();
+        });
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), N);
+        for (k, w) in log.windows(2).enumerate() {
+            assert!(
+                w[0] <= w[1] + Duration::from_millis(1),
+                "wake-up {k} has a deadline {:?} later than wake-up {}",
+                w[0] - w[1],
+                k + 1
+            );
+        }
+    }) else {
+        return;
+    };
+    out.assert_success();
+}
+
+#[test]
+fn sleep_on_a_plain_thread_sleeps_the_thread() {
+    let t = Instant::now();
+    sleep(Duration::from_millis(10));
+    assert!(t.elapsed() >= Duration::from_millis(10));
+}
+
+#[test]
+fn after_fires_once_in_select() {
+    gort::run(|| {
+        let never: Chan<u8> = Chan::new(0);
+        let t = Instant::now();
+        let mut timed_out = false;
+        gort::select! {
+            recv(never) -> v => panic!("got {v:?}"),
+            recv(after(Duration::from_millis(20))) -> at => {
+                timed_out = true;
+                assert!(at.unwrap() >= t + Duration::from_millis(20));
+            }
+        }
+        assert!(timed_out);
+    });
+}
+
+#[test]
+fn timer_stop_and_reset_leave_no_stale_value() {
+    gort::run(|| {
+        let t = Timer::new(Duration::from_millis(1));
+        sleep(Duration::from_millis(20)); // it has fired into its channel
+        assert!(!t.stop(), "stop after firing must report false");
+        assert!(t.channel().try_recv().is_err(), "a stale value survived stop");
+        let t = Timer::new(Duration::from_secs(3600));
+        assert!(t.stop(), "stop of an active timer must report true");
+        assert!(!t.reset(Duration::from_millis(5)), "reset of a stopped timer reports false");
+        let got = t.channel().recv_timeout(Duration::from_secs(10));
+        assert!(got.is_ok(), "reset timer never fired");
+        assert!(!t.reset(Duration::from_secs(3600)), "a fired timer is not active");
+        assert!(t.channel().recv_timeout(Duration::from_millis(30)).is_err(), "fired twice");
+    });
+}
+
+#[test]
+fn ticker_ticks_until_stopped_and_reset_changes_the_period() {
+    gort::run(|| {
+        let tk = Ticker::new(Duration::from_millis(2));
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            tk.channel().recv().unwrap();
+        }
+        assert!(t0.elapsed() >= Duration::from_millis(10));
+        tk.stop();
+        assert!(tk.channel().recv_timeout(Duration::from_millis(30)).is_err(), "ticked after stop");
+        tk.reset(Duration::from_millis(3));
+        assert!(tk.channel().recv_timeout(Duration::from_secs(10)).is_ok(), "reset ticker did not tick");
+    });
+    let r = std::panic::catch_unwind(|| Ticker::new(Duration::ZERO));
+    let msg = r.err().and_then(|p| p.downcast_ref::<&str>().map(|s| s.to_string()));
+    assert_eq!(msg.as_deref(), Some("non-positive interval for NewTicker"));
+}
+
+#[test]
+fn after_func_runs_in_a_goroutine_and_stop_prevents_it() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _t = after_func(Duration::from_millis(1), move || {
+        r.fetch_add(1, Ordering::SeqCst);
+        tx.send(gort::current().map(|g| g.id())).unwrap();
+    });
+    assert!(rx.recv().unwrap().is_some(), "after_func's function did not run on a goroutine");
+    let r2 = ran.clone();
+    let stopped = after_func(Duration::from_millis(20), move || {
+        r2.fetch_add(100, Ordering::SeqCst);
+    });
+    assert!(stopped.stop());
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "a stopped after_func ran");
+}
