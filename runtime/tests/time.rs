@@ -73,15 +73,11 @@ fn after_fires_once_in_select() {
     gort::run(|| {
         let never: Chan<u8> = Chan::new(0);
         let t = Instant::now();
-        let mut timed_out = false;
-        gort::select! {
+        let timed_out = gort::select! {
             recv(never) -> v => panic!("got {v:?}"),
-            recv(after(Duration::from_millis(20))) -> at => {
-                timed_out = true;
-                assert!(at.unwrap() >= t + Duration::from_millis(20));
-            }
-        }
-        assert!(timed_out);
+            recv(after(Duration::from_millis(20))) -> at => at.unwrap() >= t + Duration::from_millis(20),
+        };
+        assert!(timed_out, "after fired early");
     });
 }
 
