@@ -56,6 +56,7 @@ fuzz_target!(|ops: &[u8]| {
                         if mq.ring.len() == cap {
                             let mut expect: Vec<u32> = mq.ring.drain(..cap / 2).collect();
                             expect.push(x);
+                            // SAFETY: items point into `items`, which outlives the queues.
                             let got: Vec<u32> =
                                 spill.expect("a full ring must spill").iter().map(|p| unsafe { *p.as_ref() }).collect();
                             assert_eq!(got, expect, "spill must be the oldest half plus the new item");

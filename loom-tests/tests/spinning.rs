@@ -35,6 +35,25 @@
 //! 4. `global_queue_vs_spinner`: a thread without a P (M0 here holds none)
 //!    puts the item on the global queue (`globrunqput`) and calls `wakep`,
 //!    while M1 spins and gives up; P0 is idle throughout.
+//! 5. `locked_m_releasing_p_vs_no_idle_p`: as 2, but M1 is a locked or
+//!    pinned M (`admits_new() == false`) whose goroutine just blocked. It
+//!    found a lost wake-up in the first version of `find_runnable`'s tail,
+//!    which checked `Spinning::needed()` only for admitting Ms and let a
+//!    non-admitting M with empty queues release its P with a bare
+//!    `pidleput`: M0 queues the item in P0's `runnext`; `wakep` claims,
+//!    finds no idle P (M1 still holds P1) and calls `no_idle_p`; M1 skips
+//!    the `needed()` check, parks P1 idle, and nobody ever runs the item.
+//!    Go's locked Ms give their P away through `handoffp`, which starts a
+//!    spinning M when `nmspinning + npidle == 0`; proc.rs (and this
+//!    harness) now do the same for every non-admitting M.
+//!
+//! Mutation check (done by hand when this was written): removing the
+//! `needed()` check, the recheck after `stop()`, or `resetspinning`'s
+//! `wakep` from the harness makes models 2, 1/3/4 and 3 fail respectively;
+//! removing either SeqCst fence in the real `Spinning::claim` or
+//! `Spinning::stop` (in a scratch copy of the crate) makes models 1, 3
+//! and 4 fail with a lost wake-up, so loom does explore the StoreLoad race
+//! those fences close.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p gort-loom-tests --release --test spinning`.
 #![cfg(loom)]
@@ -64,7 +83,7 @@ fn check_no_lost_wakeup(s: &Sched, n: usize) {
 
 #[test]
 fn wakep_vs_spinner_giving_up() {
-    model("wakep_vs_spinner_giving_up", Some(3), || {
+    model("wakep_vs_spinner_giving_up", None, || {
         let s = Sched::new(2, 2);
         s.setup_running(0, 0);
         s.setup_running(1, 1);
@@ -84,7 +103,7 @@ fn wakep_vs_spinner_giving_up() {
 
 #[test]
 fn no_idle_p_sets_needspinning() {
-    model("no_idle_p_sets_needspinning", Some(3), || {
+    model("no_idle_p_sets_needspinning", None, || {
         let s = Sched::new(2, 2);
         s.setup_running(0, 0);
         s.setup_running(1, 1);
@@ -103,7 +122,7 @@ fn no_idle_p_sets_needspinning() {
 
 #[test]
 fn resetspinning_wakes_for_second_item() {
-    model("resetspinning_wakes_for_second_item", Some(2), || {
+    model("resetspinning_wakes_for_second_item", Some(3), || {
         let s = Sched::new(3, 2);
         s.setup_running(0, 0);
         s.setup_running(1, 1);
@@ -124,7 +143,7 @@ fn resetspinning_wakes_for_second_item() {
 
 #[test]
 fn global_queue_vs_spinner() {
-    model("global_queue_vs_spinner", Some(3), || {
+    model("global_queue_vs_spinner", Some(4), || {
         let s = Sched::new(2, 2);
         s.setup_running(1, 1);
         s.setup_spinning(1);
@@ -146,7 +165,7 @@ fn global_queue_vs_spinner() {
 
 #[test]
 fn locked_m_releasing_p_vs_no_idle_p() {
-    model("locked_m_releasing_p_vs_no_idle_p", None, || {
+    model("locked_m_releasing_p_vs_no_idle_p", Some(3), || {
         let s = Sched::new(2, 2);
         s.setup_running(0, 0);
         s.setup_running(1, 1);

@@ -153,6 +153,10 @@ pub struct Sched {
 impl Sched {
     /// `nprocs` Ps, all idle and free; `nms` Ms already exist (ids
     /// `0..nms`), the rest are for `newm`.
+    // Not `Sync`: each P's `local` is a loom `UnsafeCell`, shared on
+    // purpose so that loom checks who touches it. Loom runs every model
+    // thread on one OS thread and `loom::thread::spawn` does not need `Send`.
+    #[allow(clippy::arc_with_non_send_sync)]
     pub fn new(nprocs: usize, nms: usize) -> Arc<Sched> {
         let ps = (0..nprocs)
             .map(|id| P {
@@ -592,9 +596,7 @@ impl Sched {
                 }
             }
             self.releasep(m, p);
-            if admits
-                || (std::env::var("MUT").as_deref() != Ok("fix") && self.ps[p].runq.is_empty() && l.runq.is_empty())
-            {
+            if admits {
                 let waiter = self.pidleput(&mut l, p);
                 drop(l);
                 if let Some(w) = waiter {

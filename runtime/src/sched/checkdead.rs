@@ -69,12 +69,11 @@ pub(crate) fn checkdead(l: &Locked) {
     if !l.runq.is_empty() || !l.mwantp.is_empty() || SCHED.gcwaiting.load(Ordering::SeqCst) {
         return;
     }
-    // Timers first, then in-flight work: a timer is marked busy before it
-    // leaves its heap.
-    if crate::time::heap::earliest() != u64::MAX || BUSY.load(Ordering::SeqCst) != 0 {
-        return;
-    }
-    if !super::syscall::pool_idle() {
+    // Queued work first, then in-flight work: a timer is marked busy before
+    // it leaves its heap, a pool job when it leaves the queue (under the
+    // pool's lock), and a goroutine is readied before its work stops being
+    // busy. Reading in the other order could miss work moving between them.
+    if crate::time::heap::earliest() != u64::MAX || !super::syscall::pool_idle() || BUSY.load(Ordering::SeqCst) != 0 {
         return;
     }
     let allm = SCHED.allm.lock().unwrap_or_else(|e| e.into_inner());

@@ -51,6 +51,10 @@ pub(crate) struct M {
     /// Go's `runnext` for goroutines readied by this M itself. Only the M's
     /// own thread touches it.
     pub(crate) home_next: Cell<*mut G>,
+    /// Runnable homed goroutines queued by this M itself (a `gosched`, a
+    /// `runnext` displaced by a newer ready): no lock. Own thread only; it
+    /// is empty whenever the M sleeps.
+    pub(crate) home_local: std::cell::UnsafeCell<VecDeque<NonNull<G>>>,
     /// Started goroutines homed here that have not exited. Own thread only.
     pub(crate) homed: Cell<usize>,
     /// Head of the list of goroutines homed here (through `G::allg_*`).
@@ -100,6 +104,7 @@ impl M {
             home: Mutex::new(Home { q: VecDeque::new(), nop: false, wanting: false }),
             home_len: AtomicU32::new(0),
             home_next: Cell::new(ptr::null_mut()),
+            home_local: std::cell::UnsafeCell::new(VecDeque::new()),
             homed: Cell::new(0),
             allg: Cell::new(ptr::null_mut()),
             pinned: Cell::new(0),
@@ -170,20 +175,34 @@ impl M {
         }
     }
 
-    /// Pops the oldest readied goroutine homed here.
-    pub(crate) fn home_pop(&self) -> Option<NonNull<G>> {
-        if self.home_len.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let mut h = self.lock_home();
-        let g = h.q.pop_front();
-        self.home_len.store(h.q.len() as u32, Ordering::Release);
-        g
+    /// Queues a runnable goroutine homed here, from this M's own thread.
+    pub(crate) fn home_push_local(&self, g: NonNull<G>) {
+        // SAFETY: `home_local` is only touched by this M's thread, and no
+        // reference to it outlives this call.
+        unsafe { (*self.home_local.get()).push_back(g) };
     }
 
-    /// Whether any readied goroutine homed here waits (lock-free peek).
+    /// Pops a runnable goroutine homed here: the ones this M queued itself
+    /// and, every fourth tick or when there are none, the ones other
+    /// threads readied (so neither queue starves the other). Own thread.
+    pub(crate) fn home_pop(&self, tick: u32) -> Option<NonNull<G>> {
+        // SAFETY: as in `home_push_local`.
+        let local = unsafe { &mut *self.home_local.get() };
+        if self.home_len.load(Ordering::Acquire) != 0 && (local.is_empty() || tick % 4 == 0) {
+            let mut h = self.lock_home();
+            if let Some(g) = h.q.pop_front() {
+                self.home_len.store(h.q.len() as u32, Ordering::Release);
+                return Some(g);
+            }
+        }
+        local.pop_front()
+    }
+
+    /// Whether any readied goroutine homed here waits. Own thread only.
     pub(crate) fn has_home_work(&self) -> bool {
-        self.home_len.load(Ordering::Acquire) != 0 || !self.home_next.get().is_null()
+        // SAFETY: as in `home_push_local`.
+        let local_empty = unsafe { (*self.home_local.get()).is_empty() };
+        self.home_len.load(Ordering::Acquire) != 0 || !self.home_next.get().is_null() || !local_empty
     }
 
     /// Whether readied goroutines wait in the home queue, as seen from

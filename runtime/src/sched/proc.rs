@@ -212,6 +212,9 @@ pub(crate) struct NewG {
 /// or on a fresh M of its own when born locked. Returns the goroutine id.
 pub(crate) fn newproc(opts: NewG, entry: Box<dyn FnOnce() + Send>) -> std::io::Result<u64> {
     ensure_started();
+    // Every runtime call is a preemption check point (a goroutine spawning
+    // in a loop must not keep its P's timers and home queue waiting).
+    super::preempt::preempt_point();
     let cur = current();
     let id = SCHED.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
     let g = Box::new(G {
@@ -297,7 +300,7 @@ pub(crate) fn ready(g: NonNull<G>) {
         if ptr::eq(m, hm) && m.p().is_some() {
             let old = m.home_next.replace(g.as_ptr());
             if let Some(old) = NonNull::new(old) {
-                home_push(m, old);
+                m.home_push_local(old);
             }
             return;
         }
@@ -470,7 +473,8 @@ pub(crate) fn stop_m(m: &'static M) {
         let has_home = {
             let mut h = m.lock_home();
             h.nop = true;
-            let has = !h.q.is_empty() || !m.home_next.get().is_null();
+            // SAFETY: `home_local` is ours (we are the M's thread).
+            let has = !h.q.is_empty() || !m.home_next.get().is_null() || !unsafe { (*m.home_local.get()).is_empty() };
             if has && !h.wanting {
                 h.wanting = true;
                 Some(true)
@@ -669,7 +673,7 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
             }
         }
         if tick % 31 == 0 {
-            if let Some(g) = m.home_pop() {
+            if let Some(g) = m.home_pop(tick) {
                 return (g, false);
             }
         }
@@ -689,7 +693,7 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
             stop_m(m);
             continue;
         }
-        if let Some(g) = m.home_pop() {
+        if let Some(g) = m.home_pop(tick) {
             return (g, false);
         }
         if admits {
@@ -713,6 +717,9 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
                 }
             }
         }
+        if spin_for_home(m) {
+            continue 'top;
+        }
         // Nothing to do: release the P and sleep (Go's findRunnable tail).
         let mut l = lock();
         if SCHED.gcwaiting.load(Ordering::Acquire) {
@@ -732,7 +739,7 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
             continue 'top;
         }
         let p = releasep(m);
-        if admits || (p.runq.is_empty() && l.runq.is_empty()) {
+        if admits {
             let waiter = pidleput(&mut l, p);
             if waiter.is_none() && SCHED.npidle.load(Ordering::SeqCst) == gomaxprocs() {
                 super::checkdead::checkdead(&l);
@@ -742,6 +749,10 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
                 w.note.wakeup();
             }
         } else {
+            // A locked or pinned M did not look at `needspinning`: hand the
+            // P off as Go's `handoffp` does, which starts a spinner when
+            // nobody spins and no P is idle (the loom model
+            // `locked_m_releasing_p_vs_no_idle_p` loses a wake-up otherwise).
             drop(l);
             handoffp(p);
         }
@@ -776,11 +787,44 @@ fn handoff_to_waiter(m: &'static M) -> bool {
     give_p(p, w);
     drop(l);
     w.note.wakeup();
-    if m.spinning.swap(false, Ordering::Relaxed) {
-        SCHED.spinning.stop();
+    if m.spinning.load(Ordering::Relaxed) {
+        // A submitter may have relied on us spinning: let another M spin.
+        resetspinning(m);
     }
     stop_m(m);
     true
+}
+
+/// How long an M whose goroutines are parked waits for one of them to be
+/// readied by another thread before it gives up its P and sleeps.
+const HOME_SPIN_NS: u64 = 20_000;
+
+/// Before releasing its P, an M that has parked goroutines homed on it
+/// spins briefly while other Ms run: a goroutine readied by another thread
+/// (the other half of a cross-thread ping-pong) is then picked up without
+/// a futex wake-up and a P hand-off. Go gets the same from its spinning Ms,
+/// which may run any goroutine; ours can only run their own. Returns true
+/// if work may have arrived.
+fn spin_for_home(m: &M) -> bool {
+    if m.homed.get() == 0 || SCHED.npidle.load(Ordering::Relaxed) + 1 >= gomaxprocs() {
+        return false;
+    }
+    let deadline = nanotime() + HOME_SPIN_NS;
+    for i in 0u32.. {
+        // One pause per check: a pause can take ~100 cycles, and the
+        // wake-up we wait for is a single store by another core.
+        std::hint::spin_loop();
+        if m.home_len.load(Ordering::Acquire) != 0
+            || SCHED.gcwaiting.load(Ordering::Relaxed)
+            || SCHED.runqsize.load(Ordering::Relaxed) > 0
+        {
+            return true;
+        }
+        if i % 16 == 15 && nanotime() >= deadline {
+            break;
+        }
+    }
+    false
 }
 
 fn any_runq_nonempty() -> bool {
@@ -867,7 +911,8 @@ fn execute(m: &'static M, g: NonNull<G>, inherit: bool) -> bool {
     let gr = unsafe { g.as_ref() };
     let p = m.p().expect("execute without a P");
     if !inherit {
-        p.schedtick.fetch_add(1, Ordering::Relaxed);
+        // Only the owner writes it (sysmon reads): no read-modify-write needed.
+        p.schedtick.store(p.schedtick.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
     super::preempt::clear(m);
     gr.set_status(Status::Running);
@@ -897,7 +942,7 @@ fn execute(m: &'static M, g: NonNull<G>, inherit: bool) -> bool {
                 if gr.home.load(Ordering::Relaxed).is_null() {
                     requeue(m, g);
                 } else if let Some(old) = NonNull::new(m.home_next.replace(g.as_ptr())) {
-                    home_push(m, old);
+                    m.home_push_local(old);
                 }
             }
             false
@@ -913,7 +958,7 @@ fn requeue(m: &'static M, g: NonNull<G>) {
         globrunqput(g);
         wakep();
     } else {
-        home_push(m, g);
+        m.home_push_local(g);
     }
 }
 
