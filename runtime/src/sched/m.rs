@@ -60,6 +60,9 @@ pub(crate) struct M {
     /// Head of the list of goroutines homed here (through `G::allg_*`).
     /// Own thread only; read by `checkdead` only while every M is idle.
     pub(crate) allg: Cell<*mut G>,
+    /// The goroutine this M ran last parked (its wake-up is likely to come
+    /// soon from another thread). Own thread only.
+    pub(crate) just_parked: Cell<bool>,
     /// Homed goroutines currently inside `lock_os_thread`. Own thread only.
     pub(crate) pinned: Cell<u32>,
     /// A goroutine exited while locked: admit nothing new, exit when the
@@ -107,6 +110,7 @@ impl M {
             home_local: std::cell::UnsafeCell::new(VecDeque::new()),
             homed: Cell::new(0),
             allg: Cell::new(ptr::null_mut()),
+            just_parked: Cell::new(false),
             pinned: Cell::new(0),
             retiring: Cell::new(false),
             curg: AtomicPtr::new(ptr::null_mut()),

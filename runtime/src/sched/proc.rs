@@ -799,14 +799,17 @@ fn handoff_to_waiter(m: &'static M) -> bool {
 /// readied by another thread before it gives up its P and sleeps.
 const HOME_SPIN_NS: u64 = 20_000;
 
-/// Before releasing its P, an M that has parked goroutines homed on it
-/// spins briefly while other Ms run: a goroutine readied by another thread
-/// (the other half of a cross-thread ping-pong) is then picked up without
+/// Before releasing its P, an M whose goroutine just parked spins briefly:
+/// a goroutine readied by another thread (the other half of a cross-thread
+/// ping-pong, a `syscall` finishing on the pool) is then picked up without
 /// a futex wake-up and a P hand-off. Go gets the same from its spinning Ms,
 /// which may run any goroutine; ours can only run their own. Returns true
 /// if work may have arrived.
 fn spin_for_home(m: &M) -> bool {
-    if m.homed.get() == 0 || SCHED.npidle.load(Ordering::Relaxed) + 1 >= gomaxprocs() {
+    // Only right after one of ours parked: a goroutine parked long ago is
+    // not about to be readied, and spinning would take a core from the
+    // thread that will ready it.
+    if !m.just_parked.replace(false) {
         return false;
     }
     let deadline = nanotime() + HOME_SPIN_NS;
@@ -844,7 +847,7 @@ fn place(m: &M, g: NonNull<G>) -> bool {
     // a spinner, which would otherwise only get the goroutine from our
     // `runnext` after a delay, too late.
     let spinners = SCHED.spinning.count().saturating_sub(m.spinning.load(Ordering::Relaxed) as u32);
-    if m.home_len.load(Ordering::Relaxed) > 0 && (SCHED.npidle.load(Ordering::SeqCst) > 0 || spinners > 0) {
+    if m.has_home_work() && (SCHED.npidle.load(Ordering::SeqCst) > 0 || spinners > 0) {
         globrunqput(g);
         wakep();
         return false;
@@ -936,6 +939,7 @@ fn execute(m: &'static M, g: NonNull<G>, inherit: bool) -> bool {
             // which stays valid while it is suspended; we are the M that
             // suspended it, on the same thread.
             let keep_parked = unsafe { (*unlock.0)() };
+            m.just_parked.set(keep_parked && !gr.home.load(Ordering::Relaxed).is_null());
             if !keep_parked {
                 // Go's park_m: the park was abandoned; run it again next.
                 gr.set_status(Status::Runnable);

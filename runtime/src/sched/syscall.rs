@@ -18,8 +18,9 @@
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::g::{WaitReason, G};
 use super::proc::{self, SCHED};
@@ -28,7 +29,10 @@ type Job = (Box<dyn FnOnce() + Send + 'static>, NonNull<G>);
 
 struct Pool {
     jobs: VecDeque<SendJob>,
+    /// Threads asleep on the condvar.
     idle: usize,
+    /// Threads spinning for the next job (they will take one without a wake-up).
+    spinning: usize,
     threads: usize,
 }
 
@@ -36,11 +40,15 @@ struct SendJob(Job);
 // SAFETY: the closure is Send; the G pointer is only used to ready it.
 unsafe impl Send for SendJob {}
 
-static POOL: Mutex<Pool> = Mutex::new(Pool { jobs: VecDeque::new(), idle: 0, threads: 0 });
+static POOL: Mutex<Pool> = Mutex::new(Pool { jobs: VecDeque::new(), idle: 0, spinning: 0, threads: 0 });
 static POOL_CV: Condvar = Condvar::new();
 /// Go's limit on threads (debug.SetMaxThreads default) bounds the pool.
 const MAX_POOL_THREADS: usize = 10_000;
 const POOL_IDLE_EXIT: Duration = Duration::from_secs(10);
+/// How long a pool thread spins for the next job before it sleeps.
+const POOL_SPIN: Duration = Duration::from_micros(20);
+/// Mirrors `Pool::jobs.len()` for the spinning threads' lock-free peek.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs a blocking call without stalling the other goroutines on this
 /// goroutine's thread: the Rust counterpart of a Go system call or cgo call.
@@ -77,7 +85,7 @@ where
     F: FnOnce() -> R + Send,
     R: Send,
 {
-    SCHED.ncgocall.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    SCHED.ncgocall.fetch_add(1, Ordering::Relaxed);
     let Some((m, g)) = proc::current() else {
         return f();
     };
@@ -127,12 +135,17 @@ pub(crate) fn pool_idle() -> bool {
 fn submit(job: SendJob) {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     pool.jobs.push_back(job);
-    let spawn = pool.jobs.len() > pool.idle && pool.threads < MAX_POOL_THREADS;
+    QUEUED.store(pool.jobs.len(), Ordering::Relaxed);
+    let spawn = pool.jobs.len() > pool.idle + pool.spinning && pool.threads < MAX_POOL_THREADS;
     if spawn {
         pool.threads += 1;
     }
+    // std's notify costs a futex call even with nobody asleep.
+    let sleeper = pool.idle > 0 && pool.jobs.len() > pool.spinning;
     drop(pool);
-    POOL_CV.notify_one();
+    if sleeper {
+        POOL_CV.notify_one();
+    }
     if spawn && std::thread::Builder::new().name("gort-syscall".into()).spawn(pool_thread).is_err() {
         POOL.lock().unwrap_or_else(|e| e.into_inner()).threads -= 1;
     }
@@ -143,6 +156,7 @@ fn pool_thread() {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if let Some(SendJob((f, g))) = pool.jobs.pop_front() {
+            QUEUED.store(pool.jobs.len(), Ordering::Relaxed);
             // Busy from before the queue looks empty until the goroutine is
             // readied, so `checkdead` never sees this work as missing.
             let _busy = super::checkdead::Busy::new();
@@ -151,6 +165,19 @@ fn pool_thread() {
             proc::ready(g);
             drop(_busy);
             pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        // Spin briefly before sleeping: back-to-back syscalls then cost no
+        // futex round trip (Go's Ms spin the same way).
+        pool.spinning += 1;
+        drop(pool);
+        let spin_until = Instant::now() + POOL_SPIN;
+        while QUEUED.load(Ordering::Relaxed) == 0 && Instant::now() < spin_until {
+            std::hint::spin_loop();
+        }
+        pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        pool.spinning -= 1;
+        if !pool.jobs.is_empty() {
             continue;
         }
         pool.idle += 1;
