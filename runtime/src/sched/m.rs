@@ -55,6 +55,8 @@ pub(crate) struct M {
     /// `runnext` displaced by a newer ready): no lock. Own thread only; it
     /// is empty whenever the M sleeps.
     pub(crate) home_local: std::cell::UnsafeCell<VecDeque<NonNull<G>>>,
+    /// `home_local.len()`, for sysmon (written by the owner only).
+    pub(crate) home_local_len: AtomicU32,
     /// Started goroutines homed here that have not exited. Own thread only.
     pub(crate) homed: Cell<usize>,
     /// Head of the list of goroutines homed here (through `G::allg_*`).
@@ -108,6 +110,7 @@ impl M {
             home_len: AtomicU32::new(0),
             home_next: Cell::new(ptr::null_mut()),
             home_local: std::cell::UnsafeCell::new(VecDeque::new()),
+            home_local_len: AtomicU32::new(0),
             homed: Cell::new(0),
             allg: Cell::new(ptr::null_mut()),
             just_parked: Cell::new(false),
@@ -183,7 +186,9 @@ impl M {
     pub(crate) fn home_push_local(&self, g: NonNull<G>) {
         // SAFETY: `home_local` is only touched by this M's thread, and no
         // reference to it outlives this call.
-        unsafe { (*self.home_local.get()).push_back(g) };
+        let local = unsafe { &mut *self.home_local.get() };
+        local.push_back(g);
+        self.home_local_len.store(local.len() as u32, Ordering::Relaxed);
     }
 
     /// Pops a runnable goroutine homed here: the ones this M queued itself
@@ -199,7 +204,14 @@ impl M {
                 return Some(g);
             }
         }
-        local.pop_front()
+        let g = local.pop_front();
+        self.home_local_len.store(local.len() as u32, Ordering::Relaxed);
+        g
+    }
+
+    /// Runnable goroutines homed here, as sysmon sees them from its thread.
+    pub(crate) fn runnable_homed(&self) -> u32 {
+        self.home_len.load(Ordering::Relaxed) + self.home_local_len.load(Ordering::Relaxed)
     }
 
     /// Whether any readied goroutine homed here waits. Own thread only.

@@ -184,7 +184,7 @@ fn describe_m(m: &M) -> String {
 /// sysmon: an M has not reached a scheduling point for `held` while
 /// goroutines homed on it wait.
 pub(crate) fn m_stuck(m: &M, held: Duration) {
-    let waiting = m.home_len.load(Ordering::Relaxed);
+    let waiting = m.runnable_homed();
     let mut e = std::io::stderr().lock();
     let _ = writeln!(
         e,

@@ -117,7 +117,7 @@ fn retake(watch: &mut [PWatch], now: u64) -> bool {
         if ran >= proc::FORCE_PREEMPT.as_nanos() as u64 {
             super::preempt::request(m);
         }
-        if ran >= STUCK_NS && !w.reported && m.home_len.load(Ordering::Relaxed) > 0 {
+        if ran >= STUCK_NS && !w.reported && m.runnable_homed() > 0 {
             w.reported = true;
             super::report::m_stuck(m, Duration::from_nanos(ran));
         }
