@@ -8,6 +8,13 @@
 //! same process competes for the CPUs, and its body runs in a child
 //! process with GOMAXPROCS=2. It is skipped (with a message) on machines
 //! with fewer than 2 CPUs.
+//!
+//! A machine busy with other work cannot give the process P CPUs however
+//! well gort places its goroutines, so each attempt first measures what P
+//! plain threads running the same loop get (the control), and the
+//! threshold is 0.8 x min(P, control) x wall; up to three attempts. On a
+//! quiet machine the control is P and this is exactly the issue's rule.
+//! Placement (distinct threads) is checked strictly on every attempt.
 
 mod common;
 
@@ -64,9 +71,21 @@ fn dispatch(between: fn()) -> (Duration, Duration, Vec<ThreadId>) {
     })
 }
 
-fn check(how: &str, (cpu, wall, threads): (Duration, Duration, Vec<ThreadId>)) {
-    let need = wall.mul_f64(0.8 * PROCS as f64);
-    println!("{how}: cpu {cpu:?} over wall {wall:?} (need >= {need:?}), threads {threads:?}");
+/// CPUs the machine gives `PROCS` plain threads running the same loop.
+fn control_parallelism() -> f64 {
+    let cpu0 = process_cpu();
+    let t0 = Instant::now();
+    let ts: Vec<_> = (0..PROCS).map(|_| std::thread::spawn(cpu_bound)).collect();
+    ts.into_iter().for_each(|t| drop(t.join().unwrap()));
+    (process_cpu() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64()
+}
+
+/// Checks placement strictly, and CPU use against the control; returns
+/// whether the CPU threshold was met (the caller retries).
+fn check(how: &str, control: f64, (cpu, wall, threads): (Duration, Duration, Vec<ThreadId>)) -> bool {
+    let avail = control.min(PROCS as f64);
+    let need = wall.mul_f64(0.8 * avail);
+    println!("{how}: cpu {cpu:?} over wall {wall:?} (need >= {need:?}; plain threads got {control:.2} CPUs), threads {threads:?}");
     // Placement first (independent of machine load): each started
     // goroutine stays on its thread, so two on one thread share one P.
     let distinct: std::collections::HashSet<_> = threads.iter().collect();
@@ -76,11 +95,22 @@ fn check(how: &str, (cpu, wall, threads): (Duration, Duration, Vec<ThreadId>)) {
         "{how}: the {PROCS} CPU-bound goroutines were started on the same thread {threads:?} \
          although a P was free: first-run placement did not spread them"
     );
-    assert!(
-        cpu >= need,
-        "{how}: CPU-bound goroutines spawned one at a time did not use every P: \
-         process CPU {cpu:?} < 0.8 x {PROCS} x wall {wall:?}; they ran on threads {threads:?}"
-    );
+    cpu >= need
+}
+
+fn check_with_retries(how: &str, run: fn() -> (Duration, Duration, Vec<ThreadId>)) {
+    for attempt in 1..=3 {
+        let control = control_parallelism();
+        let (cpu, wall, threads) = run();
+        if check(how, control, (cpu, wall, threads.clone())) {
+            return;
+        }
+        assert!(
+            attempt < 3,
+            "{how}: CPU-bound goroutines spawned one at a time did not use every P: process CPU {cpu:?} < \
+             0.8 x min({PROCS}, {control:.2}) x wall {wall:?} in 3 attempts; they ran on threads {threads:?}"
+        );
+    }
 }
 
 #[test]
@@ -91,14 +121,12 @@ fn dispatcher_spreads_cpu_bound_goroutines_over_every_p() {
     }
     let Some(out) = in_child("dispatcher_spreads_cpu_bound_goroutines_over_every_p", &[("GOMAXPROCS", "2")], || {
         assert_eq!(gort::gomaxprocs(0), PROCS);
-        check(
-            "blocking in gort::syscall between spawns",
-            dispatch(|| gort::syscall(|| std::thread::sleep(Duration::from_millis(5)))),
-        );
-        check(
-            "joining a short goroutine between spawns",
-            dispatch(|| assert_eq!(gort::spawn(|| 1).join().or_panic(), 1)),
-        );
+        check_with_retries("blocking in gort::syscall between spawns", || {
+            dispatch(|| gort::syscall(|| std::thread::sleep(Duration::from_millis(5))))
+        });
+        check_with_retries("joining a short goroutine between spawns", || {
+            dispatch(|| assert_eq!(gort::spawn(|| 1).join().or_panic(), 1))
+        });
     }) else {
         return;
     };
