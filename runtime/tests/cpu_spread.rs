@@ -76,7 +76,9 @@ fn control_parallelism() -> f64 {
     let cpu0 = process_cpu();
     let t0 = Instant::now();
     let ts: Vec<_> = (0..PROCS).map(|_| std::thread::spawn(cpu_bound)).collect();
-    ts.into_iter().for_each(|t| drop(t.join().unwrap()));
+    for t in ts {
+        t.join().unwrap();
+    }
     (process_cpu() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64()
 }
 
