@@ -106,3 +106,25 @@ fn other_ps_run_unstarted_goroutines_while_a_thread_is_blocked() {
     };
     out.assert_success();
 }
+
+#[test]
+fn other_ps_run_expired_timers_of_a_blocked_p() {
+    let Some(out) = in_child("other_ps_run_expired_timers_of_a_blocked_p", &[("GOMAXPROCS", "2")], || {
+        gort::run(|| {
+            // The timer is armed on this goroutine's P, then the thread
+            // blocks outside the runtime: another M must fire it, and its
+            // function must run on another thread meanwhile.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let me = std::thread::current().id();
+            let _t = gort::time::after_func(Duration::from_millis(10), move || {
+                tx.send(std::thread::current().id()).unwrap();
+            });
+            let fired_on = rx.recv_timeout(Duration::from_secs(10)); // blocks this thread, not a gort park
+            let fired_on = fired_on.expect("a timer of a blocked P never fired");
+            assert_ne!(fired_on, me, "the timer's function ran on the blocked thread");
+        });
+    }) else {
+        return;
+    };
+    out.assert_success();
+}
