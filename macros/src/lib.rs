@@ -28,15 +28,27 @@ use proc_macro::TokenStream;
 
 /// Go's `go` statement: runs a call in a new, detached goroutine.
 ///
-/// ```ignore
-/// go!(worker(id, jobs.clone()));          // `worker`, `id` and the clone are evaluated now
-/// go!(server.clone().serve(listener));    // receiver and arguments evaluated now
-/// go!(move || println!("hello"));
-/// go! {                                    // a move block
-///     let total = expensive();
-///     results.send(total);
+/// ```
+/// use gort::chan::Chan;
+/// use gort::go;
+///
+/// fn worker(id: u32, out: Chan<u32>) {
+///     out.send(id * 10);
 /// }
-/// go!(name = "logger", stack_size = 1 << 20; log_loop(rx));
+/// let out = Chan::new(8);
+/// let id = 4;
+/// go!(worker(id, out.clone()));                // `worker`, `id` and the clone are evaluated now
+/// go!(out.clone().send(5));                    // receiver and arguments evaluated now
+/// go!(move || println!("hello"));
+/// let o = out.clone();
+/// go! {                                        // a move block
+///     let total = 1 + 2;
+///     o.send(total);
+/// }
+/// go!(name = "logger", stack_size = 1 << 20; worker(2, out.clone()));
+/// let mut got: Vec<u32> = (0..4).map(|_| out.recv().unwrap()).collect();
+/// got.sort();
+/// assert_eq!(got, [3, 5, 20, 40]);
 /// ```
 ///
 /// As in Go, the function value, the receiver and the arguments of a call
@@ -57,12 +69,20 @@ pub fn go(input: TokenStream) -> TokenStream {
 
 /// Makes a function start its body as a new goroutine.
 ///
-/// ```ignore
-/// #[goroutine(name = "worker", stack_size = 1 << 20)]
-/// fn worker(id: u32, jobs: Chan<Job>) -> Stats { /* ... */ }
+/// ```
+/// use gort::chan::Chan;
+/// use gort::goroutine;
 ///
-/// let h: gort::JoinHandle<Stats> = worker(1, jobs);
-/// let stats = h.join().unwrap();
+/// #[goroutine(name = "worker", stack_size = 1 << 20)]
+/// fn worker(id: u32, jobs: Chan<u32>) -> u32 {
+///     jobs.iter().sum::<u32>() + id
+/// }
+///
+/// let jobs = Chan::new(3);
+/// let h: gort::JoinHandle<u32> = worker(1, jobs.clone());
+/// (1..=3).for_each(|j| jobs.send(j));
+/// jobs.close();
+/// assert_eq!(h.join().unwrap(), 7);
 /// ```
 ///
 /// Calling the function evaluates its arguments, starts the body as a
@@ -89,18 +109,20 @@ pub fn goroutine(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// `loop`, `while` and `for` of a plain function or method, as
 /// `#[goroutine]` does for its body.
 ///
-/// ```ignore
+/// ```
 /// #[gort::preemptible]
 /// fn checksum(data: &[u8]) -> u32 {
 ///     let mut h = 0u32;
-///     for b in data { h = h.rotate_left(5) ^ u32::from(*b); } // checked every iteration
+///     for b in data {
+///         h = h.rotate_left(5) ^ u32::from(*b); // checked every iteration
+///     }
 ///     h
 /// }
+/// assert_ne!(gort::run(|| checksum(b"gort")), 0);
 /// ```
 ///
-/// A check costs a thread-local load, a load of the flag and a predictable
-/// branch while no preemption is requested, and does nothing outside a
-/// goroutine.
+/// A check costs one load and a predictable branch while no preemption is
+/// requested, and does nothing outside a goroutine.
 #[proc_macro_attribute]
 pub fn preemptible(attr: TokenStream, item: TokenStream) -> TokenStream {
     goroutine::expand_preemptible(attr.into(), item.into()).into()
@@ -108,10 +130,17 @@ pub fn preemptible(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Runs `main` as the main goroutine (goroutine 1) through `gort::run`.
 ///
-/// ```ignore
-/// #[gort::main(gomaxprocs = 4)]
+/// ```
+/// fn background() {
+///     println!("may or may not print: main does not wait for it");
+/// }
+///
+/// #[gort::main(gomaxprocs = 2)]
 /// fn main() -> Result<(), Box<dyn std::error::Error>> {
-///     go!(background());
+///     gort::go!(background());
+///     assert_eq!(gort::gomaxprocs(0), 2);
+///     let n: u32 = "42".parse()?;
+///     assert_eq!(n, 42);
 ///     Ok(())
 /// }
 /// ```
@@ -128,16 +157,28 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// A test whose body runs as a goroutine on the shared runtime.
 ///
-/// ```ignore
+/// ```
+/// # #![allow(unnameable_test_items)]
 /// #[gort::test]
-/// fn ping_pong() { /* ... */ }
+/// fn ping_pong() {
+///     let ch = gort::chan::Chan::new(0);
+///     let c = ch.clone();
+///     gort::go!(move || c.send("pong"));
+///     assert_eq!(ch.recv(), Some("pong"));
+/// }
 ///
 /// #[gort::test]
 /// #[should_panic(expected = "boom")]
-/// fn panics() { panic!("boom") }
+/// fn panics() {
+///     panic!("boom")
+/// }
 ///
 /// #[gort::test(gomaxprocs = 1)] // runs in a child process with GOMAXPROCS=1
-/// fn one_processor() -> Result<(), String> { Ok(()) }
+/// fn one_processor() -> Result<(), String> {
+///     assert_eq!(gort::gomaxprocs(0), 1);
+///     Ok(())
+/// }
+/// # fn main() {}
 /// ```
 ///
 /// The body is spawned and joined, so tests still run in parallel under
@@ -151,7 +192,25 @@ pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand_test(attr.into(), item.into()).into()
 }
 
-/// Go's `select` statement over channels.
+/// Go's `select` statement over channels, in crossbeam-channel's grammar:
+/// `recv(ch) -> v => …` (`v: Option<T>`, `None` once closed), `send(ch, v)
+/// => …`, `default => …` or `default(duration) => …`. Among ready cases one
+/// is chosen uniformly at random; with no ready case and no `default` it
+/// blocks (`select! {}` blocks forever). See `gort::chan` for the details.
+///
+/// ```
+/// use gort::chan::Chan;
+/// use std::time::Duration;
+///
+/// let (a, b) = (Chan::new(1), Chan::<u32>::new(1));
+/// a.send("ready");
+/// let got = gort::select! {
+///     recv(a) -> v => v.unwrap(),
+///     recv(b) -> _ => "b",
+///     default(Duration::from_millis(10)) => "timed out",
+/// };
+/// assert_eq!(got, "ready");
+/// ```
 #[proc_macro]
 pub fn select(input: TokenStream) -> TokenStream {
     select::expand(input.into()).into()
