@@ -636,6 +636,12 @@ pub fn version() -> &'static str {
 }
 
 /// The operating system, spelled as Go's `runtime.GOOS`.
+///
+/// ```
+/// if cfg!(target_os = "linux") {
+///     assert_eq!(gort::GOOS, "linux");
+/// }
+/// ```
 pub const GOOS: &str = if cfg!(target_os = "linux") {
     "linux"
 } else if cfg!(target_os = "macos") {
@@ -649,6 +655,12 @@ pub const GOOS: &str = if cfg!(target_os = "linux") {
 };
 
 /// The architecture, spelled as Go's `runtime.GOARCH` (`amd64`, `arm64`, …).
+///
+/// ```
+/// if cfg!(target_arch = "x86_64") {
+///     assert_eq!(gort::GOARCH, "amd64");
+/// }
+/// ```
 pub const GOARCH: &str = if cfg!(target_arch = "x86_64") {
     "amd64"
 } else if cfg!(target_arch = "aarch64") {
@@ -670,10 +682,20 @@ pub struct Goroutine {
 
 impl Goroutine {
     /// Go's goroutine id.
+    ///
+    /// ```
+    /// let h = gort::spawn(|| gort::current().unwrap().id());
+    /// assert_eq!(h.id(), h.join().unwrap());
+    /// ```
     pub fn id(&self) -> u64 {
         self.id
     }
     /// The name given with [`Builder::name`], if any.
+    ///
+    /// ```
+    /// let h = gort::Builder::new().name("fetcher".into()).spawn(|| gort::current().unwrap()).unwrap();
+    /// assert_eq!(h.join().unwrap().name(), Some("fetcher"));
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
