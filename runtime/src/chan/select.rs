@@ -166,10 +166,10 @@ impl<T> Case for SendCase<'_, T> {
     }
 }
 
-fn sellock(cases: &[&dyn Case], lockorder: &[usize]) {
+fn sellock(cases: &[&dyn Case], keys: &[usize], lockorder: &[usize]) {
     let mut last = None;
     for &i in lockorder {
-        let k = cases[i].key();
+        let k = keys[i];
         if last != Some(k) {
             cases[i].lock();
             last = Some(k);
@@ -177,11 +177,11 @@ fn sellock(cases: &[&dyn Case], lockorder: &[usize]) {
     }
 }
 
-fn selunlock(cases: &[&dyn Case], lockorder: &[usize]) {
+fn selunlock(cases: &[&dyn Case], keys: &[usize], lockorder: &[usize]) {
     // Go unlocks in reverse lock order; any order is correct.
     let mut last = None;
     for &i in lockorder.iter().rev() {
-        let k = cases[i].key();
+        let k = keys[i];
         if last != Some(k) {
             cases[i].unlock();
             last = Some(k);
@@ -247,31 +247,33 @@ pub fn select<const N: usize>(cases: [&dyn Case; N], block: Block) -> Option<usi
     }
     // Sort by channel address, starting from the poll order so that cases
     // on the same channel are permuted too.
+    // Each case's channel address, read once (a dynamic call each).
+    let keys: [usize; N] = std::array::from_fn(|i| cases[i].key());
     let mut lockorder = pollorder;
-    lockorder.sort_unstable_by_key(|&i| cases[i].key());
+    lockorder.sort_unstable_by_key(|&i| keys[i]);
 
-    sellock(&cases, &lockorder);
+    sellock(&cases, &keys, &lockorder);
 
     // Pass 1: look for something already waiting.
     for &i in &pollorder {
         match cases[i].poll() {
             Poll::Pending => {}
             Poll::Ready(w) => {
-                selunlock(&cases, &lockorder);
+                selunlock(&cases, &keys, &lockorder);
                 if let Some(w) = w {
                     w.wake();
                 }
                 return Some(i);
             }
             Poll::SendClosed => {
-                selunlock(&cases, &lockorder);
+                selunlock(&cases, &keys, &lockorder);
                 panic!("send on closed channel");
             }
         }
     }
     let deadline = match block {
         Block::No => {
-            selunlock(&cases, &lockorder);
+            selunlock(&cases, &keys, &lockorder);
             return None;
         }
         Block::Forever => None,
@@ -283,16 +285,16 @@ pub fn select<const N: usize>(cases: [&dyn Case; N], block: Block) -> Option<usi
     for &i in &lockorder {
         cases[i].enqueue(&sel, i);
     }
-    let (chosen, ok) = sel.park(Reason::Select, &mut || selunlock(&cases, &lockorder), deadline);
+    let (chosen, ok) = sel.park(Reason::Select, &mut || selunlock(&cases, &keys, &lockorder), deadline);
 
     // Pass 3: dequeue from the channels that were not chosen.
-    sellock(&cases, &lockorder);
+    sellock(&cases, &keys, &lockorder);
     for &i in &lockorder {
         if i != chosen {
             cases[i].dequeue();
         }
     }
-    selunlock(&cases, &lockorder);
+    selunlock(&cases, &keys, &lockorder);
 
     if chosen == TIMEOUT {
         return None;
