@@ -814,9 +814,15 @@ fn spin_for_home(m: &M) -> bool {
     }
     let deadline = nanotime() + HOME_SPIN_NS;
     for i in 0u32.. {
-        // One pause per check: a pause can take ~100 cycles, and the
-        // wake-up we wait for is a single store by another core.
-        std::hint::spin_loop();
+        // One pause per check at first: a pause can take ~100 cycles, and
+        // the wake-up we wait for is a single store by another core. Then
+        // yield the CPU between checks: on a machine with fewer free cores
+        // than busy threads the thread we wait for may need ours.
+        if i < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
         if m.home_len.load(Ordering::Acquire) != 0
             || SCHED.gcwaiting.load(Ordering::Relaxed)
             || SCHED.runqsize.load(Ordering::Relaxed) > 0

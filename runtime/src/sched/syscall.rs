@@ -172,8 +172,15 @@ fn pool_thread() {
         pool.spinning += 1;
         drop(pool);
         let spin_until = Instant::now() + POOL_SPIN;
+        let mut spins = 0u32;
         while QUEUED.load(Ordering::Relaxed) == 0 && Instant::now() < spin_until {
-            std::hint::spin_loop();
+            // As `spin_for_home`: pause first, then let others have the CPU.
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            spins += 1;
         }
         pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
         pool.spinning -= 1;
