@@ -25,9 +25,11 @@
 //! - *Started* goroutines, when readied, go back to their home M: into the
 //!   M's `home_next` slot when the readier is that M (Go's `runnext`: the
 //!   readied goroutine runs next and inherits the time slice), else into
-//!   the M's home queue (a mutex-protected FIFO). This is Go's machinery for
-//!   locked goroutines (`startlockedm`/`stoplockedm`) without the
-//!   exclusivity.
+//!   the M's home queue (a mutex-protected FIFO). A goroutine the M itself
+//!   requeues (`gosched`, a displaced `home_next`) goes to a lock-free local
+//!   FIFO only that M touches; the two FIFOs are served in turn. This is
+//!   Go's machinery for locked goroutines (`startlockedm`/`stoplockedm`)
+//!   without the exclusivity.
 //!
 //! Worker Ms normally keep their P, so a home queue is served by the M
 //! that owns it at its next scheduling point. An M that sleeps without a P
@@ -41,10 +43,17 @@
 //! re-checks its queue under the same lock a readier pushes under.
 //!
 //! First-run placement: when an M pops an unstarted goroutine while
-//! goroutines homed on it are already waiting, and a P is idle, it passes
-//! the newcomer to the global queue and wakes a spinning M instead of
-//! starting it (homing it here for life). A dispatcher that spawns one
-//! CPU-bound handler at a time therefore spreads them over every P.
+//! goroutines homed on it are already waiting, and a P is idle or an M
+//! spins, it passes the newcomer to the global queue and wakes a spinning
+//! M instead of starting it (homing it here for life). A dispatcher that
+//! spawns one CPU-bound handler at a time therefore spreads them over every
+//! P.
+//!
+//! Cross-thread wake-ups cost what Go avoids by migrating: the readied
+//! goroutine's own M must run it. To keep that cheap, an M whose goroutine
+//! just parked spins for up to 20 µs (pausing, then yielding the CPU)
+//! before it gives up its P, so a reply from another thread is picked up
+//! without a futex round trip.
 //!
 //! Locked goroutines: one born locked (`Builder::locked`) gets a fresh M of
 //! kind `Locked` that runs nothing else and exits with it. `lock_os_thread`
@@ -56,13 +65,17 @@
 //!
 //! # findRunnable order (Go's, adapted)
 //!
-//! stop-the-world pending → `gcstopm`; Ms waiting for a P and our slice is
-//! over → hand off; `home_next`; one in 61: one goroutine from the global
-//! queue; one in 31: the home queue first; `runqget`; the home queue; a
-//! batch from the global queue; steal (4 random passes, the last also takes
-//! `runnext`), only if `spinning || 2*nmspinning < gomaxprocs-npidle`;
-//! then release the P and, if we were spinning, drop `nmspinning`,
+//! stop-the-world pending → `gcstopm`; this P's due timers; Ms waiting for
+//! a P and our slice is over → hand off; `home_next`; one in 61: one
+//! goroutine from the global queue; one in 31: the home queues first;
+//! `runqget`; the home queues; a batch from the global queue; every P's due
+//! timers, then steal (4 random passes, the last also takes `runnext`),
+//! only if `spinning || 2*nmspinning < gomaxprocs-npidle`; the short spin
+//! for a just-parked goroutine; then release the P (a locked or pinned M
+//! through `handoffp`) and, if we were spinning, drop `nmspinning`,
 //! StoreLoad, and recheck every queue before sleeping (Go's `checkRunqsNoP`).
+//! The last M to go idle runs `checkdead`; an idle M may sleep only until
+//! the earliest timer.
 //! Go's `Gosched` puts the goroutine on the global queue; a homed goroutine
 //! goes to the tail of its home queue instead, and the run queue is served
 //! before the home queue so the two take turns.

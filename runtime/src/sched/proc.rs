@@ -1122,7 +1122,6 @@ pub(crate) fn exitsyscall(m: &'static M) {
 pub(crate) struct Stw {
     /// The caller's M, which keeps running with its P.
     me: Option<&'static M>,
-    reason: &'static str,
 }
 
 /// Stops every P at its next scheduling point; Ps whose M is in a syscall
@@ -1181,7 +1180,7 @@ pub(crate) fn stop_the_world(reason: &'static str) -> Stw {
         }
         SCHED.stopnote.clear();
     }
-    Stw { me, reason }
+    Stw { me }
 }
 
 fn preempt_all() {
@@ -1198,7 +1197,6 @@ fn preempt_all() {
 /// Restarts the world, resizing to `newprocs` Ps first if given (Go's
 /// `procresize`).
 pub(crate) fn start_the_world(stw: Stw, newprocs: Option<u32>) {
-    let _ = stw.reason;
     let mut l = lock();
     let my_p = stw.me.and_then(|m| m.p());
     if let Some(n) = newprocs {
