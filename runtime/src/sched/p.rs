@@ -2,6 +2,7 @@
 //! hold one to run goroutines.
 
 use std::cell::UnsafeCell;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use super::g::G;
@@ -37,9 +38,11 @@ pub(crate) struct P {
     pub(crate) stacks: UnsafeCell<StackCache>,
     /// This P's timers (Go's `p.timers`), under their own lock.
     pub(crate) timers: Timers,
+    /// Memory of exited goroutines, for reuse (Go's `p.gFree`). Owner only.
+    pub(crate) gfree: UnsafeCell<Vec<NonNull<G>>>,
 }
 
-// SAFETY: `stacks` is only accessed by the M that owns the P (ownership
+// SAFETY: `stacks` and `gfree` are only accessed by the M that owns the P (ownership
 // handed over under `sched.lock`, which orders the accesses) or by the
 // stop-the-world coordinator while no M owns it. Everything else is atomic
 // or `RunQ` (itself Sync).
@@ -57,6 +60,7 @@ impl P {
             m: AtomicPtr::new(std::ptr::null_mut()),
             stacks: UnsafeCell::new(StackCache::new()),
             timers: Timers::new(),
+            gfree: UnsafeCell::new(Vec::new()),
         }
     }
 

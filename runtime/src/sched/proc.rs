@@ -217,7 +217,7 @@ pub(crate) fn newproc(opts: NewG, entry: Box<dyn FnOnce() + Send>) -> std::io::R
     super::preempt::preempt_point();
     let cur = current();
     let id = SCHED.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
-    let g = Box::new(G {
+    let g = G {
         id,
         parent_id: cur.map_or(0, |(_, g)| g.id),
         name: opts.name,
@@ -236,14 +236,17 @@ pub(crate) fn newproc(opts: NewG, entry: Box<dyn FnOnce() + Send>) -> std::io::R
         allg_next: Cell::new(ptr::null_mut()),
         locals: std::cell::UnsafeCell::new(Vec::new()),
         panic_report: std::cell::UnsafeCell::new(None),
-    });
-    let g = NonNull::from(Box::leak(g));
+    };
+    let mem = galloc(cur.and_then(|(m, _)| m.p()));
+    // SAFETY: `mem` is memory for a G that no live G occupies.
+    unsafe { mem.as_ptr().write(g) };
+    let g = mem;
     SCHED.ngoroutines.fetch_add(1, Ordering::Relaxed);
     if opts.locked {
         if let Err(e) = newm_locked(g) {
             SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
             // SAFETY: the G was never published.
-            drop(unsafe { Box::from_raw(g.as_ptr()) });
+            unsafe { gfree(None, g) };
             return Err(e);
         }
         return Ok(id);
@@ -254,6 +257,57 @@ pub(crate) fn newproc(opts: NewG, entry: Box<dyn FnOnce() + Send>) -> std::io::R
     }
     wakep();
     Ok(id)
+}
+
+/// Memory of exited goroutines beyond what Ps keep (Go's `sched.gFree`).
+static GFREE: Mutex<Vec<GMem>> = Mutex::new(Vec::new());
+
+struct GMem(NonNull<G>);
+// SAFETY: the memory holds no live G; it is only handed out again.
+unsafe impl Send for GMem {}
+
+/// Go's `gfget`: memory for a new G from the P's free list, refilled from
+/// the global one, else fresh. Gs are never returned to the allocator
+/// (as in Go), so spawning reuses memory instead of a malloc/free pair that
+/// would often cross threads.
+fn galloc(p: Option<&P>) -> NonNull<G> {
+    if let Some(p) = p {
+        // SAFETY: the caller's M owns `p`.
+        let local = unsafe { &mut *p.gfree.get() };
+        if local.is_empty() {
+            let mut global = GFREE.lock().unwrap_or_else(|e| e.into_inner());
+            let n = global.len().min(32);
+            let at = global.len() - n;
+            local.extend(global.drain(at..).map(|m| m.0));
+        }
+        if let Some(g) = local.pop() {
+            return g;
+        }
+    }
+    NonNull::from(Box::leak(Box::<std::mem::MaybeUninit<G>>::new_uninit())).cast()
+}
+
+/// Go's `gfput`: drops the exited G in place and keeps its memory, half of
+/// a long local list going to the global one.
+///
+/// # Safety
+/// `g` is a live G nobody references any more; `p`, if given, is owned by
+/// the caller's M.
+unsafe fn gfree(p: Option<&P>, g: NonNull<G>) {
+    // SAFETY: per the contract.
+    unsafe { ptr::drop_in_place(g.as_ptr()) };
+    match p {
+        Some(p) => {
+            // SAFETY: per the contract.
+            let local = unsafe { &mut *p.gfree.get() };
+            local.push(g);
+            if local.len() > 64 {
+                let mut global = GFREE.lock().unwrap_or_else(|e| e.into_inner());
+                global.extend(local.drain(..32).map(GMem));
+            }
+        }
+        None => GFREE.lock().unwrap_or_else(|e| e.into_inner()).push(GMem(g)),
+    }
 }
 
 /// Go's `runqput` plus `runqputslow`'s spill to the global queue.
@@ -1048,7 +1102,7 @@ fn gdestroy(m: &'static M, g: NonNull<G>) -> bool {
     }
     // SAFETY: nobody else references an exited G; `inspect` keeps
     // sysmon/STW readers out while it is freed.
-    drop(unsafe { Box::from_raw(g.as_ptr()) });
+    unsafe { gfree(m.p(), g) };
     m.inspect.store(false, Ordering::Release);
     m.kind.get() == MKind::Locked || (m.retiring.get() && m.homed.get() == 0)
 }
@@ -1259,6 +1313,9 @@ fn procresize(l: &mut Locked, n: u32, me: Option<&'static M>) {
         // SAFETY: as above.
         unsafe { p.stacks() }.flush();
         p.timers.move_to(&allp(0).timers);
+        // SAFETY: as above.
+        let gs = std::mem::take(unsafe { &mut *p.gfree.get() });
+        GFREE.lock().unwrap_or_else(|e| e.into_inner()).extend(gs.into_iter().map(GMem));
         p.m.store(ptr::null_mut(), Ordering::Release);
         p.set_status(PStatus::Dead);
     }
