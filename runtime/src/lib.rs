@@ -16,7 +16,7 @@
 //! A goroutine that has started stays on its OS thread for life, so
 //! thread-locals and `!Send` guards held across blocking calls stay valid;
 //! only goroutines that have not started yet are balanced between threads.
-//! See [`go`] for what that means in practice and [`Builder::migratable`]
+//! See [`go()`] for what that means in practice and [`Builder::migratable`]
 //! for Go's full migration.
 //!
 //! # Unwinding
