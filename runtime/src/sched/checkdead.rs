@@ -78,7 +78,7 @@ pub(crate) fn checkdead(l: &Locked) {
     }
     let allm = SCHED.allm.lock().unwrap_or_else(|e| e.into_inner());
     let live: Vec<_> = allm.iter().filter(|m| !m.dead.load(Ordering::Acquire)).collect();
-    if live.iter().any(|m| m.has_home_work_shared() || m.syscall.state() != super::spin::SYSCALL_NONE) {
+    if live.iter().any(|m| m.runnable_homed() > 0 || m.syscall.state() != super::spin::SYSCALL_NONE) {
         return;
     }
     if (0..proc::gomaxprocs()).any(|i| !proc::allp(i).runq.is_empty()) {

@@ -209,9 +209,11 @@ impl M {
         g
     }
 
-    /// Runnable goroutines homed here, as sysmon sees them from its thread.
+    /// Runnable goroutines homed here, as another thread (sysmon,
+    /// `checkdead`) sees them. `home_next` and the local queue are empty
+    /// whenever the M sleeps.
     pub(crate) fn runnable_homed(&self) -> u32 {
-        self.home_len.load(Ordering::Relaxed) + self.home_local_len.load(Ordering::Relaxed)
+        self.home_len.load(Ordering::SeqCst) + self.home_local_len.load(Ordering::SeqCst)
     }
 
     /// Whether any readied goroutine homed here waits. Own thread only.
@@ -219,13 +221,6 @@ impl M {
         // SAFETY: as in `home_push_local`.
         let local_empty = unsafe { (*self.home_local.get()).is_empty() };
         self.home_len.load(Ordering::Acquire) != 0 || !self.home_next.get().is_null() || !local_empty
-    }
-
-    /// Whether readied goroutines wait in the home queue, as seen from
-    /// another thread (`home_next` is the owner's; it is empty whenever the
-    /// owner sleeps).
-    pub(crate) fn has_home_work_shared(&self) -> bool {
-        self.home_len.load(Ordering::SeqCst) != 0
     }
 
     /// Runs `f` with the goroutine currently on this M, if any, guaranteeing

@@ -527,8 +527,7 @@ pub(crate) fn stop_m(m: &'static M) {
         let has_home = {
             let mut h = m.lock_home();
             h.nop = true;
-            // SAFETY: `home_local` is ours (we are the M's thread).
-            let has = !h.q.is_empty() || !m.home_next.get().is_null() || !unsafe { (*m.home_local.get()).is_empty() };
+            let has = m.has_home_work();
             if has && !h.wanting {
                 h.wanting = true;
                 Some(true)
@@ -866,25 +865,31 @@ fn spin_for_home(m: &M) -> bool {
     if !m.just_parked.replace(false) {
         return false;
     }
-    let deadline = nanotime() + HOME_SPIN_NS;
+    spin_wait(Duration::from_nanos(HOME_SPIN_NS), || {
+        m.home_len.load(Ordering::Acquire) != 0
+            || SCHED.gcwaiting.load(Ordering::Relaxed)
+            || SCHED.runqsize.load(Ordering::Relaxed) > 0
+    })
+}
+
+/// Waits up to `budget` for `ready()`: one pause per check at first (a
+/// pause can take ~100 cycles, and the event awaited is usually a single
+/// store by another core), then yielding the CPU between checks, since on
+/// a machine with fewer free cores than busy threads the thread we wait
+/// for may need ours. Returns whether `ready()` became true.
+pub(crate) fn spin_wait(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + budget;
     for i in 0u32.. {
-        // One pause per check at first: a pause can take ~100 cycles, and
-        // the wake-up we wait for is a single store by another core. Then
-        // yield the CPU between checks: on a machine with fewer free cores
-        // than busy threads the thread we wait for may need ours.
         if i < 64 {
             std::hint::spin_loop();
         } else {
             std::thread::yield_now();
         }
-        if m.home_len.load(Ordering::Acquire) != 0
-            || SCHED.gcwaiting.load(Ordering::Relaxed)
-            || SCHED.runqsize.load(Ordering::Relaxed) > 0
-        {
+        if ready() {
             return true;
         }
-        if i % 16 == 15 && nanotime() >= deadline {
-            break;
+        if i % 16 == 15 && Instant::now() >= deadline {
+            return false;
         }
     }
     false

@@ -20,7 +20,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::g::{WaitReason, G};
 use super::proc::{self, SCHED};
@@ -171,17 +171,7 @@ fn pool_thread() {
         // futex round trip (Go's Ms spin the same way).
         pool.spinning += 1;
         drop(pool);
-        let spin_until = Instant::now() + POOL_SPIN;
-        let mut spins = 0u32;
-        while QUEUED.load(Ordering::Relaxed) == 0 && Instant::now() < spin_until {
-            // As `spin_for_home`: pause first, then let others have the CPU.
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-            spins += 1;
-        }
+        proc::spin_wait(POOL_SPIN, || QUEUED.load(Ordering::Relaxed) != 0);
         pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
         pool.spinning -= 1;
         if !pool.jobs.is_empty() {

@@ -66,13 +66,18 @@ struct Entry {
 }
 
 impl TimerShared {
-    pub(crate) fn new(period: u64, action: Action) -> Arc<TimerShared> {
-        Arc::new(TimerShared {
+    /// An armed timer's state (generation 0, active).
+    pub(crate) fn value(period: u64, action: Action) -> TimerShared {
+        TimerShared {
             gen: AtomicU64::new(0),
             active: std::sync::atomic::AtomicBool::new(true),
             period: AtomicU64::new(period),
             action,
-        })
+        }
+    }
+
+    pub(crate) fn new(period: u64, action: Action) -> Arc<TimerShared> {
+        Arc::new(TimerShared::value(period, action))
     }
 }
 

@@ -67,28 +67,48 @@ struct Shared {
     send: Mutex<()>,
 }
 
-/// Builds a timer that sends the time on a fresh channel of capacity 1
-/// (dropping a tick the reader has not taken yet, as Go's tickers do).
-fn channel_timer(period: u64) -> (Arc<TimerShared>, Arc<Shared>) {
+impl Shared {
+    /// Stops `timer` (bumps its generation) and drains the channel, under
+    /// the send lock so no tick from before the call survives it. Returns
+    /// whether the timer was active.
+    fn stop(&self, timer: &TimerShared) -> bool {
+        let _g = self.send.lock().unwrap_or_else(|e| e.into_inner());
+        timer.gen.fetch_add(1, Ordering::AcqRel);
+        while self.ch.try_recv().is_ok() {}
+        timer.active.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Builds a timer with a fresh channel of capacity 1. When it fires,
+/// `fire` runs under the send lock, and only if no `stop`/`reset` came
+/// since (the generation that fired is still current). A one-shot timer
+/// fires only while active; a periodic one every period.
+fn new_timer(period: u64, fire: impl Fn(&Shared) + Send + Sync + 'static) -> (Arc<TimerShared>, Arc<Shared>) {
     let shared = Arc::new(Shared { ch: Chan::new(1), send: Mutex::new(()) });
     let s = shared.clone();
     let timer = Arc::new_cyclic(|weak: &std::sync::Weak<TimerShared>| {
         let weak = weak.clone();
-        let t = TimerShared::new(
+        TimerShared::value(
             period,
             Action::Func(Box::new(move |gen| {
                 let Some(t) = weak.upgrade() else { return };
                 let _g = s.send.lock().unwrap_or_else(|e| e.into_inner());
                 let current = t.gen.load(Ordering::Acquire) == gen;
-                let fire = current && (t.period.load(Ordering::Relaxed) > 0 || t.active.swap(false, Ordering::AcqRel));
-                if fire {
-                    let _ = s.ch.try_send(Instant::now());
+                if current && (t.period.load(Ordering::Relaxed) > 0 || t.active.swap(false, Ordering::AcqRel)) {
+                    fire(&s);
                 }
             })),
-        );
-        Arc::into_inner(t).expect("fresh timer")
+        )
     });
     (timer, shared)
+}
+
+/// A timer that sends the time on its channel (dropping a tick the reader
+/// has not taken yet, as Go's tickers do).
+fn channel_timer(period: u64) -> (Arc<TimerShared>, Arc<Shared>) {
+    new_timer(period, |s| {
+        let _ = s.ch.try_send(Instant::now());
+    })
 }
 
 /// A single event: Go's `*time.Timer`. Made by [`Timer::new`] (the time is
@@ -138,10 +158,7 @@ impl Timer {
     /// assert!(!t.stop());
     /// ```
     pub fn stop(&self) -> bool {
-        let _g = self.shared.send.lock().unwrap_or_else(|e| e.into_inner());
-        self.timer.gen.fetch_add(1, Ordering::AcqRel);
-        while self.shared.ch.try_recv().is_ok() {}
-        self.timer.active.swap(false, Ordering::AcqRel)
+        self.shared.stop(&self.timer)
     }
 
     /// Changes the timer to fire after `d`. Returns true if it had been
@@ -195,22 +212,9 @@ where
     F: Fn() + Send + Sync + 'static,
 {
     let f = Arc::new(f);
-    let shared = Arc::new(Shared { ch: Chan::new(1), send: Mutex::new(()) });
-    let s = shared.clone();
-    let timer = Arc::new_cyclic(|weak: &std::sync::Weak<TimerShared>| {
-        let weak = weak.clone();
-        let t = TimerShared::new(
-            0,
-            Action::Func(Box::new(move |gen| {
-                let Some(t) = weak.upgrade() else { return };
-                let _g = s.send.lock().unwrap_or_else(|e| e.into_inner());
-                if t.gen.load(Ordering::Acquire) == gen && t.active.swap(false, Ordering::AcqRel) {
-                    let f = f.clone();
-                    crate::go(move || f());
-                }
-            })),
-        );
-        Arc::into_inner(t).expect("fresh timer")
+    let (timer, shared) = new_timer(0, move |_| {
+        let f = f.clone();
+        crate::go(move || f());
     });
     heap::add(&timer, when_after(d));
     Timer { timer, shared }
@@ -267,9 +271,7 @@ impl Ticker {
     /// assert!(t.channel().recv_timeout(Duration::from_millis(20)).is_err());
     /// ```
     pub fn stop(&self) {
-        let _g = self.shared.send.lock().unwrap_or_else(|e| e.into_inner());
-        self.timer.gen.fetch_add(1, Ordering::AcqRel);
-        while self.shared.ch.try_recv().is_ok() {}
+        self.shared.stop(&self.timer);
     }
 
     /// Stops the ticker and restarts it with period `d` (Go's `Ticker.Reset`).
