@@ -7,6 +7,8 @@
 //! disarm the check in the child, so each scenario runs this binary again
 //! as a plain program.
 
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -51,9 +53,19 @@ fn main() {
         }),
     ];
     for (name, check) in checks {
-        let out = Command::new(std::env::current_exe().unwrap()).env(SCENARIO, name).output().unwrap();
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        match check(out.status.code().unwrap_or(-1), &stdout, &stderr) {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env(SCENARIO, name);
+        // A missed report is a hang: give up on the child rather than on CI.
+        let out = match common::output_within(cmd, Duration::from_secs(60)) {
+            Ok(out) => out,
+            Err(e) => {
+                failed += 1;
+                println!("test deadlock::{name} ... FAILED: {e}");
+                continue;
+            }
+        };
+        let (stdout, stderr) = (&out.stdout, &out.stderr);
+        match check(out.code().unwrap_or(-1), stdout, stderr) {
             Ok(()) => println!("test deadlock::{name} ... ok"),
             Err(why) => {
                 failed += 1;

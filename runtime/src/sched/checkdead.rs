@@ -20,7 +20,7 @@
 //!   a hang; a false one would kill a working program.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::g::G;
 use super::proc::{self, Locked, SCHED};
@@ -34,14 +34,46 @@ static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// jobs between their dequeue and the ready of their goroutine.
 static BUSY: AtomicUsize = AtomicUsize::new(0);
 
-/// A runtime thread starts (Ms, sysmon, the blocking pool).
-pub(crate) fn thread_started() {
+/// Set when `checkdead` stood down only because the process has threads
+/// it does not count; sysmon then checks again while every P stays idle.
+static RECHECK: AtomicBool = AtomicBool::new(false);
+
+/// Spawns a runtime thread (an M, sysmon, a blocking-pool thread), counted
+/// from before the OS thread exists until its body has returned. Counting
+/// inside the thread instead would let `checkdead` see a thread it cannot
+/// account for and stand down with nothing left to call it again.
+pub(crate) fn spawn_thread<F: FnOnce() + Send + 'static>(b: std::thread::Builder, f: F) -> std::io::Result<()> {
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
     RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
+    let counted = Counted;
+    b.spawn(move || {
+        let _counted = counted;
+        f()
+    })
+    .map(drop)
 }
 
-/// A runtime thread is about to exit.
-pub(crate) fn thread_exited() {
-    RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
+/// Whether sysmon should call [`recheck`] soon.
+pub(crate) fn recheck_wanted() -> bool {
+    RECHECK.load(Ordering::Relaxed)
+}
+
+/// Sysmon's second look after `checkdead` stood down because of threads
+/// it did not count: one of them may have been a runtime thread still
+/// exiting after its count dropped, and nothing else would look again.
+pub(crate) fn recheck() {
+    if !RECHECK.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    let l = proc::lock();
+    if SCHED.npidle.load(Ordering::SeqCst) == proc::gomaxprocs() {
+        checkdead(&l);
+    }
 }
 
 /// Marks work in flight for as long as it lives.
@@ -84,10 +116,11 @@ pub(crate) fn checkdead(l: &Locked) {
     if (0..proc::gomaxprocs()).any(|i| !proc::allp(i).runq.is_empty()) {
         return;
     }
-    // A thread that exits is still listed until it is gone, which only
-    // errs on the side of not reporting.
+    // A runtime thread that is exiting is still listed for a moment after
+    // its count dropped; sysmon looks again for that case.
     let threads = std::fs::read_dir("/proc/self/task").map_or(usize::MAX, |d| d.count());
     if threads > RUNTIME_THREADS.load(Ordering::SeqCst) + callers {
+        RECHECK.store(true, Ordering::Relaxed);
         return;
     }
     // Every M is asleep without a P: their goroutine lists are stable, and

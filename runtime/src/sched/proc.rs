@@ -608,7 +608,8 @@ fn newm(kind: MKind, p: Option<&'static P>, spinning: bool, g: Option<NonNull<G>
         m.home_len.store(1, Ordering::Release);
     }
     let name = format!("gort-m{}", m.id);
-    let r = std::thread::Builder::new().name(name).stack_size(2 << 20).spawn(move || mstart(m));
+    let r =
+        super::checkdead::spawn_thread(std::thread::Builder::new().name(name).stack_size(2 << 20), move || mstart(m));
     if let Err(e) = r {
         m.dead.store(true, Ordering::Release);
         return Err(e);
@@ -622,7 +623,6 @@ fn newm_locked(g: NonNull<G>) -> std::io::Result<()> {
 
 /// Go's `mstart`: the body of every M thread.
 fn mstart(m: &'static M) {
-    super::checkdead::thread_started();
     CUR_M.with(|c| c.set(m));
     super::preempt::bind(m);
     stack::ensure_altstack();
@@ -655,7 +655,6 @@ fn mexit(m: &'static M) {
     }
     m.dead.store(true, Ordering::Release);
     lock().freem.push(m);
-    super::checkdead::thread_exited();
 }
 
 /// Go's `gcstopm`: stops this M's P for a pending stop-the-world, then

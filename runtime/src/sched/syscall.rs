@@ -146,13 +146,14 @@ fn submit(job: SendJob) {
     if sleeper {
         POOL_CV.notify_one();
     }
-    if spawn && std::thread::Builder::new().name("gort-syscall".into()).spawn(pool_thread).is_err() {
+    if spawn
+        && super::checkdead::spawn_thread(std::thread::Builder::new().name("gort-syscall".into()), pool_thread).is_err()
+    {
         POOL.lock().unwrap_or_else(|e| e.into_inner()).threads -= 1;
     }
 }
 
 fn pool_thread() {
-    super::checkdead::thread_started();
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if let Some(SendJob((f, g))) = pool.jobs.pop_front() {
@@ -183,7 +184,6 @@ fn pool_thread() {
         pool.idle -= 1;
         if timeout.timed_out() && pool.jobs.is_empty() {
             pool.threads -= 1;
-            super::checkdead::thread_exited();
             return;
         }
     }

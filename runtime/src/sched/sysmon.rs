@@ -8,7 +8,8 @@
 //! reached a scheduling point for a second while goroutines homed on it are
 //! runnable. Its delay starts at 20 µs, doubles after 50 idle rounds, caps at
 //! 10 ms and resets after a retake; when every P is idle it sleeps until an
-//! M is started.
+//! M is started, and repeats a deadlock check that stood down only because
+//! of a thread it could not account for (`checkdead::recheck`).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -29,18 +30,15 @@ struct PWatch {
 }
 
 pub(crate) fn start() {
-    std::thread::Builder::new()
-        .name("gort-sysmon".into())
-        .stack_size(128 * 1024)
-        .spawn(sysmon)
-        .expect("gort: cannot start the sysmon thread");
+    let b = std::thread::Builder::new().name("gort-sysmon".into()).stack_size(128 * 1024);
+    super::checkdead::spawn_thread(b, sysmon).expect("gort: cannot start the sysmon thread");
 }
 
 fn sysmon() {
-    super::checkdead::thread_started();
     let mut watch = vec![PWatch::default(); proc::MAX_PROCS];
     let mut idle = 0u32;
     let mut delay = 20u64;
+    let mut recheck_ms = 5u64;
     loop {
         if idle == 0 {
             delay = 20;
@@ -52,10 +50,19 @@ fn sysmon() {
         if !SCHED.gcwaiting.load(Ordering::Acquire) && SCHED.npidle.load(Ordering::SeqCst) == procs {
             SCHED.sysmonwait.store(true, Ordering::SeqCst);
             if SCHED.npidle.load(Ordering::SeqCst) == procs {
-                SCHED.sysmonnote.sleep_timeout(Duration::from_secs(1));
+                // A deadlock check that stood down for an uncounted thread
+                // is repeated soon, backing off while such a thread lives.
+                if super::checkdead::recheck_wanted() {
+                    SCHED.sysmonnote.sleep_timeout(Duration::from_millis(recheck_ms));
+                    recheck_ms = (recheck_ms * 2).min(1000);
+                } else {
+                    SCHED.sysmonnote.sleep_timeout(Duration::from_secs(1));
+                    recheck_ms = 5;
+                }
             }
             SCHED.sysmonwait.store(false, Ordering::SeqCst);
             SCHED.sysmonnote.clear();
+            super::checkdead::recheck();
             idle = 0;
             continue;
         }

@@ -62,15 +62,17 @@ impl ChildOutput {
 pub fn run_child(name: &str, envs: &[(&str, &str)]) -> ChildOutput {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .env_remove("GOMAXPROCS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]).env(CHILD_ENV, name).env_remove("GOMAXPROCS");
     for (k, v) in envs {
         cmd.env(k, v);
     }
+    output_within(cmd, CHILD_TIMEOUT).unwrap_or_else(|e| panic!("child for {name}: {e}"))
+}
+
+/// Runs `cmd` with its output captured; a child still running after
+/// `limit` is killed and reported as an error that shows its output.
+pub fn output_within(mut cmd: Command, limit: Duration) -> Result<ChildOutput, String> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("cannot start child process");
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -84,25 +86,22 @@ pub fn run_child(name: &str, envs: &[(&str, &str)]) -> ChildOutput {
         let _ = err.read_to_end(&mut s);
         String::from_utf8_lossy(&s).into_owned()
     });
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let status = loop {
+    let deadline = Instant::now() + limit;
+    let (status, timed_out) = loop {
         if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
+            break (st, false);
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
-            let st = child.wait().expect("wait");
-            let stdout = out_t.join().unwrap();
-            let stderr = err_t.join().unwrap();
-            panic!(
-                "child for {name} did not finish within {:?} (hang?), killed: {st:?}\n\
-                 --- child stdout ---\n{stdout}\n--- child stderr ---\n{stderr}",
-                CHILD_TIMEOUT
-            );
+            break (child.wait().expect("wait"), true);
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    ChildOutput { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
+    let o = ChildOutput { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() };
+    if timed_out {
+        return Err(format!("did not finish within {limit:?} (hang?), killed: {}", o.dump()));
+    }
+    Ok(o)
 }
 
 /// The test-pattern in one call: in the child for `name`, runs `body` and
