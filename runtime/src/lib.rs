@@ -33,6 +33,8 @@ mod stack;
 
 pub mod chan;
 #[cfg(not(loom))]
+pub mod gc;
+#[cfg(not(loom))]
 mod macros;
 #[cfg(not(loom))]
 pub use macros::*;
@@ -49,6 +51,44 @@ pub use sched::api::{
 };
 #[cfg(not(loom))]
 pub use sched::local::LocalKey;
+
+/// Runs a garbage collection and returns once a cycle that started no
+/// earlier than the call has finished marking and sweeping (Go's
+/// `runtime.GC`). A goroutine calling it parks; a plain thread blocks.
+///
+/// ```
+/// let g = gort::gc::Gc::new(vec![1, 2, 3]);
+/// drop(g);
+/// gort::gc(); // the vector's memory is reclaimed
+/// ```
+///
+/// # Panics
+///
+/// If the cycle found a `Trace` impl reporting the same handle twice (a
+/// bug in an `unsafe impl Trace`), naming the type.
+#[cfg(not(loom))]
+pub fn gc() {
+    gc::gc()
+}
+
+/// Marks `x` as used at this point (Go's `runtime.KeepAlive`): the object
+/// a handle points to — and everything it reaches — is not freed before
+/// this call, even if the code in between uses only a raw pointer from
+/// [`Gc::as_ptr`](gc::Gc::as_ptr).
+///
+/// ```
+/// use gort::gc::Gc;
+/// let g = Gc::new(5u32);
+/// let p = Gc::as_ptr(&g);
+/// // SAFETY: `g` is kept alive below.
+/// assert_eq!(unsafe { *p }, 5);
+/// gort::keep_alive(&g);
+/// ```
+#[cfg(not(loom))]
+#[inline(never)]
+pub fn keep_alive<T: ?Sized>(x: &T) {
+    std::hint::black_box(x);
+}
 #[cfg(not(loom))]
 pub use sched::preempt::preempt_point;
 #[cfg(not(loom))]

@@ -162,6 +162,7 @@ impl Builder {
             locked: self.locked,
             migratable: self.migratable,
             detached,
+            system: false,
         })
     }
 
@@ -175,6 +176,18 @@ impl Builder {
         F: FnOnce() + Send + 'static,
     {
         let opts = self.newg(true)?;
+        proc::newproc(opts, Box::new(f)).map(|_| ())
+    }
+
+    /// Starts a detached runtime-owned goroutine (Go's system goroutines,
+    /// such as the finalizer goroutine): not counted by `num_goroutine`
+    /// or deadlock detection. A panic in it follows [`go`]'s rules.
+    pub(crate) fn go_system<F>(self, f: F) -> io::Result<()>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let mut opts = self.newg(true)?;
+        opts.system = true;
         proc::newproc(opts, Box::new(f)).map(|_| ())
     }
 

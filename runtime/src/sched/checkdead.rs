@@ -130,7 +130,9 @@ pub(crate) fn checkdead(l: &Locked) {
         let mut g = m.allg.get();
         // SAFETY: see above; list members are live goroutines.
         while let Some(gr) = unsafe { g.as_ref() } {
-            gs.push(gr);
+            if !gr.system {
+                gs.push(gr);
+            }
             g = gr.allg_next.get();
         }
     }

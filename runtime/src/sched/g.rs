@@ -115,6 +115,8 @@ pub(crate) struct G {
     pub(crate) born_locked: bool,
     /// Detached (`gort::go`): an unrecovered panic is fatal, as in Go.
     pub(crate) detached: bool,
+    /// Runtime-owned (see `NewG::system`).
+    pub(crate) system: bool,
     /// Requested stack size in bytes.
     pub(crate) stack_size: usize,
     /// `LockOSThread` nesting count (Go's `m.lockedExt`, kept per goroutine

@@ -204,6 +204,9 @@ pub(crate) struct NewG {
     pub(crate) locked: bool,
     pub(crate) migratable: bool,
     pub(crate) detached: bool,
+    /// A runtime-owned goroutine (Go's system goroutines): not counted by
+    /// `num_goroutine` or deadlock detection, not listed in reports.
+    pub(crate) system: bool,
 }
 
 /// Go's `newproc`: creates a goroutine running `entry` and makes it
@@ -227,6 +230,7 @@ pub(crate) fn newproc(opts: NewG, entry: Box<dyn FnOnce() + Send>) -> std::io::R
         migratable: opts.migratable,
         born_locked: opts.locked,
         detached: opts.detached,
+        system: opts.system,
         stack_size: opts.stack_size,
         locked_ext: Cell::new(0),
         entry: std::cell::UnsafeCell::new(Some(entry)),
@@ -241,10 +245,11 @@ pub(crate) fn newproc(opts: NewG, entry: Box<dyn FnOnce() + Send>) -> std::io::R
     // SAFETY: `mem` is memory for a G that no live G occupies.
     unsafe { mem.as_ptr().write(g) };
     let g = mem;
-    SCHED.ngoroutines.fetch_add(1, Ordering::Relaxed);
+    let counted = i64::from(!opts.system);
+    SCHED.ngoroutines.fetch_add(counted, Ordering::Relaxed);
     if opts.locked {
         if let Err(e) = newm_locked(g) {
-            SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
+            SCHED.ngoroutines.fetch_sub(counted, Ordering::Relaxed);
             // SAFETY: the G was never published.
             unsafe { gfree(None, g) };
             return Err(e);
@@ -1100,7 +1105,7 @@ fn gdestroy(m: &'static M, g: NonNull<G>) -> bool {
         m.pinned.set(m.pinned.get() - 1);
         m.retiring.set(true);
     }
-    SCHED.ngoroutines.fetch_sub(1, Ordering::Relaxed);
+    SCHED.ngoroutines.fetch_sub(i64::from(!gr.system), Ordering::Relaxed);
     while m.inspect.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
         std::hint::spin_loop();
     }

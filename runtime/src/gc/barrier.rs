@@ -1,0 +1,168 @@
+//! The mutator side of the collector's protocol: the phase, thread
+//! registration, the per-thread barrier mark, grey buffers, and the grace
+//! period (PROTOCOL.md §0–§2 in `loom-tests/gc-protocol-model/`).
+//!
+//! Every thread that runs a barrier registers on its first one (a
+//! thread-local record, recycled after the thread exits). Its `in_barrier`
+//! mark is up from before the lock, slot or weak state it reads until its
+//! shades are in its grey buffer; the collector's grace period waits until
+//! it has seen every registered thread's mark down once, then drains the
+//! buffers. A barrier sequence has no yield point, so a goroutine is never
+//! switched out with its thread's mark up.
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use super::header::Header;
+
+/// On from the start of a cycle's counting until marking has terminated.
+static PHASE: AtomicBool = AtomicBool::new(false);
+
+/// A registered thread.
+pub(crate) struct ThreadRec {
+    in_barrier: AtomicBool,
+    /// Objects this thread shaded white → grey, for the collector.
+    grey: Mutex<Vec<Obj>>,
+    /// Owned by a live thread (records are recycled, never freed).
+    owned: AtomicBool,
+}
+
+/// A header pointer that may cross threads.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Obj(pub(crate) NonNull<Header>);
+// SAFETY: headers are shared between threads by design; every access to
+// their fields is atomic, and values are reached only under the protocol.
+unsafe impl Send for Obj {}
+
+static REGISTRY: Mutex<Vec<&'static ThreadRec>> = Mutex::new(Vec::new());
+
+struct Registration(&'static ThreadRec);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // Later destructors on this thread that run a barrier must not use
+        // a record another thread may claim: they find none, and register
+        // again without a way to give it back (REG is gone), keeping it.
+        let _ = REC.try_with(|r| r.set(None));
+        // Its shades stay in the buffer for the collector, which drains
+        // recycled records too.
+        self.0.owned.store(false, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static REC: Cell<Option<&'static ThreadRec>> = const { Cell::new(None) };
+    static REG: Cell<Option<Registration>> = const { Cell::new(None) };
+}
+
+/// This thread's record, registering the thread on first use. Registration
+/// is under the registry lock, which a grace period also takes: a thread
+/// the collector does not wait for reads the phase after the collector set
+/// it.
+#[inline]
+fn rec() -> &'static ThreadRec {
+    REC.with(|r| match r.get() {
+        Some(rec) => rec,
+        None => register(r),
+    })
+}
+
+#[cold]
+fn register(slot: &Cell<Option<&'static ThreadRec>>) -> &'static ThreadRec {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let rec =
+        match reg.iter().find(|r| r.owned.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok()) {
+            Some(r) => *r,
+            None => {
+                let r: &'static ThreadRec = Box::leak(Box::new(ThreadRec {
+                    in_barrier: AtomicBool::new(false),
+                    grey: Mutex::new(Vec::new()),
+                    owned: AtomicBool::new(true),
+                }));
+                reg.push(r);
+                r
+            }
+        };
+    drop(reg);
+    slot.set(Some(rec));
+    // The record is released when the thread's locals are destroyed. A
+    // thread that can no longer run destructors keeps it (harmless).
+    let _ = REG.try_with(|g| g.set(Some(Registration(rec))));
+    rec
+}
+
+/// Whether a cycle is between its start and the end of marking.
+#[inline]
+pub(crate) fn phase_on() -> bool {
+    PHASE.load(Ordering::SeqCst)
+}
+
+pub(crate) fn set_phase(on: bool) {
+    PHASE.store(on, Ordering::SeqCst);
+}
+
+/// The barrier mark of the calling thread, up for as long as it lives.
+pub(crate) struct Entered(&'static ThreadRec);
+
+/// Raises the calling thread's barrier mark (PROTOCOL.md `enter()`),
+/// before it reads the lock, slot or state its barrier depends on.
+#[inline]
+pub(crate) fn enter() -> Entered {
+    let r = rec();
+    r.in_barrier.store(true, Ordering::SeqCst);
+    Entered(r)
+}
+
+impl Entered {
+    /// Shades `h` (white → grey) into this thread's grey buffer.
+    #[inline]
+    pub(crate) fn shade(&self, h: &Header) {
+        if h.shade() {
+            self.0.grey.lock().unwrap_or_else(|e| e.into_inner()).push(Obj(NonNull::from(h)));
+        }
+    }
+}
+
+impl Drop for Entered {
+    /// Lowers the mark (`exit()`): the shades are in the buffer by now.
+    #[inline]
+    fn drop(&mut self) {
+        self.0.in_barrier.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A mutator's shade outside any other barrier (`Gc::clone` during a
+/// cycle), with the mark up so the grace period covers the buffer push.
+#[cold]
+pub(crate) fn shade_from_mutator(h: &Header) {
+    let e = enter();
+    e.shade(h);
+}
+
+/// The collector's grace period: returns once every registered thread has
+/// been seen with its barrier mark down. A barrier holds no lock a
+/// collector could need and never parks, so this never waits for long.
+pub(crate) fn grace_period() {
+    let recs: Vec<&'static ThreadRec> = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for r in recs {
+        let mut spins = 0u32;
+        while r.in_barrier.load(Ordering::SeqCst) {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// Moves every thread's grey objects into `out`.
+pub(crate) fn drain_grey(out: &mut Vec<Obj>) {
+    let recs: Vec<&'static ThreadRec> = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for r in recs {
+        out.append(&mut r.grey.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}

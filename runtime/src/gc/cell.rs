@@ -1,0 +1,615 @@
+//! Cells for mutable state inside `Gc` objects: `GcMutex`, `GcRwLock` and
+//! `GcAtomic`, with the collector's barriers (PROTOCOL.md §2).
+//!
+//! Every acquisition — read guards included — raises the thread's barrier
+//! mark before it tries the lock, and while a cycle runs shades the cell's
+//! current children before lowering it. A lock that is busy is waited for
+//! with the mark down: the goroutine parks (a plain thread blocks) until
+//! the lock is released, then tries again. The collector only ever
+//! *tries* a cell's lock; a cell it finds busy is skipped, since whoever
+//! holds it shaded its children.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+use super::barrier::{self, Entered};
+use super::handle::Gc;
+use super::header::Header;
+use super::trace::{Trace, Tracer};
+use crate::sync::sema::{semacquire, semrelease};
+use crate::sync::wake::Reason;
+
+const WRITER: u64 = 1;
+const READER: u64 = 2;
+const READERS: u64 = 0xFFFF_FFFE;
+const WAITER: u64 = 1 << 32;
+
+/// A reader-writer lock word with waiters parked on a semaphore. Barging:
+/// a released lock wakes every waiter and they all try again.
+struct RawRw {
+    state: AtomicU64,
+    sema: AtomicU32,
+}
+
+impl RawRw {
+    const fn new() -> RawRw {
+        RawRw { state: AtomicU64::new(0), sema: AtomicU32::new(0) }
+    }
+
+    fn try_write(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & (WRITER | READERS) == 0 {
+            match self.state.compare_exchange_weak(s, s | WRITER, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(a) => s = a,
+            }
+        }
+        false
+    }
+
+    fn try_read(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & WRITER == 0 {
+            match self.state.compare_exchange_weak(s, s + READER, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(a) => s = a,
+            }
+        }
+        false
+    }
+
+    /// Parks until the lock may be free for `write` (or a read); returns
+    /// at once if it already is.
+    #[cold]
+    fn wait(&self, write: bool, reason: Reason) {
+        let busy = if write { WRITER | READERS } else { WRITER };
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & busy != 0 {
+            match self.state.compare_exchange_weak(s, s + WAITER, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => {
+                    semacquire(&self.sema, false, reason);
+                    return;
+                }
+                Err(a) => s = a,
+            }
+        }
+    }
+
+    fn unlock(&self, delta: u64) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            let mut n = s - delta;
+            let free = n & (WRITER | READERS) == 0;
+            let woken = if free { n >> 32 } else { 0 };
+            n -= woken * WAITER;
+            match self.state.compare_exchange_weak(s, n, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => {
+                    for _ in 0..woken {
+                        semrelease(&self.sema, false);
+                    }
+                    return;
+                }
+                Err(a) => s = a,
+            }
+        }
+    }
+
+    /// Acquires with the barrier mark up from before the successful try;
+    /// returns the still-raised mark.
+    #[inline]
+    fn acquire(&self, write: bool, reason: Reason) -> Entered {
+        loop {
+            let e = barrier::enter();
+            if if write { self.try_write() } else { self.try_read() } {
+                return e;
+            }
+            drop(e);
+            self.wait(write, reason);
+        }
+    }
+}
+
+/// Shades the direct children of `v` (cells nested in it run their own
+/// barrier when they are acquired), if a cycle is on.
+#[inline]
+fn barrier_shade<T: Trace + ?Sized>(e: &Entered, v: &T) {
+    if barrier::phase_on() {
+        shade_children(e, v);
+    }
+}
+
+#[cold]
+fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T) {
+    // SAFETY: (in the closure) a child of a value we hold locked is live.
+    v.trace(&mut Tracer::new(true, &mut |o: NonNull<Header>, _| e.shade(unsafe { o.as_ref() })));
+}
+
+/// Traces the value behind a cell for the collector, if its lock is free.
+fn collector_trace<T: Trace + ?Sized>(lock: &RawRw, write: bool, v: &UnsafeCell<T>, t: &mut Tracer<'_>) {
+    if t.in_barrier() {
+        return;
+    }
+    let ok = if write { lock.try_write() } else { lock.try_read() };
+    if ok {
+        // SAFETY: the lock is held (exclusively for a mutex, shared for a
+        // read lock: readers never change the value).
+        unsafe { (*v.get()).trace(t) };
+        lock.unlock(if write { WRITER } else { READER });
+    }
+}
+
+/// A mutual-exclusion lock for state inside `Gc` objects (Go's
+/// `sync.Mutex` with the collector's barrier). `lock()` returns the guard
+/// directly: no poisoning, as in Go. Blocking parks the goroutine.
+///
+/// ```
+/// use gort::gc::{Gc, GcMutex};
+///
+/// let list = Gc::new(GcMutex::new(Vec::<Gc<u32>>::new()));
+/// list.lock().push(Gc::new(1));
+/// assert_eq!(*list.lock()[0], 1);
+/// ```
+pub struct GcMutex<T: ?Sized> {
+    raw: RawRw,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the lock gives one thread at a time access to `T`.
+unsafe impl<T: ?Sized + Send> Send for GcMutex<T> {}
+// SAFETY: as above; `T: Send` suffices, as for `std::sync::Mutex`.
+unsafe impl<T: ?Sized + Send> Sync for GcMutex<T> {}
+
+impl<T> GcMutex<T> {
+    /// A new unlocked mutex holding `value`.
+    pub const fn new(value: T) -> GcMutex<T> {
+        GcMutex { raw: RawRw::new(), value: UnsafeCell::new(value) }
+    }
+
+    /// Consumes the mutex, returning the value.
+    ///
+    /// ```
+    /// assert_eq!(gort::gc::GcMutex::new(3).into_inner(), 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.value.into_inner()
+    }
+}
+
+impl<T: Trace + ?Sized> GcMutex<T> {
+    /// Locks the mutex, parking the goroutine (or blocking the thread)
+    /// while another holder has it. Wait reason: `sync.Mutex.Lock`.
+    ///
+    /// ```
+    /// let m = gort::gc::GcMutex::new(0);
+    /// *m.lock() += 1;
+    /// assert_eq!(*m.lock(), 1);
+    /// ```
+    pub fn lock(&self) -> GcMutexGuard<'_, T> {
+        let e = self.raw.acquire(true, Reason::SyncMutexLock);
+        // SAFETY: the lock is held.
+        barrier_shade(&e, unsafe { &*self.value.get() });
+        drop(e);
+        GcMutexGuard { m: self, _not_send: PhantomData }
+    }
+
+    /// Locks the mutex if it is free.
+    ///
+    /// ```
+    /// let m = gort::gc::GcMutex::new(0);
+    /// let g = m.lock();
+    /// assert!(m.try_lock().is_none());
+    /// drop(g);
+    /// assert!(m.try_lock().is_some());
+    /// ```
+    pub fn try_lock(&self) -> Option<GcMutexGuard<'_, T>> {
+        let e = barrier::enter();
+        if !self.raw.try_write() {
+            return None;
+        }
+        // SAFETY: the lock is held.
+        barrier_shade(&e, unsafe { &*self.value.get() });
+        drop(e);
+        Some(GcMutexGuard { m: self, _not_send: PhantomData })
+    }
+}
+
+impl<T: Default> Default for GcMutex<T> {
+    fn default() -> GcMutex<T> {
+        GcMutex::new(T::default())
+    }
+}
+
+impl<T: Trace + ?Sized + fmt::Debug> fmt::Debug for GcMutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.try_lock() {
+            Some(g) => f.debug_struct("GcMutex").field("data", &&*g).finish(),
+            None => f.debug_struct("GcMutex").field("data", &format_args!("<locked>")).finish(),
+        }
+    }
+}
+
+// SAFETY: reports the value's handles when the collector can take the
+// lock; a busy cell is skipped (its holder shaded the children).
+unsafe impl<T: Trace + ?Sized> Trace for GcMutex<T> {
+    fn trace(&self, t: &mut Tracer<'_>) {
+        collector_trace(&self.raw, true, &self.value, t);
+    }
+}
+
+/// The guard of a [`GcMutex`]; the lock is released when it is dropped.
+pub struct GcMutexGuard<'a, T: ?Sized> {
+    m: &'a GcMutex<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+// SAFETY: a guard gives `&T` only, as `std::sync::MutexGuard` does.
+unsafe impl<T: ?Sized + Sync> Sync for GcMutexGuard<'_, T> {}
+
+impl<T: ?Sized> Deref for GcMutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock.
+        unsafe { &*self.m.value.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for GcMutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard holds the lock exclusively.
+        unsafe { &mut *self.m.value.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for GcMutexGuard<'_, T> {
+    fn drop(&mut self) {
+        self.m.raw.unlock(WRITER);
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for GcMutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// A reader-writer lock for state inside `Gc` objects (Go's
+/// `sync.RWMutex` with the collector's barrier, run on read guards too).
+///
+/// ```
+/// use gort::gc::{Gc, GcRwLock};
+///
+/// let cfg = Gc::new(GcRwLock::new(String::from("v1")));
+/// *cfg.write() = "v2".into();
+/// assert_eq!(*cfg.read(), "v2");
+/// ```
+pub struct GcRwLock<T: ?Sized> {
+    raw: RawRw,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: as `std::sync::RwLock`.
+unsafe impl<T: ?Sized + Send> Send for GcRwLock<T> {}
+// SAFETY: as `std::sync::RwLock`: readers share `&T` across threads.
+unsafe impl<T: ?Sized + Send + Sync> Sync for GcRwLock<T> {}
+
+impl<T> GcRwLock<T> {
+    /// A new unlocked lock holding `value`.
+    pub const fn new(value: T) -> GcRwLock<T> {
+        GcRwLock { raw: RawRw::new(), value: UnsafeCell::new(value) }
+    }
+
+    /// Consumes the lock, returning the value.
+    ///
+    /// ```
+    /// assert_eq!(gort::gc::GcRwLock::new(3).into_inner(), 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.value.into_inner()
+    }
+}
+
+impl<T: Trace + ?Sized> GcRwLock<T> {
+    /// Shared access; parks while a writer holds the lock. Wait reason:
+    /// `sync.RWMutex.RLock`.
+    ///
+    /// ```
+    /// let l = gort::gc::GcRwLock::new(5);
+    /// let (a, b) = (l.read(), l.read());
+    /// assert_eq!(*a + *b, 10);
+    /// ```
+    pub fn read(&self) -> GcReadGuard<'_, T> {
+        let e = self.raw.acquire(false, Reason::SyncRWMutexRLock);
+        // SAFETY: a read lock is held.
+        barrier_shade(&e, unsafe { &*self.value.get() });
+        drop(e);
+        GcReadGuard { l: self, _not_send: PhantomData }
+    }
+
+    /// Exclusive access; parks while anyone holds the lock. Wait reason:
+    /// `sync.RWMutex.Lock`.
+    ///
+    /// ```
+    /// let l = gort::gc::GcRwLock::new(5);
+    /// *l.write() += 1;
+    /// assert_eq!(*l.read(), 6);
+    /// ```
+    pub fn write(&self) -> GcWriteGuard<'_, T> {
+        let e = self.raw.acquire(true, Reason::SyncRWMutexLock);
+        // SAFETY: the write lock is held.
+        barrier_shade(&e, unsafe { &*self.value.get() });
+        drop(e);
+        GcWriteGuard { l: self, _not_send: PhantomData }
+    }
+}
+
+impl<T: Default> Default for GcRwLock<T> {
+    fn default() -> GcRwLock<T> {
+        GcRwLock::new(T::default())
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for GcRwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GcRwLock").finish_non_exhaustive()
+    }
+}
+
+// SAFETY: as for `GcMutex`, with a shared lock (readers never change it).
+unsafe impl<T: Trace + ?Sized> Trace for GcRwLock<T> {
+    fn trace(&self, t: &mut Tracer<'_>) {
+        collector_trace(&self.raw, false, &self.value, t);
+    }
+}
+
+/// Shared access to a [`GcRwLock`]'s value.
+pub struct GcReadGuard<'a, T: ?Sized> {
+    l: &'a GcRwLock<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+// SAFETY: gives `&T` only.
+unsafe impl<T: ?Sized + Sync> Sync for GcReadGuard<'_, T> {}
+
+impl<T: ?Sized> Deref for GcReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a read lock is held.
+        unsafe { &*self.l.value.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for GcReadGuard<'_, T> {
+    fn drop(&mut self) {
+        self.l.raw.unlock(READER);
+    }
+}
+
+/// Exclusive access to a [`GcRwLock`]'s value.
+pub struct GcWriteGuard<'a, T: ?Sized> {
+    l: &'a GcRwLock<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+// SAFETY: gives `&T` to sharers only.
+unsafe impl<T: ?Sized + Sync> Sync for GcWriteGuard<'_, T> {}
+
+impl<T: ?Sized> Deref for GcWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the write lock is held.
+        unsafe { &*self.l.value.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for GcWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the write lock is held exclusively.
+        unsafe { &mut *self.l.value.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for GcWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        self.l.raw.unlock(WRITER);
+    }
+}
+
+/// A single swappable `Option<Gc<T>>` (PROTOCOL.md `GcAtomic`): `load`
+/// clones the handle out, `store`/`swap`/`compare_exchange` replace it.
+/// Each operation is lock-free and runs the collector's barrier.
+///
+/// ```
+/// use gort::gc::{Gc, GcAtomic};
+///
+/// let slot = GcAtomic::new(Some(Gc::new(1)));
+/// let old = slot.swap(Some(Gc::new(2)));
+/// assert_eq!(old.as_deref(), Some(&1));
+/// assert_eq!(slot.load().as_deref(), Some(&2));
+/// ```
+pub struct GcAtomic<T: Trace + Send + Sync + 'static> {
+    slot: AtomicPtr<Header>,
+    _owns: PhantomData<Option<Gc<T>>>,
+}
+
+// SAFETY: holds an `Option<Gc<T>>`, which is `Send + Sync`.
+unsafe impl<T: Trace + Send + Sync + 'static> Send for GcAtomic<T> {}
+// SAFETY: as above; every access is atomic.
+unsafe impl<T: Trace + Send + Sync + 'static> Sync for GcAtomic<T> {}
+
+fn raw<T: Trace + Send + Sync + 'static>(v: Option<Gc<T>>) -> *mut Header {
+    v.map_or(ptr::null_mut(), |g| g.into_header().as_ptr())
+}
+
+/// # Safety
+/// `p` is null or carries one counted handle to a live `GcBox<T>`.
+unsafe fn from_raw<T: Trace + Send + Sync + 'static>(p: *mut Header) -> Option<Gc<T>> {
+    // SAFETY: as the caller guarantees.
+    NonNull::new(p).map(|h| unsafe { Gc::from_header(h) })
+}
+
+impl<T: Trace + Send + Sync + 'static> GcAtomic<T> {
+    /// A slot holding `v`.
+    pub fn new(v: Option<Gc<T>>) -> GcAtomic<T> {
+        GcAtomic { slot: AtomicPtr::new(raw(v)), _owns: PhantomData }
+    }
+
+    /// A new handle to the current value. The mark is up before the load:
+    /// between the load and the increment only the grace period keeps the
+    /// object from being swept (S10, S11, S13).
+    ///
+    /// ```
+    /// let a = gort::gc::GcAtomic::<u8>::new(None);
+    /// assert!(a.load().is_none());
+    /// ```
+    pub fn load(&self) -> Option<Gc<T>> {
+        let e = barrier::enter();
+        let p = self.slot.load(Ordering::SeqCst);
+        let r = NonNull::new(p).map(|h| {
+            // SAFETY: the slot's object is live: the slot holds a handle,
+            // or, if it was swapped out and dropped since our load, our
+            // raised mark keeps the sweep away until we have counted ours.
+            let hd = unsafe { h.as_ref() };
+            if hd.handles.fetch_add(1, Ordering::SeqCst) == u32::MAX {
+                std::process::abort();
+            }
+            if barrier::phase_on() {
+                e.shade(hd);
+            }
+            // SAFETY: we own the count just added.
+            unsafe { Gc::from_header(h) }
+        });
+        drop(e);
+        r
+    }
+
+    /// Replaces the value, returning the old one. The old value is shaded
+    /// while a cycle runs (S11–S13).
+    ///
+    /// ```
+    /// use gort::gc::{Gc, GcAtomic};
+    /// let a = GcAtomic::new(None);
+    /// assert!(a.swap(Some(Gc::new(1))).is_none());
+    /// ```
+    pub fn swap(&self, new: Option<Gc<T>>) -> Option<Gc<T>> {
+        let e = barrier::enter();
+        let old = self.slot.swap(raw(new), Ordering::SeqCst);
+        if !old.is_null() && barrier::phase_on() {
+            // SAFETY: the old value's handle is now ours.
+            e.shade(unsafe { &*old });
+        }
+        drop(e);
+        // SAFETY: the slot's handle moves to the caller.
+        unsafe { from_raw(old) }
+    }
+
+    /// Stores `new`, dropping the old value's handle.
+    ///
+    /// ```
+    /// use gort::gc::{Gc, GcAtomic};
+    /// let a = GcAtomic::new(Some(Gc::new(1)));
+    /// a.store(None);
+    /// assert!(a.load().is_none());
+    /// ```
+    pub fn store(&self, new: Option<Gc<T>>) {
+        drop(self.swap(new));
+    }
+
+    /// Replaces the value with `new` if it is `current` (compared by
+    /// object identity). `Ok` holds the replaced handle; `Err` gives `new`
+    /// back with a handle to the value found.
+    ///
+    /// ```
+    /// use gort::gc::{Gc, GcAtomic};
+    /// let one = Gc::new(1);
+    /// let a = GcAtomic::new(Some(one.clone()));
+    /// assert!(a.compare_exchange(None, Some(Gc::new(9))).is_err());
+    /// let old = a.compare_exchange(Some(&one), Some(Gc::new(2))).unwrap();
+    /// assert!(Gc::ptr_eq(old.as_ref().unwrap(), &one));
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn compare_exchange(
+        &self,
+        current: Option<&Gc<T>>,
+        new: Option<Gc<T>>,
+    ) -> Result<Option<Gc<T>>, (Option<Gc<T>>, Option<Gc<T>>)> {
+        let cur = current.map_or(ptr::null_mut(), |g| g.header_ptr().as_ptr());
+        let newp = new.as_ref().map_or(ptr::null_mut(), |g| g.header_ptr().as_ptr());
+        let e = barrier::enter();
+        match self.slot.compare_exchange(cur, newp, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(old) => {
+                // `new`'s count moved into the slot.
+                std::mem::forget(new);
+                if !old.is_null() && barrier::phase_on() {
+                    // SAFETY: the old value's handle is now ours.
+                    e.shade(unsafe { &*old });
+                }
+                drop(e);
+                // SAFETY: the slot's handle moves to the caller.
+                Ok(unsafe { from_raw(old) })
+            }
+            Err(actual) => {
+                // A failure that hands back the value found is a load.
+                let found = NonNull::new(actual).map(|h| {
+                    // SAFETY: as in `load`: our mark is up since before
+                    // the read.
+                    let hd = unsafe { h.as_ref() };
+                    if hd.handles.fetch_add(1, Ordering::SeqCst) == u32::MAX {
+                        std::process::abort();
+                    }
+                    if barrier::phase_on() {
+                        e.shade(hd);
+                    }
+                    // SAFETY: we own the count just added.
+                    unsafe { Gc::from_header(h) }
+                });
+                drop(e);
+                Err((new, found))
+            }
+        }
+    }
+
+    /// Takes the value out, leaving `None`.
+    ///
+    /// ```
+    /// use gort::gc::{Gc, GcAtomic};
+    /// let a = GcAtomic::new(Some(Gc::new(1)));
+    /// assert!(a.take().is_some());
+    /// assert!(a.take().is_none());
+    /// ```
+    pub fn take(&self) -> Option<Gc<T>> {
+        self.swap(None)
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> Default for GcAtomic<T> {
+    fn default() -> GcAtomic<T> {
+        GcAtomic::new(None)
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> Drop for GcAtomic<T> {
+    fn drop(&mut self) {
+        // SAFETY: the slot's handle is ours to drop.
+        drop(unsafe { from_raw::<T>(*self.slot.get_mut()) });
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static + fmt::Debug> fmt::Debug for GcAtomic<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("GcAtomic").field(&self.load()).finish()
+    }
+}
+
+// SAFETY: reports the one handle the slot holds (one atomic read).
+unsafe impl<T: Trace + Send + Sync + 'static> Trace for GcAtomic<T> {
+    fn trace(&self, t: &mut Tracer<'_>) {
+        let p = self.slot.load(Ordering::SeqCst);
+        if let Some(h) = NonNull::new(p) {
+            t.edge(h, &self.slot as *const AtomicPtr<Header> as usize);
+        }
+    }
+}

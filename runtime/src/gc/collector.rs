@@ -1,0 +1,371 @@
+//! The collector: one background thread runs each cycle of PROTOCOL.md
+//! (`loom-tests/gc-protocol-model/PROTOCOL.md`, steps C1–C11) beside the
+//! mutators, and a system goroutine runs the garbage's drop glue.
+//!
+//! A cycle: reset the published objects (C1), turn the phase on (C2),
+//! snapshot and count internal edges in one walk (C3–C4), shade the roots
+//! (`handles != internal`, C5), mark with grace periods until no grey
+//! object is left anywhere (C6), turn the phase off, then sweep the old
+//! objects left white (C10): their drop glue runs on the drop goroutine,
+//! then their memory is freed. Cycles never overlap, and a cycle ends only
+//! when its sweep is complete (C0). Weak pointers (C7–C8) and finalizers
+//! (C9) are not implemented yet.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+
+use super::barrier::{self, Obj};
+use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SCANNED};
+use super::heap::{self, Found, HEAP_LIVE};
+use super::trace::Tracer;
+use crate::chan::Chan;
+use crate::sched::checkdead::Busy;
+
+/// The heap size that starts the next automatic cycle.
+static NEXT_GC: AtomicUsize = AtomicUsize::new(MIN_HEAP);
+const MIN_HEAP: usize = 4 << 20;
+/// GOGC; negative when automatic cycles are off.
+static GOGC: AtomicI64 = AtomicI64::new(i64::MIN);
+/// Completed cycles.
+pub(crate) static NUM_GC: AtomicU64 = AtomicU64::new(0);
+/// Cycles started by `gort::gc()`.
+pub(crate) static NUM_FORCED_GC: AtomicU64 = AtomicU64::new(0);
+/// An automatic cycle has been asked for and not yet started.
+static TRIGGERED: AtomicBool = AtomicBool::new(false);
+
+/// Someone waiting for a cycle that starts after its request.
+struct Waiter {
+    done: Chan<Option<String>>,
+    /// Keeps deadlock detection off while the request is outstanding.
+    _busy: Busy,
+}
+
+#[derive(Default)]
+struct Control {
+    /// Waiting for the next cycle to start and finish.
+    pending: Vec<Waiter>,
+    started: bool,
+}
+
+static CONTROL: Mutex<Control> = Mutex::new(Control { pending: Vec::new(), started: false });
+static WAKE: Condvar = Condvar::new();
+
+/// Test hooks: called by the collector between steps, so tests can force
+/// an interleaving (see `gort::gc::__hooks`).
+pub(crate) static HOOK: Mutex<Option<fn(Step)>> = Mutex::new(None);
+
+/// The points of a cycle a test hook sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
+pub enum Step {
+    /// The phase is on; nothing is counted yet.
+    PhaseOn,
+    /// Counting is done; roots are not read yet.
+    Counted,
+    /// Roots are shaded; marking has not started.
+    Rooted,
+    /// Marking terminated; the phase is still on.
+    Terminated,
+    /// The sweep's garbage is chosen; its drop glue has not run.
+    Swept,
+}
+
+fn hook(step: Step) {
+    let h = *HOOK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(f) = h {
+        f(step);
+    }
+}
+
+fn gogc() -> i64 {
+    let v = GOGC.load(Ordering::Relaxed);
+    if v != i64::MIN {
+        return v;
+    }
+    let v = parse_gogc(std::env::var("GOGC").ok().as_deref());
+    GOGC.store(v, Ordering::Relaxed);
+    v
+}
+
+/// GOGC as Go reads it: a percentage, or `off` (negative: no automatic
+/// cycles). A bad value warns and falls back to 100.
+fn parse_gogc(v: Option<&str>) -> i64 {
+    match v {
+        None | Some("") => 100,
+        Some("off") => -1,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) => n.max(-1),
+            Err(_) => {
+                eprintln!("gort: GOGC={s:?} is not a number or \"off\"; using GOGC=100");
+                100
+            }
+        },
+    }
+}
+
+/// Starts an automatic cycle if the heap has grown past its goal (the
+/// pacing issue replaces this simple trigger: heap doubled since the last
+/// cycle with GOGC=100).
+#[inline]
+pub(crate) fn maybe_trigger() {
+    if HEAP_LIVE.load(Ordering::Relaxed) >= NEXT_GC.load(Ordering::Relaxed)
+        && gogc() >= 0
+        && !TRIGGERED.swap(true, Ordering::AcqRel)
+    {
+        let mut c = CONTROL.lock().unwrap_or_else(|e| e.into_inner());
+        start_collector(&mut c);
+        WAKE.notify_one();
+    }
+}
+
+/// Runs a full collection and returns once a cycle that started after the
+/// call has finished marking and sweeping (Go's `runtime.GC`). Called from
+/// a goroutine, it parks the goroutine; from a plain thread, the thread.
+pub(crate) fn gc() {
+    let done = Chan::new(1);
+    {
+        let mut c = CONTROL.lock().unwrap_or_else(|e| e.into_inner());
+        c.pending.push(Waiter { done: done.clone(), _busy: Busy::new() });
+        start_collector(&mut c);
+        WAKE.notify_one();
+    }
+    if let Some(Some(report)) = done.recv() {
+        panic!("{report}");
+    }
+}
+
+fn start_collector(c: &mut Control) {
+    if c.started {
+        return;
+    }
+    c.started = true;
+    let b = std::thread::Builder::new().name("gort-gc".into());
+    crate::sched::checkdead::spawn_thread(b, collector_main).expect("gort: cannot start the collector thread");
+}
+
+fn collector_main() {
+    loop {
+        let waiters = {
+            let mut c = CONTROL.lock().unwrap_or_else(|e| e.into_inner());
+            while c.pending.is_empty() && !TRIGGERED.load(Ordering::Acquire) {
+                c = WAKE.wait(c).unwrap_or_else(|e| e.into_inner());
+            }
+            std::mem::take(&mut c.pending)
+        };
+        TRIGGERED.store(false, Ordering::Release);
+        if !waiters.is_empty() {
+            NUM_FORCED_GC.fetch_add(1, Ordering::Relaxed);
+        }
+        let busy = Busy::new();
+        let report = cycle();
+        drop(busy);
+        if waiters.is_empty() {
+            if let Some(r) = &report {
+                crate::sched::proc::fatal(r);
+            }
+        }
+        for w in waiters {
+            w.done.send(report.clone());
+        }
+    }
+}
+
+/// The collector's own tracing state.
+#[derive(Default)]
+struct Marker {
+    stack: Vec<Obj>,
+    /// Edges of the object being counted: (object, handle address).
+    edges: Vec<(NonNull<Header>, usize)>,
+    /// First `Trace` impl found reporting a handle twice.
+    double: Option<&'static str>,
+}
+
+impl Marker {
+    /// Counts one old object's edges (C4). A handle reported twice (same
+    /// address) is counted once and remembered for the report.
+    fn count(&mut self, h: &Header) {
+        self.edges.clear();
+        let edges = &mut self.edges;
+        // SAFETY: `h` is old in this cycle, and only this cycle's sweep
+        // frees old objects.
+        unsafe { h.trace(&mut Tracer::new(false, &mut |o, at| edges.push((o, at)))) };
+        if self.edges.len() > 1 {
+            self.edges.sort_unstable_by_key(|e| e.1);
+            let before = self.edges.len();
+            self.edges.dedup_by_key(|e| e.1);
+            if self.edges.len() != before && self.double.is_none() {
+                self.double = Some((h.vt.type_name)());
+            }
+        }
+        for (o, _) in &self.edges {
+            // SAFETY: a child of a live object is live.
+            let c = unsafe { o.as_ref() };
+            c.internal.store(c.internal.load(Ordering::Relaxed).saturating_add(1), Ordering::Relaxed);
+        }
+    }
+
+    fn shade(&mut self, h: &Header) {
+        if h.shade() {
+            self.stack.push(Obj(NonNull::from(h)));
+        }
+    }
+
+    /// Traces grey objects until the local stack is empty (C6 `drain`).
+    fn drain(&mut self) {
+        while let Some(Obj(o)) = self.stack.pop() {
+            // SAFETY: a grey object is reachable, hence live.
+            let h = unsafe { o.as_ref() };
+            h.state.fetch_or(SCANNED, Ordering::SeqCst);
+            let stack = &mut self.stack;
+            // SAFETY: as above.
+            unsafe {
+                h.trace(&mut Tracer::new(false, &mut |c, _| {
+                    // SAFETY: a child of a live object is live.
+                    let c = c.as_ref();
+                    if c.shade() {
+                        stack.push(Obj(NonNull::from(c)));
+                    }
+                }))
+            };
+        }
+    }
+
+    /// C6: drain, grace period, until no thread holds a grey object.
+    fn mark(&mut self) {
+        loop {
+            barrier::drain_grey(&mut self.stack);
+            self.drain();
+            barrier::grace_period();
+            barrier::drain_grey(&mut self.stack);
+            if self.stack.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// One collection. Returns the report of a `Trace` impl that reported a
+/// handle twice, if one was found.
+pub(crate) fn cycle() -> Option<String> {
+    let mut mk = Marker::default();
+    // C1: reset published objects only (never a whole bitmap: S14).
+    heap::for_each_object(|f| {
+        // SAFETY: published objects that are not garbage are live.
+        let h = unsafe { f.obj.0.as_ref() };
+        if h.state() & GARBAGE == 0 {
+            h.state.fetch_and(!(MARKED | SCANNED | NEWBORN | OLD), Ordering::SeqCst);
+            h.internal.store(0, Ordering::Relaxed);
+        }
+    });
+    // C2.
+    barrier::set_phase(true);
+    hook(Step::PhaseOn);
+    // C3 + C4: old := published and not newborn (read after C2); count.
+    heap::for_each_object(|f| {
+        // SAFETY: as above.
+        let h = unsafe { f.obj.0.as_ref() };
+        if h.state() & (GARBAGE | NEWBORN) == 0 {
+            h.state.fetch_or(OLD, Ordering::SeqCst);
+            mk.count(h);
+        }
+    });
+    hook(Step::Counted);
+    // C5: a root is held from outside the heap. `handles < internal` is
+    // normal mid-cycle (a counted handle taken out and dropped, S17);
+    // treating it as a root is the conservative choice.
+    heap::for_each_object(|f| {
+        // SAFETY: as above.
+        let h = unsafe { f.obj.0.as_ref() };
+        if h.state() & OLD != 0 && h.handles.load(Ordering::SeqCst) != h.internal.load(Ordering::Relaxed) {
+            mk.shade(h);
+        }
+    });
+    hook(Step::Rooted);
+    // C6.
+    mk.mark();
+    hook(Step::Terminated);
+    barrier::set_phase(false);
+    // Shades that raced with the phase change are marked too: marking more
+    // than needed is always safe.
+    mk.mark();
+    // C10: the old objects left white are garbage. They are unpublished
+    // (GARBAGE) before any drop glue runs.
+    let mut dead: Vec<Found> = Vec::new();
+    heap::for_each_object(|f| {
+        // SAFETY: as above.
+        let h = unsafe { f.obj.0.as_ref() };
+        let st = h.state();
+        if st & (OLD | MARKED | GARBAGE) == OLD {
+            h.state.fetch_or(GARBAGE, Ordering::SeqCst);
+            dead.push(f);
+        }
+    });
+    hook(Step::Swept);
+    sweep(dead);
+    let live = HEAP_LIVE.load(Ordering::Relaxed);
+    let g = gogc();
+    if g >= 0 {
+        let goal = live.saturating_add(live / 100 * g as usize);
+        NEXT_GC.store(goal.max(MIN_HEAP * g.max(1) as usize / 100), Ordering::Relaxed);
+    }
+    NUM_GC.fetch_add(1, Ordering::Relaxed);
+    mk.double.map(|t| {
+        format!(
+            "gort: the Trace impl of `{t}` reports the same Gc handle twice (internal > handles); \
+             each handle must be reported exactly once"
+        )
+    })
+}
+
+/// Garbage on its way to the drop goroutine.
+struct Batch(Vec<Found>, Chan<()>);
+
+/// Runs the drop glue of `dead` on the drop goroutine (no user code on the
+/// collector's thread), then frees their memory, and waits for both.
+fn sweep(dead: Vec<Found>) {
+    if dead.is_empty() {
+        return;
+    }
+    static DROPPER: OnceLock<Chan<Batch>> = OnceLock::new();
+    let ch = DROPPER.get_or_init(|| {
+        let ch: Chan<Batch> = Chan::new(1);
+        let rx = ch.clone();
+        crate::Builder::new()
+            .name("gort-gc-drop".into())
+            .go_system(move || {
+                for Batch(dead, done) in &rx {
+                    drop_and_free(&dead);
+                    done.send(());
+                }
+            })
+            .expect("gort: cannot start the GC's drop goroutine");
+        ch
+    });
+    let done = Chan::new(1);
+    ch.send(Batch(dead, done.clone()));
+    done.recv();
+}
+
+/// Pass 1: every dead value's drop glue; pass 2: free them all. Handles
+/// from garbage to garbage are not decremented (`Gc::drop` sees GARBAGE).
+pub(crate) fn drop_and_free(dead: &[Found]) {
+    for f in dead {
+        let h = f.obj.0.as_ptr();
+        // SAFETY: `h` is garbage: unreachable, so nothing else uses its
+        // value, and its drop glue has not run. User `Drop` impls do not
+        // dereference handles (the derive's rule), so dropping one value
+        // never touches another dead value's contents.
+        unsafe { ((*h).vt.drop)(h) };
+    }
+    heap::free(dead);
+}
+
+/// Number of objects whose handle count and trace would be read by a
+/// cycle now (for tests).
+#[cfg(test)]
+pub(crate) fn published() -> usize {
+    let mut n = 0;
+    heap::for_each_object(|_| n += 1);
+    n
+}

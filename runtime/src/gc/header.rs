@@ -1,0 +1,63 @@
+//! The header in front of every object, and the per-type table.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::trace::Tracer;
+
+/// Marked: grey or black (shaded this cycle).
+pub(crate) const MARKED: u32 = 1;
+/// Black: traced this cycle.
+pub(crate) const SCANNED: u32 = 2;
+/// Allocated while a cycle ran: not old in that cycle.
+pub(crate) const NEWBORN: u32 = 4;
+/// Old in the current cycle: counted, and swept if left unmarked.
+pub(crate) const OLD: u32 = 8;
+/// Found unreachable: its drop glue runs or has run, its memory is about
+/// to be freed. No longer published to the collector.
+pub(crate) const GARBAGE: u32 = 16;
+
+/// Per-type operations on an object.
+pub(crate) struct VTable {
+    /// Reports the value's handles.
+    pub(crate) trace: unsafe fn(*const Header, &mut Tracer<'_>),
+    /// Drops the value in place.
+    pub(crate) drop: unsafe fn(*mut Header),
+    /// The value's type, for reports.
+    pub(crate) type_name: fn() -> &'static str,
+}
+
+/// Precedes the value in every box (`#[repr(C)]` `GcBox<T>`).
+#[repr(C)]
+pub(crate) struct Header {
+    /// Handles to this object anywhere (stacks, other objects, slots).
+    pub(crate) handles: AtomicU32,
+    /// Edges to this object counted by the current cycle (collector only).
+    pub(crate) internal: AtomicU32,
+    /// Colour and cycle flags (the constants above).
+    pub(crate) state: AtomicU32,
+    pub(crate) vt: &'static VTable,
+}
+
+impl Header {
+    #[inline]
+    pub(crate) fn state(&self) -> u32 {
+        self.state.load(Ordering::SeqCst)
+    }
+
+    /// Sets the marked bit; true if this call turned the object from white
+    /// to grey (the caller must then queue it for tracing).
+    #[inline]
+    pub(crate) fn shade(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & MARKED == 0 && self.state.fetch_or(MARKED, Ordering::SeqCst) & MARKED == 0
+    }
+
+    /// Traces the value.
+    ///
+    /// # Safety
+    /// The object is live.
+    #[inline]
+    pub(crate) unsafe fn trace(&self, t: &mut Tracer<'_>) {
+        // SAFETY: the caller guarantees the object is live; `vt` matches it.
+        unsafe { (self.vt.trace)(self, t) }
+    }
+}

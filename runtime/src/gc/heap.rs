@@ -1,0 +1,395 @@
+//! The GC allocator: size classes, spans with allocation bitmaps,
+//! per-thread caches and large objects (Go's mcache/mcentral/mheap, much
+//! reduced).
+//!
+//! Objects up to 32 KiB go in a span of one size class (Go's classes from
+//! 24 bytes up). A thread takes a span of each class it allocates into
+//! (its cache, Go's `mcache`), computes the span's free slots from the
+//! allocation bitmap once, and allocates from that private copy without
+//! atomics but for the publishing `fetch_or` of the object's allocation
+//! bit. Slots the sweeper frees in a cached span are reused only after the
+//! span goes back to its class's partial list and is taken again (Go's
+//! `allocCache` works the same way). Larger objects get a span of their
+//! own. The collector finds objects by walking every span's bitmap; the
+//! sweeper clears bits (after the drop glue ran) and puts full spans that
+//! gained free slots back on their partial list.
+//!
+//! Differences from Go: one span size per range of classes (64 KiB up to
+//! 8 KiB objects, 256 KiB above); empty spans are kept for their class
+//! rather than returned to a page heap, and memory is not yet released to
+//! the OS.
+
+use std::alloc::Layout;
+use std::cell::UnsafeCell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::barrier::{self, Obj};
+use super::handle::GcBox;
+use super::header::{Header, VTable, MARKED, NEWBORN, SCANNED};
+
+/// Go's size classes from 24 bytes (every header is 24 bytes).
+pub(crate) const CLASS_SIZES: [u32; 66] = [
+    24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320, 352, 384, 416, 448, 480, 512,
+    576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376,
+    6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760,
+    24576, 27264, 28672, 32768, 32768,
+];
+/// Number of small size classes.
+pub(crate) const NCLASS: usize = 65;
+/// Largest object in a size class.
+pub(crate) const MAX_SMALL: usize = 32768;
+/// The span-class index of large objects in statistics.
+pub(crate) const LARGE: u8 = u8::MAX;
+
+const SMALL_SPAN: usize = 64 << 10;
+const BIG_SPAN: usize = 256 << 10;
+const SPAN_ALIGN: usize = 4096;
+
+/// Smallest class index whose size is at least `size` (8-byte steps).
+const CLASS_OF: [u8; MAX_SMALL / 8 + 1] = {
+    let mut t = [0u8; MAX_SMALL / 8 + 1];
+    let mut i = 0;
+    let mut c = 0;
+    while i < t.len() {
+        while (CLASS_SIZES[c] as usize) < i * 8 {
+            c += 1;
+        }
+        t[i] = c as u8;
+        i += 1;
+    }
+    t
+};
+
+const CACHED: u8 = 0;
+const FULL: u8 = 1;
+const PARTIAL: u8 = 2;
+
+/// A run of memory holding objects of one size (a single one for large
+/// objects).
+pub(crate) struct Span {
+    base: NonNull<u8>,
+    layout: Layout,
+    pub(crate) size: usize,
+    pub(crate) nslots: usize,
+    /// Size class, or [`LARGE`].
+    pub(crate) class: u8,
+    /// One bit per slot: the object there is published.
+    alloc: Box<[AtomicU64]>,
+    /// CACHED by a thread, FULL (in no list) or PARTIAL (in its list).
+    state: AtomicU8,
+}
+
+// SAFETY: `base` is memory the span owns; slots are handed out to one
+// thread at a time (through the cache protocol) and shared as objects
+// afterwards, whose fields are accessed under the collector protocol.
+unsafe impl Send for Span {}
+// SAFETY: as above; the bitmap and state are atomics.
+unsafe impl Sync for Span {}
+
+/// A span pointer that may cross threads (spans are never freed while
+/// listed; large spans are freed only by the sweep, between cycles).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct SpanRef(pub(crate) NonNull<Span>);
+// SAFETY: `Span` is `Sync`.
+unsafe impl Send for SpanRef {}
+
+impl SpanRef {
+    pub(crate) fn get(&self) -> &Span {
+        // SAFETY: a listed span is live (see the type's doc).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+/// Every span, small and large.
+static SPANS: Mutex<Vec<SpanRef>> = Mutex::new(Vec::new());
+/// Per class: spans with free slots that no thread caches.
+static PARTIALS: [Mutex<Vec<SpanRef>>; NCLASS] = [const { Mutex::new(Vec::new()) }; NCLASS];
+
+/// Per size class (and one more for large objects): objects allocated and
+/// freed so far. Allocations are added when a thread's cache lets go of a
+/// span; frees when the sweep frees them.
+pub(crate) struct ClassStats {
+    pub(crate) mallocs: AtomicU64,
+    pub(crate) frees: AtomicU64,
+}
+
+/// Statistics per class; index [`NCLASS`] is large objects.
+pub(crate) static STATS: [ClassStats; NCLASS + 1] =
+    [const { ClassStats { mallocs: AtomicU64::new(0), frees: AtomicU64::new(0) } }; NCLASS + 1];
+
+/// Bytes in objects plus the free bytes of cached spans (Go's `heapLive`).
+pub(crate) static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Bytes in all spans.
+pub(crate) static HEAP_SYS: AtomicUsize = AtomicUsize::new(0);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Span {
+    fn new(size: usize, nslots: usize, class: u8, bytes: usize) -> SpanRef {
+        let layout = Layout::from_size_align(bytes, SPAN_ALIGN.max(if class == LARGE { 16 } else { 0 }))
+            .expect("gort: object too large");
+        // SAFETY: `layout` has a non-zero size.
+        let base = NonNull::new(unsafe { std::alloc::alloc(layout) })
+            .unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        let words = nslots.div_ceil(64);
+        let span = Box::new(Span {
+            base,
+            layout,
+            size,
+            nslots,
+            class,
+            alloc: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            state: AtomicU8::new(CACHED),
+        });
+        let r = SpanRef(NonNull::from(Box::leak(span)));
+        HEAP_SYS.fetch_add(bytes, Ordering::Relaxed);
+        lock(&SPANS).push(r);
+        r
+    }
+
+    fn slot(&self, i: usize) -> NonNull<Header> {
+        // SAFETY: `i < nslots`, so the slot lies inside the span.
+        unsafe { NonNull::new_unchecked(self.base.as_ptr().add(i * self.size).cast()) }
+    }
+
+    /// Published slots.
+    fn allocated(&self) -> usize {
+        self.alloc.iter().map(|w| w.load(Ordering::SeqCst).count_ones() as usize).sum()
+    }
+
+    /// Publishes slot `i` (SeqCst, after the header and value are written).
+    fn publish(&self, i: usize) {
+        self.alloc[i / 64].fetch_or(1 << (i % 64), Ordering::SeqCst);
+    }
+}
+
+/// A thread's span of one class and its private copy of the free slots.
+struct ClassCache {
+    span: Option<SpanRef>,
+    free: Vec<u64>,
+    word: usize,
+    /// Objects allocated from `span` since it was taken.
+    allocated: u64,
+}
+
+impl ClassCache {
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.word < self.free.len() {
+            let f = self.free[self.word];
+            if f != 0 {
+                self.free[self.word] = f & (f - 1);
+                self.allocated += 1;
+                return Some(self.word * 64 + f.trailing_zeros() as usize);
+            }
+            self.word += 1;
+        }
+        None
+    }
+
+    /// Gives the span back: counts its allocations, returns its unused
+    /// reservation, and puts it on the partial list if the sweeper freed
+    /// slots meanwhile (the sweeper puts FULL spans there itself).
+    fn release(&mut self, class: usize) {
+        let Some(s) = self.span.take() else { return };
+        let span = s.get();
+        let unused: usize = self.free[self.word..].iter().map(|w| w.count_ones() as usize).sum();
+        HEAP_LIVE.fetch_sub(unused * span.size, Ordering::Relaxed);
+        STATS[class].mallocs.fetch_add(self.allocated, Ordering::Relaxed);
+        self.allocated = 0;
+        span.state.store(FULL, Ordering::SeqCst);
+        if span.allocated() < span.nslots
+            && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        {
+            lock(&PARTIALS[class]).push(s);
+        }
+    }
+
+    fn refill(&mut self, class: usize) {
+        self.release(class);
+        let s = match lock(&PARTIALS[class]).pop() {
+            Some(s) => s,
+            None => {
+                let size = CLASS_SIZES[class] as usize;
+                let bytes = if size <= 8192 { SMALL_SPAN } else { BIG_SPAN };
+                Span::new(size, bytes / size, class as u8, bytes)
+            }
+        };
+        let span = s.get();
+        span.state.store(CACHED, Ordering::SeqCst);
+        self.free.clear();
+        let mut nfree = 0;
+        for (w, a) in span.alloc.iter().enumerate() {
+            let valid = if (w + 1) * 64 <= span.nslots { u64::MAX } else { (1u64 << (span.nslots % 64)) - 1 };
+            let f = !a.load(Ordering::SeqCst) & valid;
+            nfree += f.count_ones() as usize;
+            self.free.push(f);
+        }
+        self.word = 0;
+        self.span = Some(s);
+        HEAP_LIVE.fetch_add(nfree * span.size, Ordering::Relaxed);
+        super::collector::maybe_trigger();
+    }
+}
+
+struct Cache {
+    classes: UnsafeCell<Vec<ClassCache>>,
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        for (c, cc) in self.classes.get_mut().iter_mut().enumerate() {
+            cc.release(c);
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: Cache = Cache {
+        classes: UnsafeCell::new(
+            (0..NCLASS).map(|_| ClassCache { span: None, free: Vec::new(), word: 0, allocated: 0 }).collect(),
+        ),
+    };
+}
+
+/// Takes a free small slot of `class`: its span and index.
+#[inline]
+fn alloc_small(class: usize) -> (SpanRef, usize) {
+    let take = |c: &Cache| {
+        // SAFETY: the cache is this thread's, and no reference into it
+        // outlives this call (`refill` does not re-enter the cache).
+        let cc = unsafe { &mut (&mut *c.classes.get())[class] };
+        loop {
+            if let Some(i) = cc.next() {
+                return (cc.span.unwrap(), i);
+            }
+            cc.refill(class);
+        }
+    };
+    CACHE.try_with(take).unwrap_or_else(|_| {
+        // The thread's cache is gone (a destructor allocating at thread
+        // exit): use a one-off cache.
+        let c = Cache { classes: UnsafeCell::new(vec![]) };
+        // SAFETY: `c` is local.
+        unsafe {
+            (*c.classes.get()).extend((0..NCLASS).map(|_| ClassCache {
+                span: None,
+                free: Vec::new(),
+                word: 0,
+                allocated: 0,
+            }))
+        };
+        take(&c)
+    })
+}
+
+/// Allocates and publishes a `GcBox<T>` holding `value`, with one handle.
+pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>> {
+    // Read the phase before publishing (PROTOCOL.md `Gc::new`, S8/S14).
+    let on = barrier::phase_on();
+    let layout = Layout::new::<GcBox<T>>();
+    let (span, slot) = match class_for(layout) {
+        Some(c) => alloc_small(c),
+        None => {
+            let bytes = layout.size().next_multiple_of(SPAN_ALIGN);
+            let s = Span::new(bytes, 1, LARGE, bytes);
+            HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed);
+            STATS[NCLASS].mallocs.fetch_add(1, Ordering::Relaxed);
+            super::collector::maybe_trigger();
+            (s, 0)
+        }
+    };
+    let p: NonNull<GcBox<T>> = span.get().slot(slot).cast();
+    let state = if on { NEWBORN | MARKED | SCANNED } else { 0 };
+    // SAFETY: the slot is free, ours alone, large enough and aligned for
+    // `GcBox<T>` (`class_for`), and unpublished: nobody else reads it yet.
+    unsafe {
+        p.as_ptr().write(GcBox {
+            header: Header {
+                handles: std::sync::atomic::AtomicU32::new(1),
+                internal: std::sync::atomic::AtomicU32::new(0),
+                state: std::sync::atomic::AtomicU32::new(state),
+                vt,
+            },
+            value,
+        })
+    };
+    span.get().publish(slot);
+    p
+}
+
+/// The size class for a layout, or `None` for a large object.
+fn class_for(l: Layout) -> Option<usize> {
+    if l.size() > MAX_SMALL || l.align() > 64 {
+        return None;
+    }
+    let mut c = CLASS_OF[l.size().div_ceil(8)] as usize;
+    // Slots of a class sit at multiples of its size from a 4 KiB-aligned
+    // base: the size must be a multiple of the alignment.
+    while c < NCLASS && CLASS_SIZES[c] as usize % l.align() != 0 {
+        c += 1;
+    }
+    (c < NCLASS).then_some(c)
+}
+
+/// An object found by [`for_each_object`]: where it lives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Found {
+    pub(crate) obj: Obj,
+    pub(crate) span: SpanRef,
+    pub(crate) slot: u32,
+}
+
+/// Calls `f` for every published object (allocation bit set), reading
+/// each bitmap word once with SeqCst.
+pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
+    let spans: Vec<SpanRef> = lock(&SPANS).clone();
+    for s in spans {
+        let span = s.get();
+        for (w, a) in span.alloc.iter().enumerate() {
+            let mut bits = a.load(Ordering::SeqCst);
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                f(Found { obj: Obj(span.slot(i)), span: s, slot: i as u32 });
+            }
+        }
+    }
+}
+
+/// Frees swept objects whose drop glue has run: clears their bits, puts
+/// spans that gained room back on their partial list, frees large spans.
+pub(crate) fn free(dead: &[Found]) {
+    let mut large = Vec::new();
+    for d in dead {
+        let span = d.span.get();
+        let class = if span.class == LARGE { NCLASS } else { span.class as usize };
+        STATS[class].frees.fetch_add(1, Ordering::Relaxed);
+        HEAP_LIVE.fetch_sub(span.size, Ordering::Relaxed);
+        if span.class == LARGE {
+            large.push(d.span);
+            continue;
+        }
+        let i = d.slot as usize;
+        span.alloc[i / 64].fetch_and(!(1 << (i % 64)), Ordering::SeqCst);
+        if span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            lock(&PARTIALS[class]).push(d.span);
+        }
+    }
+    if !large.is_empty() {
+        lock(&SPANS).retain(|s| !large.contains(s));
+        for s in large {
+            // SAFETY: a large span holds one object, which is dead and
+            // dropped; it is unlisted, and no cycle is walking the spans
+            // (sweeps finish before the next cycle starts).
+            let span = unsafe { Box::from_raw(s.0.as_ptr()) };
+            HEAP_SYS.fetch_sub(span.layout.size(), Ordering::Relaxed);
+            // SAFETY: allocated in `Span::new` with this layout.
+            unsafe { std::alloc::dealloc(span.base.as_ptr(), span.layout) };
+        }
+    }
+}

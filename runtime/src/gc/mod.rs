@@ -1,0 +1,88 @@
+//! gort's shared heap: [`Gc<T>`] handles that goroutines and threads share
+//! freely, with cycles collected by a concurrent collector that never
+//! stops the world.
+//!
+//! ```
+//! use gort::gc::{Gc, GcMutex, Trace};
+//!
+//! #[derive(Trace)]
+//! struct Person {
+//!     name: String,
+//!     friends: GcMutex<Vec<Gc<Person>>>,
+//! }
+//!
+//! let ann = Gc::new(Person { name: "Ann".into(), friends: GcMutex::new(vec![]) });
+//! let bob = Gc::new(Person { name: "Bob".into(), friends: GcMutex::new(vec![ann.clone()]) });
+//! ann.friends.lock().push(bob.clone()); // a cycle
+//! let names: Vec<String> = ann.friends.lock().iter().map(|p| p.name.clone()).collect();
+//! assert_eq!(names, ["Bob"]);
+//! drop((ann, bob));
+//! gort::gc(); // both are freed
+//! ```
+//!
+//! # How it works
+//!
+//! Rust has no stack maps, so the collector *infers* roots: each object
+//! counts its handles (`Gc::clone` increments, `Drop` decrements), a cycle
+//! counts the edges between heap objects, and an object with more handles
+//! than edges is held from outside the heap — a root. Marking then runs
+//! concurrently from the roots, with a snapshot barrier on every
+//! acquisition of a cell ([`GcMutex`], [`GcRwLock`], [`GcAtomic`]) and on
+//! `Gc::clone`, and ends after grace periods in which every thread has been
+//! seen outside a barrier. Unreachable objects are dropped on a system
+//! goroutine (never on a collector thread), then freed. The protocol is in
+//! `loom-tests/gc-protocol-model/PROTOCOL.md`, model-checked with loom.
+//!
+//! Handles in places the collector cannot see — a `Vec<Gc<_>>` on a stack,
+//! an `Arc<Mutex<Vec<Gc<_>>>>` shared with a thread, a channel in flight, a
+//! `#[trace(skip)]` field — are simply roots.
+//!
+//! # Types must not implement `Drop`
+//!
+//! `#[derive(Trace)]` rejects a `Drop` impl on the type: the sweep runs the
+//! drop glue of all garbage before freeing any of it, and a `Drop` that
+//! dereferenced a `Gc` could reach a value already dropped. Opt out with
+//! `#[trace(unsafe_drop)]`, promising that your `Drop` never dereferences
+//! a `Gc`.
+
+mod barrier;
+mod cell;
+mod collector;
+mod handle;
+mod header;
+mod heap;
+mod impls;
+mod trace;
+
+#[cfg(test)]
+mod tests;
+
+pub use cell::{GcAtomic, GcMutex, GcMutexGuard, GcReadGuard, GcRwLock, GcWriteGuard};
+// pub use gort_macros::Trace;
+pub use handle::Gc;
+pub use trace::{Trace, Tracer};
+
+pub(crate) use collector::gc;
+
+/// Test hooks into the collector (not public API): tests use them to force
+/// the interleavings of PROTOCOL.md's scenarios.
+#[doc(hidden)]
+pub mod __hooks {
+    pub use super::collector::Step;
+
+    /// Calls `f` at each [`Step`] of every cycle (`None` removes it). The
+    /// hook runs on the collector's thread.
+    pub fn set(f: Option<fn(Step)>) {
+        *super::collector::HOOK.lock().unwrap_or_else(|e| e.into_inner()) = f;
+    }
+
+    /// Whether a cycle is between its start and the end of marking.
+    pub fn phase_on() -> bool {
+        super::barrier::phase_on()
+    }
+
+    /// Completed cycles.
+    pub fn num_gc() -> u64 {
+        super::collector::NUM_GC.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
