@@ -1,8 +1,9 @@
 //! Tells `bench_gort` which gort features exist, by reading gort's
 //! sources: `cfg(gort_chan)` once `gort::chan::Chan` is there,
 //! `cfg(gort_select)` once `gort::select!` is exported and implemented, `cfg(gort_mutex)`
-//! and `cfg(gort_waitgroup)` once `gort::sync` exports them. A row whose
-//! feature is missing prints "not yet" instead of failing to compile.
+//! and `cfg(gort_waitgroup)` once `gort::sync` exports them, `cfg(gort_gc)`
+//! once `gort::gc` has `Gc<T>`. A row whose feature is missing prints
+//! "not yet" instead of failing to compile.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ fn main() {
     let chan = read("chan");
     let sync = read("sync");
     let sync_mod = fs::read_to_string(src.join("sync/mod.rs")).unwrap_or_default();
+    let gc = read("gc");
+    let lib = fs::read_to_string(src.join("lib.rs")).unwrap_or_default();
     let macros = fs::read_to_string(src.join("macros.rs")).unwrap_or_default();
     let macros_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../macros/src");
     println!("cargo::rerun-if-changed={}", macros_dir.display());
@@ -49,6 +52,7 @@ fn main() {
         ),
         ("gort_mutex", exported("Mutex")),
         ("gort_waitgroup", exported("WaitGroup")),
+        ("gort_gc", gc.contains("pub struct Gc<") && lib.lines().any(|l| l.trim_start().starts_with("pub mod gc;"))),
     ];
     for (name, on) in features {
         println!("cargo::rustc-check-cfg=cfg({name})");

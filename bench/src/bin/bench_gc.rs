@@ -8,7 +8,7 @@ use std::time::Instant;
 use gc::{Finalize, Gc as Ptr, Trace};
 use gort_bench::*;
 
-const BENCHES: &[Bench] = &[("binary_trees", binary_trees), ("gc_stall", gc_stall)];
+const BENCHES: &[Bench] = &[("binary_trees", binary_trees), ("gc_stall", gc_stall), ("gc_clone_drop", gc_clone_drop)];
 
 fn main() {
     main_with(BENCHES)
@@ -53,4 +53,14 @@ fn binary_trees(max: u64) -> Outcome {
 /// tree stays alive: the longest stall the collector caused.
 fn gc_stall(trees: u64) -> Outcome {
     max_stall_us(|| bottom_up(STALL_LONG_DEPTH), trees, || check(&bottom_up(STALL_TREE_DEPTH)))
+}
+
+/// `gc::Gc::clone` + drop (single-threaded: no atomics, but it roots/unroots) of one handle on one thread, `n` times.
+fn gc_clone_drop(n: u64) -> Outcome {
+    let g = Ptr::new(Node { left: None, right: None });
+    let t = Instant::now();
+    for _ in 0..n {
+        drop(std::hint::black_box(std::hint::black_box(&g).clone()));
+    }
+    Outcome::one(ns_per(t.elapsed(), n), "ns/op")
 }

@@ -1,8 +1,8 @@
 //! gort's variant of every benchmark (see the crate docs for the protocol).
 //!
 //! A row whose gort feature is missing returns `Outcome::NotYet`. The
-//! `cfg`s `gort_chan`, `gort_select`, `gort_mutex` and `gort_waitgroup` are
-//! set by `build.rs` when gort's sources have the feature, so a row turns on
+//! `cfg`s `gort_chan`, `gort_select`, `gort_mutex`, `gort_waitgroup` and
+//! `gort_gc` are set by `build.rs` when gort's sources have the feature, so a row turns on
 //! by itself once its feature lands; adding a row is one function here plus
 //! its line in `BENCHES`.
 //!
@@ -45,9 +45,9 @@ const BENCHES: &[Bench] = &[
     ("sleep100k", sleep100k),
     ("sieve", sieve),
     ("parked1m", parked1m),
-    // Needs `Gc<T>`: write `binary_trees`/`gc_stall` like `bench_arc.rs`.
-    ("binary_trees", |_| Outcome::NotYet),
-    ("gc_stall", |_| Outcome::NotYet),
+    ("binary_trees", binary_trees),
+    ("gc_stall", gc_stall),
+    ("gc_clone_drop", gc_clone_drop),
 ];
 
 fn main() {
@@ -469,4 +469,106 @@ fn parked1m(n: u64) -> Outcome {
         wait_for(0);
         Outcome::one(kib, "KiB/goroutine")
     })
+}
+
+/// The GC rows on gort's shared heap (`gort::gc::Gc`), the same programs
+/// as `bench_arc.rs`, `bench_dumpster.rs`, `bench_gc.rs` and Go's, run in a
+/// driver goroutine as Go runs them in its main goroutine.
+#[cfg(gort_gc)]
+mod gc_rows {
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    use gort::gc::{Gc, Trace, Tracer};
+    use gort_bench::*;
+
+    use super::drive;
+
+    struct Node {
+        left: Option<Gc<Node>>,
+        right: Option<Gc<Node>>,
+    }
+
+    // SAFETY: reports each of the node's two handles (when present) once,
+    // and nothing else.
+    unsafe impl Trace for Node {
+        fn trace(&self, t: &mut Tracer<'_>) {
+            if let Some(l) = &self.left {
+                l.trace(t);
+            }
+            if let Some(r) = &self.right {
+                r.trace(t);
+            }
+        }
+    }
+
+    fn bottom_up(depth: u32) -> Gc<Node> {
+        if depth == 0 {
+            Gc::new(Node { left: None, right: None })
+        } else {
+            Gc::new(Node { left: Some(bottom_up(depth - 1)), right: Some(bottom_up(depth - 1)) })
+        }
+    }
+
+    fn check(n: &Node) -> u64 {
+        1 + n.left.as_ref().map_or(0, |l| check(l)) + n.right.as_ref().map_or(0, |r| check(r))
+    }
+
+    /// Binary-trees, depths 4..=max step 2, with a long-lived tree of depth
+    /// `max` kept alive throughout (6.25M nodes allocated for max = 14).
+    pub fn binary_trees(max: u64) -> Outcome {
+        drive(false, move || {
+            let max = max as u32;
+            let t = Instant::now();
+            let long = bottom_up(max);
+            let mut nodes = 0;
+            for d in tree_depths(max) {
+                for _ in 0..tree_iterations(d, max) {
+                    nodes += check(&bottom_up(d));
+                }
+            }
+            nodes += check(&long);
+            black_box(nodes);
+            Outcome::one(t.elapsed().as_secs_f64() * 1000.0, "ms")
+        })
+    }
+
+    /// The longest time one small tree took to build and check while a
+    /// large tree stays alive: the longest stall the collector caused.
+    pub fn gc_stall(trees: u64) -> Outcome {
+        drive(false, move || {
+            max_stall_us(|| bottom_up(STALL_LONG_DEPTH), trees, || check(&bottom_up(STALL_TREE_DEPTH)))
+        })
+    }
+
+    /// `Gc::clone` + drop of one handle on one thread, no collection
+    /// running: the reference-count traffic of passing handles around.
+    pub fn gc_clone_drop(n: u64) -> Outcome {
+        drive(false, move || {
+            let g = Gc::new(Node { left: None, right: None });
+            let t = Instant::now();
+            for _ in 0..n {
+                drop(black_box(black_box(&g).clone()));
+            }
+            Outcome::one(ns_per(t.elapsed(), n), "ns/op")
+        })
+    }
+}
+
+#[cfg(gort_gc)]
+use gc_rows::{binary_trees, gc_clone_drop, gc_stall};
+
+#[cfg(not(gort_gc))]
+fn binary_trees(_: u64) -> Outcome {
+    Outcome::NotYet
+}
+
+#[cfg(not(gort_gc))]
+fn gc_stall(_: u64) -> Outcome {
+    Outcome::NotYet
+}
+
+#[cfg(not(gort_gc))]
+fn gc_clone_drop(_: u64) -> Outcome {
+    Outcome::NotYet
 }
