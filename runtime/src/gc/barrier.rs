@@ -116,11 +116,13 @@ pub(crate) fn enter() -> Entered {
 }
 
 impl Entered {
-    /// Shades `h` (white → grey) into this thread's grey buffer.
+    /// Shades `h` (white → grey) into this thread's grey buffer. `h`
+    /// carries the whole box's provenance (the collector traces through it).
     #[inline]
-    pub(crate) fn shade(&self, h: &Header) {
-        if h.shade() {
-            self.0.grey.lock().unwrap_or_else(|e| e.into_inner()).push(Obj(NonNull::from(h)));
+    pub(crate) fn shade(&self, h: NonNull<Header>) {
+        // SAFETY: callers pass live objects.
+        if unsafe { h.as_ref() }.shade() {
+            self.0.grey.lock().unwrap_or_else(|e| e.into_inner()).push(Obj(h));
         }
     }
 }
@@ -136,7 +138,7 @@ impl Drop for Entered {
 /// A mutator's shade outside any other barrier (`Gc::clone` during a
 /// cycle), with the mark up so the grace period covers the buffer push.
 #[cold]
-pub(crate) fn shade_from_mutator(h: &Header) {
+pub(crate) fn shade_from_mutator(h: NonNull<Header>) {
     let e = enter();
     e.shade(h);
 }

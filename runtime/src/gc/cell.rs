@@ -124,8 +124,8 @@ fn barrier_shade<T: Trace + ?Sized>(e: &Entered, v: &T) {
 
 #[cold]
 fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T) {
-    // SAFETY: (in the closure) a child of a value we hold locked is live.
-    v.trace(&mut Tracer::new(true, &mut |o: NonNull<Header>, _| e.shade(unsafe { o.as_ref() })));
+    // A child of a value we hold locked is live.
+    v.trace(&mut Tracer::new(true, &mut |o: NonNull<Header>, _| e.shade(o)));
 }
 
 /// Traces the value behind a cell for the collector, if its lock is free.
@@ -477,7 +477,7 @@ impl<T: Trace + Send + Sync + 'static> GcAtomic<T> {
                 std::process::abort();
             }
             if barrier::phase_on() {
-                e.shade(hd);
+                e.shade(h);
             }
             // SAFETY: we own the count just added.
             unsafe { Gc::from_header(h) }
@@ -497,9 +497,9 @@ impl<T: Trace + Send + Sync + 'static> GcAtomic<T> {
     pub fn swap(&self, new: Option<Gc<T>>) -> Option<Gc<T>> {
         let e = barrier::enter();
         let old = self.slot.swap(raw(new), Ordering::SeqCst);
-        if !old.is_null() && barrier::phase_on() {
-            // SAFETY: the old value's handle is now ours.
-            e.shade(unsafe { &*old });
+        if let Some(o) = NonNull::new(old).filter(|_| barrier::phase_on()) {
+            // The old value's handle is now ours: it is live.
+            e.shade(o);
         }
         drop(e);
         // SAFETY: the slot's handle moves to the caller.
@@ -543,9 +543,9 @@ impl<T: Trace + Send + Sync + 'static> GcAtomic<T> {
             Ok(old) => {
                 // `new`'s count moved into the slot.
                 std::mem::forget(new);
-                if !old.is_null() && barrier::phase_on() {
-                    // SAFETY: the old value's handle is now ours.
-                    e.shade(unsafe { &*old });
+                if let Some(o) = NonNull::new(old).filter(|_| barrier::phase_on()) {
+                    // The old value's handle is now ours: it is live.
+                    e.shade(o);
                 }
                 drop(e);
                 // SAFETY: the slot's handle moves to the caller.
@@ -561,7 +561,7 @@ impl<T: Trace + Send + Sync + 'static> GcAtomic<T> {
                         std::process::abort();
                     }
                     if barrier::phase_on() {
-                        e.shade(hd);
+                        e.shade(h);
                     }
                     // SAFETY: we own the count just added.
                     unsafe { Gc::from_header(h) }

@@ -184,12 +184,14 @@ struct Marker {
 impl Marker {
     /// Counts one old object's edges (C4). A handle reported twice (same
     /// address) is counted once and remembered for the report.
-    fn count(&mut self, h: &Header) {
+    fn count(&mut self, o: Obj) {
         self.edges.clear();
         let edges = &mut self.edges;
-        // SAFETY: `h` is old in this cycle, and only this cycle's sweep
-        // frees old objects.
-        unsafe { h.trace(&mut Tracer::new(false, &mut |o, at| edges.push((o, at)))) };
+        // SAFETY: the object is old in this cycle, and only this cycle's
+        // sweep frees old objects.
+        unsafe { Header::trace(o.0, &mut Tracer::new(false, &mut |o, at| edges.push((o, at)))) };
+        // SAFETY: as above.
+        let h = unsafe { o.0.as_ref() };
         if self.edges.len() > 1 {
             self.edges.sort_unstable_by_key(|e| e.1);
             let before = self.edges.len();
@@ -205,9 +207,10 @@ impl Marker {
         }
     }
 
-    fn shade(&mut self, h: &Header) {
-        if h.shade() {
-            self.stack.push(Obj(NonNull::from(h)));
+    fn shade(&mut self, o: Obj) {
+        // SAFETY: callers pass live objects.
+        if unsafe { o.0.as_ref() }.shade() {
+            self.stack.push(o);
         }
     }
 
@@ -220,13 +223,15 @@ impl Marker {
             let stack = &mut self.stack;
             // SAFETY: as above.
             unsafe {
-                h.trace(&mut Tracer::new(false, &mut |c, _| {
-                    // SAFETY: a child of a live object is live.
-                    let c = c.as_ref();
-                    if c.shade() {
-                        stack.push(Obj(NonNull::from(c)));
-                    }
-                }))
+                Header::trace(
+                    o,
+                    &mut Tracer::new(false, &mut |c, _| {
+                        // SAFETY: a child of a live object is live.
+                        if c.as_ref().shade() {
+                            stack.push(Obj(c));
+                        }
+                    }),
+                )
             };
         }
     }
@@ -267,7 +272,7 @@ pub(crate) fn cycle() -> Option<String> {
         let h = unsafe { f.obj.0.as_ref() };
         if h.state() & (GARBAGE | NEWBORN) == 0 {
             h.state.fetch_or(OLD, Ordering::SeqCst);
-            mk.count(h);
+            mk.count(f.obj);
         }
     });
     hook(Step::Counted);
@@ -278,7 +283,7 @@ pub(crate) fn cycle() -> Option<String> {
         // SAFETY: as above.
         let h = unsafe { f.obj.0.as_ref() };
         if h.state() & OLD != 0 && h.handles.load(Ordering::SeqCst) != h.internal.load(Ordering::Relaxed) {
-            mk.shade(h);
+            mk.shade(f.obj);
         }
     });
     hook(Step::Rooted);
@@ -325,6 +330,12 @@ struct Batch(Vec<Found>, Chan<()>);
 /// collector's thread), then frees their memory, and waits for both.
 fn sweep(dead: Vec<Found>) {
     if dead.is_empty() {
+        return;
+    }
+    // Miri cannot switch stacks: under it (unit tests only) the collector
+    // runs the drop glue itself.
+    if cfg!(miri) {
+        drop_and_free(&dead);
         return;
     }
     static DROPPER: OnceLock<Chan<Batch>> = OnceLock::new();

@@ -162,7 +162,7 @@ impl<T: Trace + Send + Sync + 'static> Clone for Gc<T> {
             std::process::abort();
         }
         if barrier::phase_on() {
-            barrier::shade_from_mutator(h);
+            barrier::shade_from_mutator(self.header_ptr());
         }
         Gc { ptr: self.ptr, _owns: PhantomData }
     }

@@ -51,13 +51,14 @@ impl Header {
         self.state.load(Ordering::Relaxed) & MARKED == 0 && self.state.fetch_or(MARKED, Ordering::SeqCst) & MARKED == 0
     }
 
-    /// Traces the value.
+    /// Traces the value of the object at `h` (a pointer with the whole
+    /// box's provenance, not one derived from `&Header`).
     ///
     /// # Safety
     /// The object is live.
     #[inline]
-    pub(crate) unsafe fn trace(&self, t: &mut Tracer<'_>) {
+    pub(crate) unsafe fn trace(h: std::ptr::NonNull<Header>, t: &mut Tracer<'_>) {
         // SAFETY: the caller guarantees the object is live; `vt` matches it.
-        unsafe { (self.vt.trace)(self, t) }
+        unsafe { (h.as_ref().vt.trace)(h.as_ptr(), t) }
     }
 }

@@ -15,6 +15,11 @@ impl Drop for Tally {
     }
 }
 
+// SAFETY: holds no handles.
+unsafe impl Trace for Tally {
+    fn trace(&self, _: &mut Tracer<'_>) {}
+}
+
 struct Node {
     id: usize,
     check: usize,
@@ -26,15 +31,6 @@ struct Node {
 unsafe impl Trace for Node {
     fn trace(&self, t: &mut Tracer<'_>) {
         self.next.trace(t);
-    }
-}
-
-// SAFETY: reports the handle if there is one.
-unsafe impl<T: Trace> Trace for Option<T> {
-    fn trace(&self, t: &mut Tracer<'_>) {
-        if let Some(v) = self {
-            v.trace(t);
-        }
     }
 }
 
@@ -58,15 +54,15 @@ fn ring(n: usize, tally: &Arc<AtomicUsize>) -> Gc<Node> {
 fn a_dropped_ring_is_collected_and_a_held_one_survives() {
     let dead = Arc::new(AtomicUsize::new(0));
     let kept = Arc::new(AtomicUsize::new(0));
-    let garbage = ring(1000, &dead);
-    let live = ring(1000, &kept);
+    let garbage = ring(N, &dead);
+    let live = ring(N, &kept);
     drop(garbage);
     gc();
-    assert_eq!(dead.load(Ordering::SeqCst), 1000);
+    assert_eq!(dead.load(Ordering::SeqCst), N);
     assert_eq!(kept.load(Ordering::SeqCst), 0);
     // Walk the live ring: every node intact.
     let mut cur = live.clone();
-    for i in 0..1000 {
+    for i in 0..N {
         assert_eq!(cur.id, i);
         assert_eq!(cur.check, i ^ 0x5a5a);
         let next = cur.next.lock().clone().unwrap();
@@ -74,5 +70,51 @@ fn a_dropped_ring_is_collected_and_a_held_one_survives() {
     }
     drop((cur, live));
     gc();
-    assert_eq!(kept.load(Ordering::SeqCst), 1000);
+    assert_eq!(kept.load(Ordering::SeqCst), N);
+}
+
+/// Ring sizes: Miri interprets every step, so it gets small rings.
+const N: usize = if cfg!(miri) { 50 } else { 1000 };
+
+#[test]
+fn objects_of_every_size_class_and_large_ones_are_freed() {
+    #[repr(align(64))]
+    struct Aligned([u8; 64]);
+    // SAFETY: holds no handles.
+    unsafe impl Trace for Aligned {
+        fn trace(&self, _: &mut Tracer<'_>) {}
+    }
+    let tally = Arc::new(AtomicUsize::new(0));
+    let mut keep = Vec::new();
+    let sizes: &[usize] =
+        if cfg!(miri) { &[0, 100, 40_000] } else { &[0, 1, 24, 100, 1000, 5000, 20_000, 40_000, 1 << 20] };
+    for &n in sizes {
+        let v = Gc::new((vec![n as u8; n], Tally(tally.clone())));
+        assert_eq!(v.0.len(), n);
+        keep.push(Gc::new((vec![7u8; n], Tally(tally.clone()))));
+    }
+    let a = Gc::new(Aligned([3; 64]));
+    assert_eq!(Gc::as_ptr(&a) as usize % 64, 0);
+    assert_eq!(a.0[63], 3);
+    gc();
+    assert_eq!(tally.load(Ordering::SeqCst), sizes.len());
+    for (k, &n) in keep.iter().zip(sizes) {
+        assert!(k.0.len() == n && k.0.iter().all(|&b| b == 7));
+    }
+}
+
+#[test]
+fn gc_atomic_and_rwlock_keep_what_they_hold() {
+    let tally = Arc::new(AtomicUsize::new(0));
+    let slot = Gc::new(GcAtomic::new(Some(ring(N, &tally))));
+    let table = Gc::new(GcRwLock::new(vec![ring(N, &tally)]));
+    gc();
+    assert_eq!(tally.load(Ordering::SeqCst), 0);
+    assert_eq!(slot.load().unwrap().id, 0);
+    assert_eq!(table.read()[0].check, 0x5a5a);
+    let old = slot.swap(None).unwrap();
+    drop(old);
+    table.write().clear();
+    gc();
+    assert_eq!(tally.load(Ordering::SeqCst), 2 * N);
 }
