@@ -11,6 +11,7 @@
 //! | `#[gort::main]` | `main` runs as goroutine 1; the process exits when it returns |
 //! | `#[gort::test]` | a test body run as a goroutine (a spawn and a join) |
 //! | `select!` | Go's `select` over channels |
+//! | `#[derive(Trace)]` | reports the `Gc` handles a struct or enum owns to gort's collector |
 //!
 //! Each macro module opens with the grammar it accepts and what it
 //! expands to; `tests/snapshots/` holds the expansion of every form.
@@ -23,6 +24,7 @@ mod preempt;
 mod select;
 #[cfg(test)]
 mod snapshots;
+mod trace;
 
 use proc_macro::TokenStream;
 
@@ -214,4 +216,87 @@ pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn select(input: TokenStream) -> TokenStream {
     select::expand(input.into()).into()
+}
+
+/// Derives `gort::gc::Trace`: reports the `Gc` handles a struct or enum
+/// owns to gort's collector, so that objects reachable only through them
+/// stay alive and cycles through them are collected.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use gort::gc::{Gc, Trace};
+///
+/// #[derive(Trace)]
+/// enum Tree<T: Trace + Send + Sync + 'static> {
+///     Leaf(T),
+///     Node {
+///         children: Vec<Gc<Tree<T>>>,
+///         #[trace(skip)] // not traced: the handles in it stay roots
+///         pinned: Arc<Vec<Gc<Tree<T>>>>,
+///     },
+/// }
+///
+/// #[derive(Trace)]
+/// #[trace(unsafe_drop)] // a promise: `drop` never dereferences a `Gc`
+/// struct Logged {
+///     id: u32,
+///     next: Option<Gc<Logged>>,
+/// }
+///
+/// impl Drop for Logged {
+///     fn drop(&mut self) {
+///         println!("freeing {}", self.id);
+///     }
+/// }
+///
+/// let leaf = Gc::new(Tree::Leaf("leaf".to_string()));
+/// let tree = Gc::new(Tree::Node { children: vec![leaf.clone()], pinned: Arc::new(vec![]) });
+/// drop(leaf);
+/// gort::gc(); // the leaf is reachable through `children`: it survives
+/// let Tree::Node { children, .. } = &*tree else { unreachable!() };
+/// assert!(matches!(&*children[0], Tree::Leaf(s) if s == "leaf"));
+///
+/// drop(Gc::new(Logged { id: 2, next: Some(Gc::new(Logged { id: 1, next: None })) }));
+/// gort::gc(); // prints "freeing 2" and "freeing 1", in either order
+/// ```
+///
+/// The generated `trace` calls `Trace::trace` on every field not marked
+/// `#[trace(skip)]`, in order.
+/// A field whose type does not implement `Trace` is a compile error at
+/// that field: std's owning types (`Vec`, `Box`, `Option`, `HashMap`,
+/// tuples, arrays, ...) and gort's cells implement it, while `Arc`, `Rc`,
+/// references, raw pointers and std's cells and locks deliberately do not
+/// (the collector cannot count the handles behind shared ownership or a
+/// lock it cannot take). Works on structs (named, tuple, unit) and enums,
+/// with generics: each type parameter used in a traced field gets a
+/// `T: Trace` bound, each associated type used in one (`I::Item`) too.
+///
+/// Options:
+///
+/// - `#[trace(skip)]` on a field: the field is not traced. Handles in it
+///   are never seen by the collector, so they stay roots: what they point
+///   to is never freed while the field holds them, and a cycle through
+///   them is never collected (like an `Arc` cycle). Use it for fields
+///   that hold no handles but whose type has no `Trace` impl, or to keep
+///   an `Arc<Gc<T>>` and the like.
+/// - `#[trace(unsafe_drop)]` on the type: allows a `Drop` impl on it.
+///
+/// # Why `Drop` is forbidden
+///
+/// Without `#[trace(unsafe_drop)]`, a `Drop` impl on the type is a
+/// compile error ("conflicting implementations of trait
+/// `MustNotImplementDrop_UseTraceUnsafeDropIfDropNeverDereferencesAGc`").
+/// The collector runs the drop glue of all the garbage it found before it
+/// frees any of it, in no particular order: a `Drop` that dereferences a
+/// `Gc` could read an object of the same garbage whose own drop glue
+/// already ran. `#[trace(unsafe_drop)]` is your promise that the type's
+/// `Drop` never dereferences a `Gc` (dropping one, as the fields' drop
+/// glue does, is fine); breaking it is undefined behaviour.
+///
+/// Unknown or repeated options, options in the wrong place and unions are
+/// compile errors at the offending token.
+#[proc_macro_derive(Trace, attributes(trace))]
+pub fn derive_trace(input: TokenStream) -> TokenStream {
+    trace::expand(input.into()).into()
 }
