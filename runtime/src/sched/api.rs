@@ -176,7 +176,7 @@ impl Builder {
         F: FnOnce() + Send + 'static,
     {
         let opts = self.newg(true)?;
-        proc::newproc(opts, Box::new(f)).map(|_| ())
+        proc::newproc(opts, Entry::new(f)).map(|_| ())
     }
 
     /// Starts a detached runtime-owned goroutine (Go's system goroutines,
@@ -188,7 +188,7 @@ impl Builder {
     {
         let mut opts = self.newg(true)?;
         opts.system = true;
-        proc::newproc(opts, Box::new(f)).map(|_| ())
+        proc::newproc(opts, Entry::new(f)).map(|_| ())
     }
 
     /// Starts a goroutine with these settings (see [`spawn`]).
@@ -218,40 +218,109 @@ impl Builder {
         if let Some(s) = &scope {
             s.running.fetch_add(1, Ordering::Relaxed);
         }
-        let packet = Arc::new(Packet { result: UnsafeCell::new(None), state: Mutex::new(State::default()), scope });
-        let their = packet.clone();
-        let main = move || {
-            let r = panic::catch_unwind(AssertUnwindSafe(f));
-            // Like a thread's locals, a goroutine's are gone once it can be joined.
-            let r = match panic::catch_unwind(AssertUnwindSafe(super::local::destroy_current)) {
-                Err(p) if r.is_ok() => Err(p),
-                _ => r,
-            };
-            // SAFETY: only this goroutine writes the result, before `done`.
-            unsafe { *their.result.get() = Some(r) };
-            let waiter = {
-                let mut st = their.state.lock().unwrap_or_else(|e| e.into_inner());
-                st.done = true;
-                st.waiter.take()
-            };
-            drop(their);
-            if let Some(w) = waiter {
-                w.wake();
-            }
-        };
-        let main: Box<dyn FnOnce() + Send + 'a> = Box::new(main);
-        // SAFETY: only the lifetime is erased; the caller's contract keeps
-        // the borrows alive until the goroutine finished.
-        let main: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(main) };
-        match proc::newproc(opts, main) {
+        // One allocation holds the closure and the result slot: the
+        // goroutine runs it through `Entry`, the joiner reads the result.
+        let task: Arc<Task<F, T>> = Arc::new(Task {
+            f: UnsafeCell::new(Some(f)),
+            packet: Packet { result: UnsafeCell::new(None), state: Mutex::new(State::default()), scope },
+        });
+        let packet: Arc<dyn HasPacket<T> + 'a> = task.clone();
+        let main: Arc<dyn Run + 'a> = task;
+        // SAFETY: only the lifetimes are erased; the caller's contract
+        // keeps the borrows alive until the goroutine finished (and the
+        // scope, or the caller, outlives every handle).
+        let (main, packet): (Arc<dyn Run>, Arc<dyn HasPacket<T>>) =
+            unsafe { (std::mem::transmute(main), std::mem::transmute(packet)) };
+        match proc::newproc(opts, Entry(main)) {
             Ok(id) => Ok(JoinInner { id, packet }),
             Err(e) => {
-                if let Some(s) = &packet.scope {
+                if let Some(s) = &packet.packet().scope {
                     s.running.fetch_sub(1, Ordering::Relaxed);
                 }
                 Err(e)
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What a goroutine runs.
+
+/// Runs a goroutine's body once (the goroutine calls it exactly once).
+pub(crate) trait Run: Send + Sync {
+    fn run(&self);
+}
+
+/// A goroutine's body: one allocation, shared with the joiner for
+/// `spawn` (the closure and the result slot live together).
+pub(crate) struct Entry(Arc<dyn Run>);
+
+impl Entry {
+    /// The body of a detached goroutine.
+    pub(crate) fn new<F: FnOnce() + Send + 'static>(f: F) -> Entry {
+        Entry(Arc::new(Detached(UnsafeCell::new(Some(f)))))
+    }
+
+    pub(crate) fn run(self) {
+        self.0.run()
+    }
+}
+
+struct Detached<F>(UnsafeCell<Option<F>>);
+
+// SAFETY: the closure is taken once, by the goroutine that runs it; the
+// `Arc` is shared with nobody else.
+unsafe impl<F: Send> Sync for Detached<F> {}
+
+impl<F: FnOnce() + Send> Run for Detached<F> {
+    fn run(&self) {
+        // SAFETY: see the `Sync` impl: only the goroutine touches it, once.
+        let f = unsafe { (*self.0.get()).take() }.expect("goroutine started twice");
+        f()
+    }
+}
+
+/// A joinable goroutine's closure and result slot.
+struct Task<F, T> {
+    f: UnsafeCell<Option<F>>,
+    packet: Packet<T>,
+}
+
+// SAFETY: `f` is taken once by the goroutine; `packet` is `Sync` on its own.
+unsafe impl<F: Send, T: Send> Sync for Task<F, T> {}
+
+impl<F: FnOnce() -> T + Send, T: Send> Run for Task<F, T> {
+    fn run(&self) {
+        // SAFETY: only the goroutine takes the closure, once.
+        let f = unsafe { (*self.f.get()).take() }.expect("goroutine started twice");
+        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        // Like a thread's locals, a goroutine's are gone once it can be joined.
+        let r = match super::local::destroy_current() {
+            Err(p) if r.is_ok() => Err(p),
+            _ => r,
+        };
+        let p = &self.packet;
+        // SAFETY: only this goroutine writes the result, before `done`.
+        unsafe { *p.result.get() = Some(r) };
+        let waiter = {
+            let mut st = p.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.done = true;
+            st.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+    }
+}
+
+/// The joiner's view of a [`Task`], without its closure type.
+trait HasPacket<T>: Send + Sync {
+    fn packet(&self) -> &Packet<T>;
+}
+
+impl<F: FnOnce() -> T + Send, T: Send> HasPacket<T> for Task<F, T> {
+    fn packet(&self) -> &Packet<T> {
+        &self.packet
     }
 }
 
@@ -292,24 +361,25 @@ impl<T> Drop for Packet<T> {
 
 struct JoinInner<T> {
     id: u64,
-    packet: Arc<Packet<T>>,
+    packet: Arc<dyn HasPacket<T>>,
 }
 
 impl<T> JoinInner<T> {
     fn join(self) -> std::thread::Result<T> {
-        let mut st = self.packet.state.lock().unwrap_or_else(|e| e.into_inner());
+        let p = self.packet.packet();
+        let mut st = p.state.lock().unwrap_or_else(|e| e.into_inner());
         while !st.done {
             st.waiter = Some(Waiter::current());
-            st = park_unlock(&self.packet.state, st, WaitReason::Join);
+            st = park_unlock(&p.state, st, WaitReason::Join);
         }
         drop(st);
         // SAFETY: `done` was seen under the lock; the goroutine no longer
         // touches the result.
-        unsafe { (*self.packet.result.get()).take() }.expect("goroutine result taken twice")
+        unsafe { (*p.result.get()).take() }.expect("goroutine result taken twice")
     }
 
     fn is_finished(&self) -> bool {
-        self.packet.state.lock().unwrap_or_else(|e| e.into_inner()).done
+        self.packet.packet().state.lock().unwrap_or_else(|e| e.into_inner()).done
     }
 }
 

@@ -123,7 +123,7 @@ pub(crate) struct G {
     /// since several goroutines share one M). Touched only by the goroutine.
     pub(crate) locked_ext: Cell<u32>,
     /// The body, until the first run moves it into the coroutine.
-    pub(crate) entry: UnsafeCell<Option<Box<dyn FnOnce() + Send>>>,
+    pub(crate) entry: UnsafeCell<Option<super::api::Entry>>,
     /// The coroutine, created on the first run by the home M.
     pub(crate) coro: UnsafeCell<Option<Coro>>,
     /// The coroutine's yielder, set when the body starts.

@@ -99,24 +99,30 @@ unsafe fn slot<T: 'static>(slots: *mut Slots, i: usize, init: fn() -> T) -> *con
 
 /// Drops the running goroutine's locals (before its joiner is told it
 /// finished).
-pub(crate) fn destroy_current() {
-    if let Some((_, g)) = proc::current() {
-        destroy_locals(g);
+pub(crate) fn destroy_current() -> std::thread::Result<()> {
+    match proc::current() {
+        Some((_, g)) => destroy_locals(g),
+        None => Ok(()),
     }
 }
 
 /// Drops a goroutine's locals as it exits (on its own stack, so their
 /// destructors may still use the runtime). Values created by destructors
 /// are dropped too.
-pub(crate) fn destroy_locals(g: &super::g::G) {
-    loop {
-        // SAFETY: only the running goroutine touches its locals.
+/// Returns the panic of a destructor, if one panicked.
+pub(crate) fn destroy_locals(g: &super::g::G) -> std::thread::Result<()> {
+    // SAFETY: only the running goroutine touches its locals.
+    if unsafe { (*g.locals.get()).is_empty() } {
+        return Ok(());
+    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
+        // SAFETY: as above.
         let v = std::mem::take(unsafe { &mut *g.locals.get() });
         if v.is_empty() {
             break;
         }
         drop(v);
-    }
+    }))
 }
 
 /// Declares goroutine-local storage: like `thread_local!`, but each

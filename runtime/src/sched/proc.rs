@@ -213,7 +213,7 @@ pub(crate) struct NewG {
 /// runnable: in the creator's P's `runnext` (so a spawned goroutine runs
 /// next where it was made), or the global queue from a thread without a P,
 /// or on a fresh M of its own when born locked. Returns the goroutine id.
-pub(crate) fn newproc(opts: NewG, entry: Box<dyn FnOnce() + Send>) -> std::io::Result<u64> {
+pub(crate) fn newproc(opts: NewG, entry: super::api::Entry) -> std::io::Result<u64> {
     ensure_started();
     // Every runtime call is a preemption check point (a goroutine spawning
     // in a loop must not keep its P's timers and home queue waiting).
@@ -1068,8 +1068,8 @@ unsafe impl Send for SendPtr {}
 fn goroutine_main(g: &G) {
     // SAFETY: only the running goroutine touches `entry`.
     let entry = unsafe { (*g.entry.get()).take() }.expect("goroutine started twice");
-    let r = panic::catch_unwind(AssertUnwindSafe(entry));
-    let r2 = panic::catch_unwind(AssertUnwindSafe(|| super::local::destroy_locals(g)));
+    let r = panic::catch_unwind(AssertUnwindSafe(|| entry.run()));
+    let r2 = super::local::destroy_locals(g);
     for r in [r, r2] {
         if let Err(payload) = r {
             if !payload.is::<super::api::Goexit>() {
