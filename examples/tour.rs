@@ -1,12 +1,14 @@
 //! A short tour of gort as it stands: goroutines and the macros, joins,
 //! scopes, locked threads, blocking calls, channels and `select!`,
-//! goroutine-aware sync, timers, goroutine-local storage and GOMAXPROCS.
+//! goroutine-aware sync, timers, goroutine-local storage, GOMAXPROCS, and
+//! the garbage-collected `Gc<T>` heap.
 //!
 //! Run it with `cargo run --release --example tour`.
 
 use std::cell::Cell;
 
 use gort::chan::Chan;
+use gort::gc::{Gc, GcMutex, Trace};
 use gort::select;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +17,25 @@ use std::time::{Duration, Instant};
 gort::local! {
     /// Each goroutine counts its own steps.
     static STEPS: Cell<u32> = Cell::new(0);
+}
+
+/// A graph node on the shared heap: its neighbours may form cycles.
+#[derive(Trace)]
+struct City {
+    name: String,
+    roads: GcMutex<Vec<Gc<City>>>,
+    /// Holds no handles; `skip` because `Census` does not implement Trace.
+    #[trace(skip)]
+    _census: Census,
+}
+
+/// Counts the cities whose memory the collector reclaimed.
+static FREED: AtomicU64 = AtomicU64::new(0);
+struct Census;
+impl Drop for Census {
+    fn drop(&mut self) {
+        FREED.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A CPU-bound goroutine: `#[goroutine]` puts a preemption check in its
@@ -181,6 +202,33 @@ fn main() {
     }
     wg.wait();
     println!("100 goroutines counted {} under a gort::sync::Mutex", *hits.lock());
+
+    // 10. The Gc<T> heap: goroutines share a graph with cycles; once it is
+    // unreachable, the concurrent collector frees it.
+    let city = |name: &str| Gc::new(City { name: name.into(), roads: GcMutex::new(Vec::new()), _census: Census });
+    let (a, b, c) = (city("Ardmore"), city("Bexley"), city("Cray"));
+    for (x, y) in [(&a, &b), (&b, &c), (&c, &a)] {
+        x.roads.lock().push(y.clone());
+        y.roads.lock().push(x.clone());
+    }
+    let walkers: Vec<_> = (0..4)
+        .map(|i| {
+            let start = if i % 2 == 0 { a.clone() } else { c.clone() };
+            gort::spawn(move || {
+                let mut here = start;
+                for step in 0..1000 {
+                    let next = here.roads.lock()[step % 2].clone();
+                    here = next;
+                }
+                here.name.clone()
+            })
+        })
+        .collect();
+    let ends: Vec<String> = walkers.into_iter().map(|w| w.join().unwrap()).collect();
+    println!("four goroutines walked a Gc graph with cycles and stopped at {ends:?}");
+    drop((a, b, c));
+    gort::gc();
+    println!("after gort::gc(), {} of the 3 unreachable cities are freed", FREED.load(Ordering::Relaxed));
 
     while done.load(Ordering::Relaxed) < 10 {
         gort::gosched();
