@@ -38,7 +38,10 @@ use super::header::Header;
 /// handle it does not own, and not create or drop handles. Reporting a
 /// handle twice is detected by the collector (it panics naming the type)
 /// and never freed early; reporting a handle the value does not own can
-/// free a live object.
+/// free a live object. The type's drop glue must not dereference a `Gc`
+/// it reports: the sweep drops all garbage before freeing any, so such a
+/// handle may point to a value already dropped (`#[derive(Trace)]`
+/// enforces this by forbidding `Drop` impls).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not implement `gort::gc::Trace`, so the collector cannot find the handles in it",
     label = "the collector cannot trace this",
