@@ -105,7 +105,8 @@ struct Node {
 }
 
 // SAFETY: reports every handle the node owns (its lists and slots) once;
-// `tally` holds none.
+// `tally` holds none, and no drop glue of the node dereferences a handle
+// (`Tally::drop` reads only its own fields).
 unsafe impl Trace for Node {
     fn trace(&self, t: &mut Tracer<'_>) {
         for e in &self.edges {

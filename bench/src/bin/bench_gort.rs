@@ -490,7 +490,8 @@ mod gc_rows {
     }
 
     // SAFETY: reports each of the node's two handles (when present) once,
-    // and nothing else.
+    // and nothing else; the node has no `Drop` (its drop glue only drops
+    // the handles).
     unsafe impl Trace for Node {
         fn trace(&self, t: &mut Tracer<'_>) {
             if let Some(l) = &self.left {
