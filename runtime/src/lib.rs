@@ -32,7 +32,6 @@ mod loom;
 mod stack;
 
 pub mod chan;
-#[cfg(not(loom))]
 pub mod gc;
 #[cfg(not(loom))]
 mod macros;
@@ -112,4 +111,11 @@ pub mod __loom {
     pub use crate::sched::spin::{Spinning, SyscallSlot, SYSCALL_HAS_P, SYSCALL_LOST_P, SYSCALL_NONE};
     /// The runtime lock, parking, the semaphore table and `WaitGroup`.
     pub use crate::sync;
+
+    /// The collector: the real handles, cells and barriers, and one cycle's
+    /// real steps over a model's own objects.
+    pub mod gc {
+        pub use crate::gc::heap::{collect, free, phase_on, Object};
+        pub use crate::gc::*;
+    }
 }

@@ -47,6 +47,18 @@ pub(crate) use std::thread;
 #[allow(unused_imports)]
 pub(crate) use loom::thread;
 
+/// A function that is `const` in the std build only (loom's atomics have
+/// no `const` constructors).
+macro_rules! const_fn {
+    ($(#[$m:meta])* $vis:vis fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$m])* $vis const fn $($rest)*
+        #[cfg(loom)]
+        $(#[$m])* $vis fn $($rest)*
+    };
+}
+pub(crate) use const_fn;
+
 /// A lock that never poisons (the runtime's own locks are never held across
 /// user code, so a panic while holding one is a runtime bug, not a user error).
 pub(crate) fn lock<T>(m: &sync::Mutex<T>) -> sync::MutexGuard<'_, T> {
@@ -57,5 +69,66 @@ pub(crate) fn lock<T>(m: &sync::Mutex<T>) -> sync::MutexGuard<'_, T> {
     #[cfg(loom)]
     {
         m.lock().unwrap()
+    }
+}
+
+/// A `load(SeqCst)` that loom models as one.
+///
+/// Loom treats plain `SeqCst` loads as `Acquire` loads (its README,
+/// "Unsupported features"): they may read a value older than the newest
+/// `SeqCst` store, which the `SeqCst` total order forbids. The collector's
+/// Dekker pairs (PROTOCOL.md §1: a store, then a load of the other side's
+/// variable) rely on that order, so under loom the load is preceded by a
+/// `fence(SeqCst)`, which loom does implement: of two threads that each
+/// store, fence and load, one sees the other's store. In the std build it
+/// is the plain load.
+///
+/// (An RMW that stores back the value read would also read the newest
+/// value, but loom lets a spin loop of such RMWs read its own stores
+/// forever instead of another thread's later store.)
+pub(crate) trait LoadSeqCst {
+    type Value;
+    fn load_seqcst(&self) -> Self::Value;
+}
+
+macro_rules! load_seqcst {
+    ($(<$($g:ident)?> $t:ty => $v:ty),* $(,)?) => {$(
+        impl<$($g)?> LoadSeqCst for $t {
+            type Value = $v;
+            #[inline(always)]
+            fn load_seqcst(&self) -> $v {
+                #[cfg(loom)]
+                sync::atomic::fence(sync::atomic::Ordering::SeqCst);
+                self.load(sync::atomic::Ordering::SeqCst)
+            }
+        }
+    )*};
+}
+
+load_seqcst!(
+    <> sync::atomic::AtomicBool => bool,
+    <> sync::atomic::AtomicU32 => u32,
+    <> sync::atomic::AtomicU64 => u64,
+    <T> sync::atomic::AtomicPtr<T> => *mut T,
+);
+
+/// One turn of a wait for another thread: a CPU spin hint for the first 64
+/// turns, then a yield of the CPU. Under loom every turn yields (loom needs
+/// a yield in every spin loop to explore the thread being waited for).
+#[inline]
+pub(crate) fn spin_turn(turns: &mut u32) {
+    #[cfg(not(loom))]
+    {
+        *turns += 1;
+        if *turns < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    #[cfg(loom)]
+    {
+        *turns += 1;
+        loom::thread::yield_now();
     }
 }

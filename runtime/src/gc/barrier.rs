@@ -9,16 +9,27 @@
 //! it has seen every registered thread's mark down once, then drains the
 //! buffers. A barrier sequence has no yield point, so a goroutine is never
 //! switched out with its thread's mark up.
+//!
+//! Under loom the statics are `loom::lazy_static!`s and `REC` is loom's
+//! thread-local, all fresh in every execution. Records are not recycled
+//! (loom drops the statics before the main thread's locals) but freed with
+//! the registry at the end of the execution.
 
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 use super::header::Header;
+use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use crate::loom::sync::Mutex;
+use crate::loom::LoadSeqCst;
 
 /// On from the start of a cycle's counting until marking has terminated.
+#[cfg(not(loom))]
 static PHASE: AtomicBool = AtomicBool::new(false);
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref PHASE: AtomicBool = AtomicBool::new(false);
+}
 
 /// A registered thread.
 pub(crate) struct ThreadRec {
@@ -36,10 +47,39 @@ pub(crate) struct Obj(pub(crate) NonNull<Header>);
 // their fields is atomic, and values are reached only under the protocol.
 unsafe impl Send for Obj {}
 
-static REGISTRY: Mutex<Vec<&'static ThreadRec>> = Mutex::new(Vec::new());
+/// Every record ever made.
+struct Registry(Mutex<Vec<&'static ThreadRec>>);
 
+#[cfg(not(loom))]
+static REGISTRY: Registry = Registry(Mutex::new(Vec::new()));
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref REGISTRY: Registry = Registry(Mutex::new(Vec::new()));
+}
+
+impl Registry {
+    fn snapshot(&self) -> Vec<&'static ThreadRec> {
+        crate::loom::lock(&self.0).clone()
+    }
+}
+
+#[cfg(loom)]
+impl Drop for Registry {
+    /// The end of a loom execution: every thread has finished, and no
+    /// thread-local refers to a record when it is destroyed.
+    fn drop(&mut self) {
+        for r in self.0.get_mut().unwrap().drain(..) {
+            // SAFETY: made by `Box::leak` in `register`; the execution that
+            // used it is over, so no reference to it is used again.
+            drop(unsafe { Box::from_raw(std::ptr::from_ref(r).cast_mut()) });
+        }
+    }
+}
+
+#[cfg(not(loom))]
 struct Registration(&'static ThreadRec);
 
+#[cfg(not(loom))]
 impl Drop for Registration {
     fn drop(&mut self) {
         // Later destructors on this thread that run a barrier must not use
@@ -52,9 +92,14 @@ impl Drop for Registration {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static REC: Cell<Option<&'static ThreadRec>> = const { Cell::new(None) };
     static REG: Cell<Option<Registration>> = const { Cell::new(None) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static REC: Cell<Option<&'static ThreadRec>> = Cell::new(None);
 }
 
 /// This thread's record, registering the thread on first use. Registration
@@ -71,7 +116,7 @@ fn rec() -> &'static ThreadRec {
 
 #[cold]
 fn register(slot: &Cell<Option<&'static ThreadRec>>) -> &'static ThreadRec {
-    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut reg = crate::loom::lock(&REGISTRY.0);
     let rec =
         match reg.iter().find(|r| r.owned.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok()) {
             Some(r) => *r,
@@ -89,6 +134,7 @@ fn register(slot: &Cell<Option<&'static ThreadRec>>) -> &'static ThreadRec {
     slot.set(Some(rec));
     // The record is released when the thread's locals are destroyed. A
     // thread that can no longer run destructors keeps it (harmless).
+    #[cfg(not(loom))]
     let _ = REG.try_with(|g| g.set(Some(Registration(rec))));
     rec
 }
@@ -96,7 +142,7 @@ fn register(slot: &Cell<Option<&'static ThreadRec>>) -> &'static ThreadRec {
 /// Whether a cycle is between its start and the end of marking.
 #[inline]
 pub(crate) fn phase_on() -> bool {
-    PHASE.load(Ordering::SeqCst)
+    PHASE.load_seqcst()
 }
 
 pub(crate) fn set_phase(on: bool) {
@@ -122,7 +168,7 @@ impl Entered {
     pub(crate) fn shade(&self, h: NonNull<Header>) {
         // SAFETY: callers pass live objects.
         if unsafe { h.as_ref() }.shade() {
-            self.0.grey.lock().unwrap_or_else(|e| e.into_inner()).push(Obj(h));
+            crate::loom::lock(&self.0.grey).push(Obj(h));
         }
     }
 }
@@ -147,24 +193,17 @@ pub(crate) fn shade_from_mutator(h: NonNull<Header>) {
 /// been seen with its barrier mark down. A barrier holds no lock a
 /// collector could need and never parks, so this never waits for long.
 pub(crate) fn grace_period() {
-    let recs: Vec<&'static ThreadRec> = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for r in recs {
-        let mut spins = 0u32;
-        while r.in_barrier.load(Ordering::SeqCst) {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+    for r in REGISTRY.snapshot() {
+        let mut turns = 0u32;
+        while r.in_barrier.load_seqcst() {
+            crate::loom::spin_turn(&mut turns);
         }
     }
 }
 
 /// Moves every thread's grey objects into `out`.
 pub(crate) fn drain_grey(out: &mut Vec<Obj>) {
-    let recs: Vec<&'static ThreadRec> = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for r in recs {
-        out.append(&mut r.grey.lock().unwrap_or_else(|e| e.into_inner()));
+    for r in REGISTRY.snapshot() {
+        out.append(&mut crate::loom::lock(&r.grey));
     }
 }

@@ -8,18 +8,25 @@
 //! the lock is released, then tries again. The collector only ever
 //! *tries* a cell's lock; a cell it finds busy is skipped, since whoever
 //! holds it shaded its children.
+//!
+//! The children of a cell nested inline in the value count too: an
+//! exclusive acquisition shades them, reading the nested cells without
+//! their locks (the holder could move one out through its guard and empty
+//! it with `into_inner`, which runs no barrier). A shared acquisition skips
+//! them: through `&T` they are reached only by acquiring the nested cell.
 
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use super::barrier::{self, Entered};
 use super::handle::Gc;
 use super::header::Header;
-use super::trace::{Trace, Tracer};
+use super::trace::{Mode, Trace, Tracer};
+use crate::loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::loom::{const_fn, LoadSeqCst};
 use crate::sync::sema::{semacquire, semrelease};
 use crate::sync::wake::Reason;
 
@@ -36,8 +43,10 @@ struct RawRw {
 }
 
 impl RawRw {
-    const fn new() -> RawRw {
-        RawRw { state: AtomicU64::new(0), sema: AtomicU32::new(0) }
+    const_fn! {
+        fn new() -> RawRw {
+            RawRw { state: AtomicU64::new(0), sema: AtomicU32::new(0) }
+        }
     }
 
     fn try_write(&self) -> bool {
@@ -113,32 +122,42 @@ impl RawRw {
     }
 }
 
-/// Shades the direct children of `v` (cells nested in it run their own
-/// barrier when they are acquired), if a cycle is on.
+/// Shades the children of `v`, the value of a cell the caller has just
+/// acquired (`exclusive`: for writing), if a cycle is on. See [`Mode`] for
+/// the children inside cells nested in `v`.
 #[inline]
-fn barrier_shade<T: Trace + ?Sized>(e: &Entered, v: &T) {
+fn barrier_shade<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
     if barrier::phase_on() {
-        shade_children(e, v);
+        shade_children(e, v, exclusive);
     }
 }
 
 #[cold]
-fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T) {
+fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
+    let mode = if exclusive { Mode::ExclusiveBarrier } else { Mode::SharedBarrier };
     // A child of a value we hold locked is live.
-    v.trace(&mut Tracer::new(true, &mut |o: NonNull<Header>, _| e.shade(o)));
+    v.trace(&mut Tracer::new(mode, &mut |o: NonNull<Header>, _| e.shade(o)));
 }
 
-/// Traces the value behind a cell for the collector, if its lock is free.
-fn collector_trace<T: Trace + ?Sized>(lock: &RawRw, write: bool, v: &UnsafeCell<T>, t: &mut Tracer<'_>) {
-    if t.in_barrier() {
-        return;
-    }
-    let ok = if write { lock.try_write() } else { lock.try_read() };
-    if ok {
-        // SAFETY: the lock is held (exclusively for a mutex, shared for a
-        // read lock: readers never change the value).
-        unsafe { (*v.get()).trace(t) };
-        lock.unlock(if write { WRITER } else { READER });
+/// Traces the value behind a cell (`write`: a `GcMutex`, whose lock is
+/// exclusive), as the tracer's [`Mode`] says.
+fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, write: bool, v: &UnsafeCell<T>, t: &mut Tracer<'_>) {
+    match t.mode() {
+        Mode::Collector => {
+            if if write { lock.try_write() } else { lock.try_read() } {
+                // SAFETY: the lock is held (exclusively for a mutex, shared
+                // for a read lock: readers never change the value).
+                unsafe { (*v.get()).trace(t) };
+                lock.unlock(if write { WRITER } else { READER });
+            }
+        }
+        Mode::ExclusiveBarrier => {
+            // SAFETY: this cell is inside the value of a cell the tracing
+            // thread holds exclusively, so no other thread can reach it but
+            // the collector, which only reads the value. Nobody writes it.
+            unsafe { (*v.get()).trace(t) }
+        }
+        Mode::SharedBarrier => {}
     }
 }
 
@@ -164,9 +183,11 @@ unsafe impl<T: ?Sized + Send> Send for GcMutex<T> {}
 unsafe impl<T: ?Sized + Send> Sync for GcMutex<T> {}
 
 impl<T> GcMutex<T> {
-    /// A new unlocked mutex holding `value`.
-    pub const fn new(value: T) -> GcMutex<T> {
-        GcMutex { raw: RawRw::new(), value: UnsafeCell::new(value) }
+    const_fn! {
+        /// A new unlocked mutex holding `value`.
+        pub fn new(value: T) -> GcMutex<T> {
+            GcMutex { raw: RawRw::new(), value: UnsafeCell::new(value) }
+        }
     }
 
     /// Consumes the mutex, returning the value.
@@ -191,7 +212,7 @@ impl<T: Trace + ?Sized> GcMutex<T> {
     pub fn lock(&self) -> GcMutexGuard<'_, T> {
         let e = self.raw.acquire(true, Reason::SyncMutexLock);
         // SAFETY: the lock is held.
-        barrier_shade(&e, unsafe { &*self.value.get() });
+        barrier_shade(&e, unsafe { &*self.value.get() }, true);
         drop(e);
         GcMutexGuard { m: self, _not_send: PhantomData }
     }
@@ -211,7 +232,7 @@ impl<T: Trace + ?Sized> GcMutex<T> {
             return None;
         }
         // SAFETY: the lock is held.
-        barrier_shade(&e, unsafe { &*self.value.get() });
+        barrier_shade(&e, unsafe { &*self.value.get() }, true);
         drop(e);
         Some(GcMutexGuard { m: self, _not_send: PhantomData })
     }
@@ -236,7 +257,7 @@ impl<T: Trace + ?Sized + fmt::Debug> fmt::Debug for GcMutex<T> {
 // lock; a busy cell is skipped (its holder shaded the children).
 unsafe impl<T: Trace + ?Sized> Trace for GcMutex<T> {
     fn trace(&self, t: &mut Tracer<'_>) {
-        collector_trace(&self.raw, true, &self.value, t);
+        trace_cell(&self.raw, true, &self.value, t);
     }
 }
 
@@ -297,9 +318,11 @@ unsafe impl<T: ?Sized + Send> Send for GcRwLock<T> {}
 unsafe impl<T: ?Sized + Send + Sync> Sync for GcRwLock<T> {}
 
 impl<T> GcRwLock<T> {
-    /// A new unlocked lock holding `value`.
-    pub const fn new(value: T) -> GcRwLock<T> {
-        GcRwLock { raw: RawRw::new(), value: UnsafeCell::new(value) }
+    const_fn! {
+        /// A new unlocked lock holding `value`.
+        pub fn new(value: T) -> GcRwLock<T> {
+            GcRwLock { raw: RawRw::new(), value: UnsafeCell::new(value) }
+        }
     }
 
     /// Consumes the lock, returning the value.
@@ -324,7 +347,7 @@ impl<T: Trace + ?Sized> GcRwLock<T> {
     pub fn read(&self) -> GcReadGuard<'_, T> {
         let e = self.raw.acquire(false, Reason::SyncRWMutexRLock);
         // SAFETY: a read lock is held.
-        barrier_shade(&e, unsafe { &*self.value.get() });
+        barrier_shade(&e, unsafe { &*self.value.get() }, false);
         drop(e);
         GcReadGuard { l: self, _not_send: PhantomData }
     }
@@ -340,7 +363,7 @@ impl<T: Trace + ?Sized> GcRwLock<T> {
     pub fn write(&self) -> GcWriteGuard<'_, T> {
         let e = self.raw.acquire(true, Reason::SyncRWMutexLock);
         // SAFETY: the write lock is held.
-        barrier_shade(&e, unsafe { &*self.value.get() });
+        barrier_shade(&e, unsafe { &*self.value.get() }, true);
         drop(e);
         GcWriteGuard { l: self, _not_send: PhantomData }
     }
@@ -361,7 +384,7 @@ impl<T: ?Sized> fmt::Debug for GcRwLock<T> {
 // SAFETY: as for `GcMutex`, with a shared lock (readers never change it).
 unsafe impl<T: Trace + ?Sized> Trace for GcRwLock<T> {
     fn trace(&self, t: &mut Tracer<'_>) {
-        collector_trace(&self.raw, false, &self.value, t);
+        trace_cell(&self.raw, false, &self.value, t);
     }
 }
 
@@ -467,7 +490,7 @@ impl<T: Trace + Send + Sync + 'static> GcAtomic<T> {
     /// ```
     pub fn load(&self) -> Option<Gc<T>> {
         let e = barrier::enter();
-        let p = self.slot.load(Ordering::SeqCst);
+        let p = self.slot.load_seqcst();
         let r = NonNull::new(p).map(|h| {
             // SAFETY: the slot's object is live: the slot holds a handle,
             // or, if it was swapped out and dropped since our load, our
@@ -593,8 +616,12 @@ impl<T: Trace + Send + Sync + 'static> Default for GcAtomic<T> {
 
 impl<T: Trace + Send + Sync + 'static> Drop for GcAtomic<T> {
     fn drop(&mut self) {
+        #[cfg(not(loom))]
+        let p = *self.slot.get_mut();
+        #[cfg(loom)]
+        let p = self.slot.with_mut(|p| *p);
         // SAFETY: the slot's handle is ours to drop.
-        drop(unsafe { from_raw::<T>(*self.slot.get_mut()) });
+        drop(unsafe { from_raw::<T>(p) });
     }
 }
 
@@ -607,7 +634,7 @@ impl<T: Trace + Send + Sync + 'static + fmt::Debug> fmt::Debug for GcAtomic<T> {
 // SAFETY: reports the one handle the slot holds (one atomic read).
 unsafe impl<T: Trace + Send + Sync + 'static> Trace for GcAtomic<T> {
     fn trace(&self, t: &mut Tracer<'_>) {
-        let p = self.slot.load(Ordering::SeqCst);
+        let p = self.slot.load_seqcst();
         if let Some(h) = NonNull::new(p) {
             t.edge(h, &self.slot as *const AtomicPtr<Header> as usize);
         }

@@ -10,15 +10,17 @@
 //! then their memory is freed. Cycles never overlap, and a cycle ends only
 //! when its sweep is complete (C0). Weak pointers (C7–C8) and finalizers
 //! (C9) are not implemented yet.
+//!
+//! The protocol's steps are in `cycle.rs`, which the loom models run too;
+//! this file drives them over the heap.
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
-use super::barrier::{self, Obj};
-use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SCANNED};
+use super::barrier::Obj;
+pub use super::cycle::Step;
+use super::cycle::{self, Objects};
 use super::heap::{self, Found, HEAP_LIVE};
-use super::trace::Tracer;
 use crate::chan::Chan;
 use crate::sched::checkdead::Busy;
 
@@ -54,22 +56,6 @@ static WAKE: Condvar = Condvar::new();
 /// Test hooks: called by the collector between steps, so tests can force
 /// an interleaving (see `gort::gc::__hooks`).
 pub(crate) static HOOK: Mutex<Option<fn(Step)>> = Mutex::new(None);
-
-/// The points of a cycle a test hook sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[doc(hidden)]
-pub enum Step {
-    /// The phase is on; nothing is counted yet.
-    PhaseOn,
-    /// Counting is done; roots are not read yet.
-    Counted,
-    /// Roots are shaded; marking has not started.
-    Rooted,
-    /// Marking terminated; the phase is still on.
-    Terminated,
-    /// The sweep's garbage is chosen; its drop glue has not run.
-    Swept,
-}
 
 fn hook(step: Step) {
     let h = *HOOK.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,141 +157,26 @@ fn collector_main() {
     }
 }
 
-/// The collector's own tracing state.
-#[derive(Default)]
-struct Marker {
-    stack: Vec<Obj>,
-    /// Edges of the object being counted: (object, handle address).
-    edges: Vec<(NonNull<Header>, usize)>,
-    /// First `Trace` impl found reporting a handle twice.
-    double: Option<&'static str>,
-}
+/// The span heap, walked through its allocation bitmaps.
+struct SpanHeap;
 
-impl Marker {
-    /// Counts one old object's edges (C4). A handle reported twice (same
-    /// address) is counted once and remembered for the report.
-    fn count(&mut self, o: Obj) {
-        self.edges.clear();
-        let edges = &mut self.edges;
-        // SAFETY: the object is old in this cycle, and only this cycle's
-        // sweep frees old objects.
-        unsafe { Header::trace(o.0, &mut Tracer::new(false, &mut |o, at| edges.push((o, at)))) };
-        // SAFETY: as above.
-        let h = unsafe { o.0.as_ref() };
-        if self.edges.len() > 1 {
-            self.edges.sort_unstable_by_key(|e| e.1);
-            let before = self.edges.len();
-            self.edges.dedup_by_key(|e| e.1);
-            if self.edges.len() != before && self.double.is_none() {
-                self.double = Some((h.vt.type_name)());
-            }
-        }
-        for (o, _) in &self.edges {
-            // SAFETY: a child of a live object is live.
-            let c = unsafe { o.as_ref() };
-            c.internal.store(c.internal.load(Ordering::Relaxed).saturating_add(1), Ordering::Relaxed);
-        }
+impl Objects for SpanHeap {
+    type Item = Found;
+    #[inline]
+    fn for_each(&self, f: impl FnMut(Found)) {
+        heap::for_each_object(f)
     }
-
-    fn shade(&mut self, o: Obj) {
-        // SAFETY: callers pass live objects.
-        if unsafe { o.0.as_ref() }.shade() {
-            self.stack.push(o);
-        }
-    }
-
-    /// Traces grey objects until the local stack is empty (C6 `drain`).
-    fn drain(&mut self) {
-        while let Some(Obj(o)) = self.stack.pop() {
-            // SAFETY: a grey object is reachable, hence live.
-            let h = unsafe { o.as_ref() };
-            h.state.fetch_or(SCANNED, Ordering::SeqCst);
-            let stack = &mut self.stack;
-            // SAFETY: as above.
-            unsafe {
-                Header::trace(
-                    o,
-                    &mut Tracer::new(false, &mut |c, _| {
-                        // SAFETY: a child of a live object is live.
-                        if c.as_ref().shade() {
-                            stack.push(Obj(c));
-                        }
-                    }),
-                )
-            };
-        }
-    }
-
-    /// C6: drain, grace period, until no thread holds a grey object.
-    fn mark(&mut self) {
-        loop {
-            barrier::drain_grey(&mut self.stack);
-            self.drain();
-            barrier::grace_period();
-            barrier::drain_grey(&mut self.stack);
-            if self.stack.is_empty() {
-                return;
-            }
-        }
+    #[inline]
+    fn obj(f: &Found) -> Obj {
+        f.obj
     }
 }
 
 /// One collection. Returns the report of a `Trace` impl that reported a
 /// handle twice, if one was found.
 pub(crate) fn cycle() -> Option<String> {
-    let mut mk = Marker::default();
-    // C1: reset published objects only (never a whole bitmap: S14).
-    heap::for_each_object(|f| {
-        // SAFETY: published objects that are not garbage are live.
-        let h = unsafe { f.obj.0.as_ref() };
-        if h.state() & GARBAGE == 0 {
-            h.state.fetch_and(!(MARKED | SCANNED | NEWBORN | OLD), Ordering::SeqCst);
-            h.internal.store(0, Ordering::Relaxed);
-        }
-    });
-    // C2.
-    barrier::set_phase(true);
-    hook(Step::PhaseOn);
-    // C3 + C4: old := published and not newborn (read after C2); count.
-    heap::for_each_object(|f| {
-        // SAFETY: as above.
-        let h = unsafe { f.obj.0.as_ref() };
-        if h.state() & (GARBAGE | NEWBORN) == 0 {
-            h.state.fetch_or(OLD, Ordering::SeqCst);
-            mk.count(f.obj);
-        }
-    });
-    hook(Step::Counted);
-    // C5: a root is held from outside the heap. `handles < internal` is
-    // normal mid-cycle (a counted handle taken out and dropped, S17);
-    // treating it as a root is the conservative choice.
-    heap::for_each_object(|f| {
-        // SAFETY: as above.
-        let h = unsafe { f.obj.0.as_ref() };
-        if h.state() & OLD != 0 && h.handles.load(Ordering::SeqCst) != h.internal.load(Ordering::Relaxed) {
-            mk.shade(f.obj);
-        }
-    });
-    hook(Step::Rooted);
-    // C6.
-    mk.mark();
-    hook(Step::Terminated);
-    barrier::set_phase(false);
-    // Shades that raced with the phase change are marked too: marking more
-    // than needed is always safe.
-    mk.mark();
-    // C10: the old objects left white are garbage. They are unpublished
-    // (GARBAGE) before any drop glue runs.
     let mut dead: Vec<Found> = Vec::new();
-    heap::for_each_object(|f| {
-        // SAFETY: as above.
-        let h = unsafe { f.obj.0.as_ref() };
-        let st = h.state();
-        if st & (OLD | MARKED | GARBAGE) == OLD {
-            h.state.fetch_or(GARBAGE, Ordering::SeqCst);
-            dead.push(f);
-        }
-    });
+    let double = cycle::run(&SpanHeap, hook, |f| dead.push(f));
     hook(Step::Swept);
     sweep(dead);
     let live = HEAP_LIVE.load(Ordering::Relaxed);
@@ -315,7 +186,7 @@ pub(crate) fn cycle() -> Option<String> {
         NEXT_GC.store(goal.max(MIN_HEAP * g.max(1) as usize / 100), Ordering::Relaxed);
     }
     NUM_GC.fetch_add(1, Ordering::Relaxed);
-    mk.double.map(|t| {
+    double.map(|t| {
         format!(
             "gort: the Trace impl of `{t}` reports the same Gc handle twice (internal > handles); \
              each handle must be reported exactly once"
@@ -342,8 +213,11 @@ fn sweep(dead: Vec<Found>) {
     let ch = DROPPER.get_or_init(|| {
         let ch: Chan<Batch> = Chan::new(1);
         let rx = ch.clone();
+        // Locked to a thread of its own: a goroutine homed on a busy M
+        // would wait behind whatever runs there, and the heap with it.
         crate::Builder::new()
             .name("gort-gc-drop".into())
+            .locked()
             .go_system(move || {
                 for Batch(dead, done) in &rx {
                     drop_and_free(&dead);
@@ -370,13 +244,4 @@ pub(crate) fn drop_and_free(dead: &[Found]) {
         unsafe { ((*h).vt.drop)(h) };
     }
     heap::free(dead);
-}
-
-/// Number of objects whose handle count and trace would be read by a
-/// cycle now (for tests).
-#[cfg(test)]
-pub(crate) fn published() -> usize {
-    let mut n = 0;
-    heap::for_each_object(|_| n += 1);
-    n
 }

@@ -6,12 +6,12 @@ use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
 
 use super::barrier;
 use super::header::{Header, VTable, GARBAGE};
 use super::heap;
 use super::trace::{Trace, Tracer};
+use crate::loom::sync::atomic::Ordering;
 
 /// The allocation behind a `Gc<T>`: header, then value.
 #[repr(C)]
@@ -64,7 +64,13 @@ unsafe impl<T: Trace + Send + Sync + 'static> Send for Gc<T> {}
 unsafe impl<T: Trace + Send + Sync + 'static> Sync for Gc<T> {}
 
 impl<T: Trace + Send + Sync + 'static> Gc<T> {
-    const VT: VTable = VTable { trace: trace_box::<T>, drop: drop_box::<T>, type_name: std::any::type_name::<T> };
+    const VT: VTable = VTable {
+        trace: trace_box::<T>,
+        drop: drop_box::<T>,
+        type_name: std::any::type_name::<T>,
+        #[cfg(loom)]
+        dealloc: heap::dealloc_box::<T>,
+    };
 
     /// Moves `value` onto the shared heap and returns the first handle.
     ///

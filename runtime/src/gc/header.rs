@@ -1,8 +1,8 @@
 //! The header in front of every object, and the per-type table.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use super::trace::Tracer;
+use crate::loom::sync::atomic::{AtomicU32, Ordering};
+use crate::loom::LoadSeqCst;
 
 /// Marked: grey or black (shaded this cycle).
 pub(crate) const MARKED: u32 = 1;
@@ -24,6 +24,9 @@ pub(crate) struct VTable {
     pub(crate) drop: unsafe fn(*mut Header),
     /// The value's type, for reports.
     pub(crate) type_name: fn() -> &'static str,
+    /// Frees the box (dropped value) under loom, where objects are boxes.
+    #[cfg(loom)]
+    pub(crate) dealloc: unsafe fn(*mut Header),
 }
 
 /// Precedes the value in every box (`#[repr(C)]` `GcBox<T>`).
@@ -41,7 +44,7 @@ pub(crate) struct Header {
 impl Header {
     #[inline]
     pub(crate) fn state(&self) -> u32 {
-        self.state.load(Ordering::SeqCst)
+        self.state.load_seqcst()
     }
 
     /// Sets the marked bit; true if this call turned the object from white

@@ -47,10 +47,17 @@
 
 mod barrier;
 mod cell;
+#[cfg(not(loom))]
 mod collector;
+mod cycle;
 mod handle;
 mod header;
+#[cfg(not(loom))]
 mod heap;
+/// Boxes instead of spans, and the loom models' API (`gort::__loom::gc`).
+#[cfg(loom)]
+#[path = "loom_heap.rs"]
+pub(crate) mod heap;
 mod impls;
 mod trace;
 
@@ -62,10 +69,12 @@ pub use cell::{GcAtomic, GcMutex, GcMutexGuard, GcReadGuard, GcRwLock, GcWriteGu
 pub use handle::Gc;
 pub use trace::{Trace, Tracer};
 
+#[cfg(not(loom))]
 pub(crate) use collector::gc;
 
 /// Test hooks into the collector (not public API): tests use them to force
 /// the interleavings of PROTOCOL.md's scenarios.
+#[cfg(not(loom))]
 #[doc(hidden)]
 pub mod __hooks {
     pub use super::collector::Step;

@@ -57,15 +57,32 @@ pub unsafe trait Trace {
 /// on to the fields' `trace`.
 pub struct Tracer<'a> {
     visit: &'a mut dyn FnMut(NonNull<Header>, usize),
-    /// A mutator's barrier shades the children of one cell only: cells
-    /// nested inside its value run their own barrier when acquired.
-    in_barrier: bool,
+    mode: Mode,
+}
+
+/// Who traces, which decides how a cell nested in the traced value is read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    /// The collector: it try-locks each cell and skips a busy one (its
+    /// holder's barrier shaded the children).
+    Collector,
+    /// A mutator's barrier on an exclusive acquisition (`GcMutex`, a
+    /// `GcRwLock` write). Cells nested in the value are read without their
+    /// locks: only the holder can reach them (and the collector, which just
+    /// reads), and through its `&mut` it can move one out and empty it with
+    /// `into_inner`, which runs no barrier. So their children are shaded
+    /// too, as PROTOCOL.md asks for every child of the value.
+    ExclusiveBarrier,
+    /// A mutator's barrier on a shared acquisition (a `GcRwLock` read).
+    /// Cells nested in the value are skipped: through `&T` their contents
+    /// are reached only by acquiring them, which runs their own barrier.
+    SharedBarrier,
 }
 
 impl<'a> Tracer<'a> {
     /// A tracer that calls `visit(object, address of the handle)` per edge.
-    pub(crate) fn new(in_barrier: bool, visit: &'a mut dyn FnMut(NonNull<Header>, usize)) -> Tracer<'a> {
-        Tracer { visit, in_barrier }
+    pub(crate) fn new(mode: Mode, visit: &'a mut dyn FnMut(NonNull<Header>, usize)) -> Tracer<'a> {
+        Tracer { visit, mode }
     }
 
     /// Reports one handle: the object it points to and where the handle
@@ -76,9 +93,8 @@ impl<'a> Tracer<'a> {
         (self.visit)(obj, at)
     }
 
-    /// Whether this trace runs inside a mutator's cell barrier (nested
-    /// cells are then not entered).
-    pub(crate) fn in_barrier(&self) -> bool {
-        self.in_barrier
+    /// Who traces (see [`Mode`]).
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
     }
 }

@@ -1,0 +1,515 @@
+//! Loom models of the collector's protocol (PROTOCOL.md in
+//! `gc-protocol-model/`) running the real code: `Gc` handles, `GcMutex`,
+//! `GcRwLock` and `GcAtomic` with their barriers, the barrier registry,
+//! grey buffers and grace periods, and one cycle's real steps (reset,
+//! count, roots, mark and termination, the choice of garbage) from
+//! `gort::__loom::gc::collect`, which runs them over the model's objects in
+//! the order given. Every model runs with both visit orders.
+//!
+//! The check: no object is chosen as garbage while a mutator can still
+//! reach it. Ghost state (plain `std` atomics, invisible to loom) follows
+//! each object: handles the mutators hold on their stacks, and whether the
+//! collector chose it. The collector's choice of one object and the ghost
+//! update happen in one loom step, so a mutator that obtains, uses or drops
+//! a handle to an object the collector chose — or holds one when it does —
+//! fails the model, as does a final handle or one reachable from it.
+//! Each model also counts the executions in which the object the scenario
+//! makes garbage was collected, so a collector that frees nothing fails.
+//!
+//! 1. Clone vs. counting and roots (the Dekker pair `handles += 1; read
+//!    phase` / `phase := On; read handles`):
+//!    `clone_out_of_immutable_field` (S9).
+//! 2. Cell barriers vs. counting and marking (the collector try-locks and
+//!    skips busy cells; the acquirer shades the children with its barrier
+//!    mark up; the grace period): `mutex_take_child_drop_container` (S3),
+//!    `mutex_use_child_in_place` (S6 with a lock the collector cannot
+//!    share), `mutex_move_child_between_cells` (S7's move),
+//!    `rwlock_read_then_take_child` (a read guard, then a write guard that
+//!    takes the child out), `mutex_nested_cell_moved_out` (a mutex inside a
+//!    mutex's value, moved out through the guard and emptied with
+//!    `into_inner`: the outer lock's barrier must shade the inner cell's
+//!    children; it did not before this model).
+//! 3. Termination vs. in-flight shading (`GcAtomic::load` between its slot
+//!    read and its increment; the grace period and the drains after it):
+//!    `atomic_load_drop_container` (S10), `atomic_load_vs_swap_and_drop`
+//!    (S11, with a grandchild that only the drain after the grace period
+//!    reaches).
+//!
+//! What differs from the std build (`gort::__loom::gc`, `runtime/src/loom.rs`):
+//! objects are boxes, not span slots, and a cycle works on the model's list
+//! instead of the heap walk; the phase and the barrier registry are
+//! per-execution statics, and records are not recycled; the protocol's
+//! `SeqCst` loads are preceded by a `fence(SeqCst)`, because loom models a
+//! plain `SeqCst` load as an `Acquire` one (without the fence every model
+//! but the `GcRwLock` one reports a false use-after-free).
+//!
+//! Mutation check (done by hand when this was written; each makes at least
+//! the models named fail): no clone shade (S9); no shading on lock
+//! acquisition (every cell model); the mark raised after the lock is taken
+//! (the `GcMutex` ones); no grace period (S3, S6, S7, S11); the
+//! `GcAtomic::load` mark raised after the slot read (S11); no shade in
+//! `load` (S10, S11) or `swap` (S11); one `mark` pass with no drain after
+//! its grace period and none after the phase goes off (S11's grandchild).
+//!
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p gort-loom-tests --release --test gc`.
+#![cfg(loom)]
+
+use std::sync::atomic::{AtomicBool as GhostBool, AtomicUsize as GhostUsize, Ordering::SeqCst as G};
+use std::sync::Arc;
+
+use gort::__loom::gc::{self, Gc, GcAtomic, GcMutex, GcRwLock, Object, Trace, Tracer};
+use loom::thread;
+
+/// Runs `f` under loom (preemption bound 3 unless `LOOM_MAX_PREEMPTIONS`
+/// sets one) and reports how many executions it explored.
+fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    let runs = Arc::new(GhostUsize::new(0));
+    let counter = runs.clone();
+    let start = std::time::Instant::now();
+    b.check(move || {
+        counter.fetch_add(1, G);
+        f();
+    });
+    eprintln!(
+        "{name}: {} executions in {:.2?} (preemption bound {:?})",
+        runs.load(G),
+        start.elapsed(),
+        b.preemption_bound
+    );
+}
+
+/// Runs `scenario` under both collector visit orders, and checks that the
+/// object it names as garbage-to-be was collected in some execution.
+fn both_orders(name: &str, scenario: fn(&Arc<Ghost>, bool)) {
+    for rev in [false, true] {
+        let collected = Arc::new(GhostUsize::new(0));
+        let c = collected.clone();
+        let label = format!("{name} ({} order)", if rev { "reverse" } else { "forward" });
+        model(&label, move || {
+            let ghost = Arc::new(Ghost::default());
+            scenario(&ghost, rev);
+            if ghost.expected_collected() {
+                c.fetch_add(1, G);
+            }
+            ghost.free();
+        });
+        assert!(collected.load(G) > 0, "{label}: the garbage was never collected");
+    }
+}
+
+// ------------------------------------------------------------ the objects
+
+/// A cell's content.
+struct Link<T: Trace + Send + Sync + 'static>(Option<Gc<T>>);
+
+// SAFETY: reports the one handle it may hold.
+unsafe impl<T: Trace + Send + Sync + 'static> Trace for Link<T> {
+    fn trace(&self, t: &mut Tracer<'_>) {
+        if let Some(g) = &self.0 {
+            g.trace(t);
+        }
+    }
+}
+
+/// An object with an immutable field.
+struct Imm(Link<Imm>);
+// SAFETY: reports its field.
+unsafe impl Trace for Imm {
+    fn trace(&self, t: &mut Tracer<'_>) {
+        self.0.trace(t);
+    }
+}
+
+/// An object with a mutex.
+struct M(GcMutex<Link<M>>);
+// SAFETY: reports its cell.
+unsafe impl Trace for M {
+    fn trace(&self, t: &mut Tracer<'_>) {
+        self.0.trace(t);
+    }
+}
+
+/// An object with a reader-writer lock.
+struct R(GcRwLock<Link<R>>);
+// SAFETY: reports its cell.
+unsafe impl Trace for R {
+    fn trace(&self, t: &mut Tracer<'_>) {
+        self.0.trace(t);
+    }
+}
+
+/// An object with an atomic slot.
+struct A(GcAtomic<A>);
+// SAFETY: reports its slot.
+unsafe impl Trace for A {
+    fn trace(&self, t: &mut Tracer<'_>) {
+        self.0.trace(t);
+    }
+}
+
+// ---------------------------------------------------------------- ghosts
+
+/// Ghost state of one model execution (see the module docs).
+#[derive(Default)]
+struct Ghost {
+    objs: std::sync::Mutex<Vec<(&'static str, Object)>>,
+    /// Per object: chosen as garbage.
+    freed: [GhostBool; 3],
+    /// Per object: handles held on mutator stacks.
+    held: [GhostUsize; 3],
+    /// The object the scenario makes unreachable (for the count).
+    expected: GhostUsize,
+}
+
+impl Ghost {
+    /// Names the objects (in index order) and the handles the mutators
+    /// will start with; `garbage` becomes unreachable in the scenario.
+    fn setup(&self, objs: &[(&'static str, Object)], held: &[usize], garbage: usize) {
+        *self.objs.lock().unwrap() = objs.to_vec();
+        for (i, n) in held.iter().enumerate() {
+            self.held[i].store(*n, G);
+        }
+        self.expected.store(garbage, G);
+    }
+
+    fn index(&self, o: Object) -> usize {
+        self.objs.lock().unwrap().iter().position(|(_, x)| *x == o).expect("not a model object")
+    }
+
+    fn name(&self, i: usize) -> &'static str {
+        self.objs.lock().unwrap()[i].0
+    }
+
+    fn assert_live(&self, i: usize, what: &str) {
+        assert!(!self.freed[i].load(G), "{} {what} after the collector chose it as garbage", self.name(i));
+    }
+
+    /// The collector chose `o`.
+    fn dead(&self, o: Object) {
+        let i = self.index(o);
+        assert_eq!(self.held[i].load(G), 0, "{} chosen as garbage while a mutator holds it", self.name(i));
+        self.freed[i].store(true, G);
+    }
+
+    /// A mutator has a new handle on its stack.
+    fn got<T: Trace + Send + Sync + 'static>(&self, g: &Gc<T>) {
+        let i = self.index(Object::of(g));
+        self.assert_live(i, "obtained");
+        self.held[i].fetch_add(1, G);
+    }
+
+    /// A mutator uses an object.
+    fn used<T: Trace + Send + Sync + 'static>(&self, g: &Gc<T>) {
+        self.assert_live(self.index(Object::of(g)), "used");
+    }
+
+    /// A handle leaves a mutator's stack (moved into the heap, or about to
+    /// be dropped).
+    fn gave<T: Trace + Send + Sync + 'static>(&self, g: &Gc<T>) {
+        let i = self.index(Object::of(g));
+        self.assert_live(i, "given up");
+        self.held[i].fetch_sub(1, G);
+    }
+
+    /// A mutator drops a handle.
+    fn discard<T: Trace + Send + Sync + 'static>(&self, g: Gc<T>) {
+        self.gave(&g);
+        drop(g);
+    }
+
+    /// Runs one real cycle over the objects, in index order or reversed.
+    fn collect(&self, rev: bool) {
+        let mut order: Vec<Object> = self.objs.lock().unwrap().iter().map(|(_, o)| *o).collect();
+        if rev {
+            order.reverse();
+        }
+        assert_eq!(gc::collect(&order, |o| self.dead(o)), None);
+    }
+
+    fn expected_collected(&self) -> bool {
+        self.freed[self.expected.load(G)].load(G)
+    }
+
+    /// Frees every object; all handles to them are gone.
+    fn free(&self) {
+        let objs: Vec<Object> = self.objs.lock().unwrap().iter().map(|(_, o)| *o).collect();
+        // SAFETY: the model's threads are joined and its handles dropped;
+        // the objects' values hold handles to each other only.
+        unsafe { gc::free(&objs) };
+    }
+}
+
+fn obj<T: Trace + Send + Sync + 'static>(name: &'static str, g: &Gc<T>) -> (&'static str, Object) {
+    (name, Object::of(g))
+}
+
+// ------------------------------------------------------------- 1. clone
+
+/// S9: stack Q; Q's immutable field → X. The mutator clones X out of the
+/// field (no cell barrier sees it), drops Q and uses X. In the reverse
+/// order the collector reads X's handles before the clone and Q's after
+/// the drop: neither is a root, and only the clone's shade (it read the
+/// phase on, since its increment came after the collector read the count)
+/// keeps X.
+#[test]
+fn clone_out_of_immutable_field() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let x = Gc::new(Imm(Link(None)));
+        let xo = Object::of(&x);
+        let q = Gc::new(Imm(Link(Some(x))));
+        ghost.setup(&[obj("Q", &q), ("X", xo)], &[1, 0], 0);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            let x = q.0 .0.as_ref().unwrap().clone();
+            g.got(&x);
+            g.discard(q);
+            g.used(&x);
+            x
+        });
+        ghost.collect(rev);
+        let x = m.join().unwrap();
+        ghost.used(&x);
+        ghost.discard(x);
+    }
+    both_orders("clone_out_of_immutable_field", scenario);
+}
+
+// ------------------------------------------------------------- 2. cells
+
+/// S3: stack C; C.mutex → X. The mutator takes X out of the cell onto its
+/// stack, drops C and uses X. X was counted as C's child; the write
+/// guard's barrier must shade it.
+#[test]
+fn mutex_take_child_drop_container() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let x = Gc::new(M(GcMutex::new(Link(None))));
+        let xo = Object::of(&x);
+        let c = Gc::new(M(GcMutex::new(Link(Some(x)))));
+        ghost.setup(&[obj("C", &c), ("X", xo)], &[1, 0], 0);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            let x = c.0.lock().0.take().unwrap();
+            g.got(&x);
+            g.discard(c);
+            g.used(&x);
+            x
+        });
+        ghost.collect(rev);
+        let x = m.join().unwrap();
+        ghost.used(&x);
+        ghost.discard(x);
+    }
+    both_orders("mutex_take_child_drop_container", scenario);
+}
+
+/// S6 with a lock the collector cannot share: stack Q; Q.mutex → P. The
+/// mutator locks Q's mutex and uses P in place through the guard, while
+/// the collector may find the cell busy and skip it: P must be shaded by
+/// the lock's barrier. Then the mutator drops Q (so that Q and P are
+/// garbage in executions where the cycle reads Q's count after that).
+#[test]
+fn mutex_use_child_in_place() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let p = Gc::new(M(GcMutex::new(Link(None))));
+        let po = Object::of(&p);
+        let q = Gc::new(M(GcMutex::new(Link(Some(p)))));
+        ghost.setup(&[obj("Q", &q), ("P", po)], &[1, 0], 1);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            {
+                let guard = q.0.lock();
+                let p = guard.0.as_ref().unwrap();
+                g.used(p);
+                // P's own lock, still under Q's guard.
+                drop(p.0.lock());
+                g.used(p);
+            }
+            g.discard(q);
+        });
+        ghost.collect(rev);
+        m.join().unwrap();
+    }
+    both_orders("mutex_use_child_in_place", scenario);
+}
+
+/// S7's move: stack S, D; S.mutex → X, D's mutex empty. The mutator moves
+/// X from S's cell into D's, drops S and keeps D. If the collector traced
+/// D before the move and S after it, only the barrier of S's lock shades X.
+#[test]
+fn mutex_move_child_between_cells() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let x = Gc::new(M(GcMutex::new(Link(None))));
+        let xo = Object::of(&x);
+        let s = Gc::new(M(GcMutex::new(Link(Some(x)))));
+        let d = Gc::new(M(GcMutex::new(Link(None))));
+        ghost.setup(&[obj("S", &s), obj("D", &d), ("X", xo)], &[1, 1, 0], 0);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            let x = s.0.lock().0.take().unwrap();
+            g.got(&x);
+            let mut guard = d.0.lock();
+            g.gave(&x);
+            guard.0 = Some(x);
+            drop(guard);
+            g.discard(s);
+            d
+        });
+        ghost.collect(rev);
+        let d = m.join().unwrap();
+        {
+            let guard = d.0.lock();
+            ghost.used(guard.0.as_ref().unwrap());
+        }
+        ghost.discard(d);
+    }
+    both_orders("mutex_move_child_between_cells", scenario);
+}
+
+/// Stack Q; Q.rwlock → P. The mutator read-locks Q's lock and uses P in
+/// place, then write-locks it, takes P out, drops Q and keeps P. The
+/// collector shares the lock with readers but skips it while it is
+/// written: P, counted as Q's child, is then shaded only by the write
+/// guard's barrier.
+#[test]
+fn rwlock_read_then_take_child() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let p = Gc::new(R(GcRwLock::new(Link(None))));
+        let po = Object::of(&p);
+        let q = Gc::new(R(GcRwLock::new(Link(Some(p)))));
+        ghost.setup(&[obj("Q", &q), ("P", po)], &[1, 0], 0);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            {
+                let guard = q.0.read();
+                g.used(guard.0.as_ref().unwrap());
+            }
+            let p = q.0.write().0.take().unwrap();
+            g.got(&p);
+            g.discard(q);
+            g.used(&p);
+            p
+        });
+        ghost.collect(rev);
+        let p = m.join().unwrap();
+        ghost.used(&p);
+        ghost.discard(p);
+    }
+    both_orders("rwlock_read_then_take_child", scenario);
+}
+
+/// An object whose mutex holds another mutex inline.
+struct N(GcMutex<GcMutex<Link<N>>>);
+// SAFETY: reports its cell (and through it the inner one).
+unsafe impl Trace for N {
+    fn trace(&self, t: &mut Tracer<'_>) {
+        self.0.trace(t);
+    }
+}
+
+/// A cell inside a cell's value: stack Q; Q.mutex holds a mutex → X. The
+/// mutator locks Q's mutex, moves the inner mutex out of the value through
+/// the guard (`mem::replace`), takes X out of it with `into_inner` (no
+/// lock, no barrier of its own), drops Q and keeps X. X was counted
+/// through the inner mutex; only the outer lock's barrier can shade it.
+#[test]
+fn mutex_nested_cell_moved_out() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let x = Gc::new(N(GcMutex::new(GcMutex::new(Link(None)))));
+        let xo = Object::of(&x);
+        let q = Gc::new(N(GcMutex::new(GcMutex::new(Link(Some(x))))));
+        ghost.setup(&[obj("Q", &q), ("X", xo)], &[1, 0], 0);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            let inner = std::mem::replace(&mut *q.0.lock(), GcMutex::new(Link(None)));
+            let x = inner.into_inner().0.unwrap();
+            g.got(&x);
+            g.discard(q);
+            g.used(&x);
+            x
+        });
+        ghost.collect(rev);
+        let x = m.join().unwrap();
+        ghost.used(&x);
+        ghost.discard(x);
+    }
+    both_orders("mutex_nested_cell_moved_out", scenario);
+}
+
+// ---------------------------------------------------------- 3. GcAtomic
+
+/// S10: stack C; C.atomic → X. The mutator loads X, drops C and uses X:
+/// the load's increment may come after the collector read X's count, so
+/// the load must shade.
+#[test]
+fn atomic_load_drop_container() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let x = Gc::new(A(GcAtomic::new(None)));
+        let xo = Object::of(&x);
+        let c = Gc::new(A(GcAtomic::new(Some(x))));
+        ghost.setup(&[obj("C", &c), ("X", xo)], &[1, 0], 0);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            let x = c.0.load().unwrap();
+            g.got(&x);
+            g.discard(c);
+            g.used(&x);
+            x
+        });
+        ghost.collect(rev);
+        let x = m.join().unwrap();
+        ghost.used(&x);
+        ghost.discard(x);
+    }
+    both_orders("atomic_load_drop_container", scenario);
+}
+
+/// S11, with a grandchild: stack C (both mutators); C.atomic → X,
+/// X.atomic → Y. M0 loads X and keeps it; M1 swaps C's slot to empty and
+/// drops the X it got. Between M0's read of the slot and its increment X
+/// may have no handle at all: only M0's barrier mark, which the grace
+/// period waits for, keeps the collector from choosing X before the
+/// load's shade lands, and only the drain after the grace period traces X
+/// to keep Y.
+#[test]
+fn atomic_load_vs_swap_and_drop() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let y = Gc::new(A(GcAtomic::new(None)));
+        let yo = Object::of(&y);
+        let x = Gc::new(A(GcAtomic::new(Some(y))));
+        let xo = Object::of(&x);
+        let c = Gc::new(A(GcAtomic::new(Some(x))));
+        let c1 = c.clone();
+        ghost.setup(&[obj("C", &c), ("X", xo), ("Y", yo)], &[2, 0, 0], 1);
+        let (g0, g1) = (ghost.clone(), ghost.clone());
+        let m0 = thread::spawn(move || {
+            let x = c.0.load();
+            if let Some(x) = &x {
+                g0.got(x);
+            }
+            g0.discard(c);
+            x
+        });
+        let m1 = thread::spawn(move || {
+            if let Some(x) = c1.0.swap(None) {
+                g1.got(&x);
+                g1.discard(x);
+            }
+            g1.discard(c1);
+        });
+        ghost.collect(rev);
+        let x = m0.join().unwrap();
+        m1.join().unwrap();
+        if let Some(x) = x {
+            ghost.used(&x);
+            let y = x.0.load().unwrap();
+            ghost.got(&y);
+            ghost.discard(y);
+            ghost.discard(x);
+        }
+    }
+    both_orders("atomic_load_vs_swap_and_drop", scenario);
+}

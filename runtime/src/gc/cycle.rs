@@ -1,0 +1,190 @@
+//! The steps of one collection cycle (PROTOCOL.md C1–C6 and C10's choice
+//! of garbage), over a set of objects given as a parameter.
+//!
+//! The std build's collector (`collector.rs`) runs them over the heap walk,
+//! then hands the garbage to the drop goroutine. The loom models in
+//! `loom-tests/tests/gc.rs` run the same steps over their own two or three
+//! boxed objects, beside mutator threads using the real handles, cells and
+//! barriers, and check the garbage they choose.
+
+use std::ptr::NonNull;
+
+use super::barrier::{self, Obj};
+use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SCANNED};
+use super::trace::{Mode, Tracer};
+use crate::loom::sync::atomic::Ordering;
+use crate::loom::LoadSeqCst;
+
+/// The objects a cycle works on: every published object (including last
+/// cycle's garbage until it is freed), in a fixed order for one walk.
+pub(crate) trait Objects {
+    /// What a walk yields per object (and the sweep gets back for garbage).
+    type Item: Copy;
+    /// Calls `f` for every published object.
+    fn for_each(&self, f: impl FnMut(Self::Item));
+    /// The object's header.
+    fn obj(item: &Self::Item) -> Obj;
+}
+
+/// The points of a cycle a test hook sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
+pub enum Step {
+    /// The phase is on; nothing is counted yet.
+    PhaseOn,
+    /// Counting is done; roots are not read yet.
+    Counted,
+    /// Roots are shaded; marking has not started.
+    Rooted,
+    /// Marking terminated; the phase is still on.
+    Terminated,
+    /// The sweep's garbage is chosen; its drop glue has not run.
+    #[cfg_attr(loom, allow(dead_code))]
+    Swept,
+}
+
+/// Runs one cycle over `objs` up to the choice of garbage: C1 reset, C2
+/// phase on, C3 + C4 snapshot and count, C5 roots, C6 mark and terminate,
+/// phase off, then C10's choice. Each old object left white is unpublished
+/// (marked GARBAGE) and passed to `dead` at once. `hook` sees each step but
+/// `Swept` (the caller's). Returns the type whose `Trace` impl reported a
+/// handle twice, if one did.
+pub(crate) fn run<O: Objects + ?Sized>(
+    objs: &O,
+    mut hook: impl FnMut(Step),
+    mut dead: impl FnMut(O::Item),
+) -> Option<&'static str> {
+    let mut mk = Marker::default();
+    // C1: reset published objects only (never a whole bitmap: S14).
+    objs.for_each(|f| {
+        // SAFETY: published objects that are not garbage are live.
+        let h = unsafe { O::obj(&f).0.as_ref() };
+        if h.state() & GARBAGE == 0 {
+            h.state.fetch_and(!(MARKED | SCANNED | NEWBORN | OLD), Ordering::SeqCst);
+            h.internal.store(0, Ordering::Relaxed);
+        }
+    });
+    // C2.
+    barrier::set_phase(true);
+    hook(Step::PhaseOn);
+    // C3 + C4: old := published and not newborn (read after C2); count.
+    objs.for_each(|f| {
+        let o = O::obj(&f);
+        // SAFETY: as above.
+        let h = unsafe { o.0.as_ref() };
+        if h.state() & (GARBAGE | NEWBORN) == 0 {
+            h.state.fetch_or(OLD, Ordering::SeqCst);
+            mk.count(o);
+        }
+    });
+    hook(Step::Counted);
+    // C5: a root is held from outside the heap. `handles < internal` is
+    // normal mid-cycle (a counted handle taken out and dropped, S17);
+    // treating it as a root is the conservative choice.
+    objs.for_each(|f| {
+        let o = O::obj(&f);
+        // SAFETY: as above.
+        let h = unsafe { o.0.as_ref() };
+        if h.state() & OLD != 0 && h.handles.load_seqcst() != h.internal.load(Ordering::Relaxed) {
+            mk.shade(o);
+        }
+    });
+    hook(Step::Rooted);
+    // C6.
+    mk.mark();
+    hook(Step::Terminated);
+    barrier::set_phase(false);
+    // Shades that raced with the phase change are marked too: marking more
+    // than needed is always safe.
+    mk.mark();
+    // C10: the old objects left white are garbage. They are unpublished
+    // (GARBAGE) before any drop glue runs.
+    objs.for_each(|f| {
+        // SAFETY: as above.
+        let h = unsafe { O::obj(&f).0.as_ref() };
+        if h.state() & (OLD | MARKED | GARBAGE) == OLD {
+            h.state.fetch_or(GARBAGE, Ordering::SeqCst);
+            dead(f);
+        }
+    });
+    mk.double
+}
+
+/// The collector's own tracing state.
+#[derive(Default)]
+struct Marker {
+    stack: Vec<Obj>,
+    /// Edges of the object being counted: (object, handle address).
+    edges: Vec<(NonNull<Header>, usize)>,
+    /// First `Trace` impl found reporting a handle twice.
+    double: Option<&'static str>,
+}
+
+impl Marker {
+    /// Counts one old object's edges (C4). A handle reported twice (same
+    /// address) is counted once and remembered for the report.
+    fn count(&mut self, o: Obj) {
+        self.edges.clear();
+        let edges = &mut self.edges;
+        // SAFETY: the object is old in this cycle, and only this cycle's
+        // sweep frees old objects.
+        unsafe { Header::trace(o.0, &mut Tracer::new(Mode::Collector, &mut |o, at| edges.push((o, at)))) };
+        // SAFETY: as above.
+        let h = unsafe { o.0.as_ref() };
+        if self.edges.len() > 1 {
+            self.edges.sort_unstable_by_key(|e| e.1);
+            let before = self.edges.len();
+            self.edges.dedup_by_key(|e| e.1);
+            if self.edges.len() != before && self.double.is_none() {
+                self.double = Some((h.vt.type_name)());
+            }
+        }
+        for (o, _) in &self.edges {
+            // SAFETY: a child of a live object is live.
+            let c = unsafe { o.as_ref() };
+            c.internal.store(c.internal.load(Ordering::Relaxed).saturating_add(1), Ordering::Relaxed);
+        }
+    }
+
+    fn shade(&mut self, o: Obj) {
+        // SAFETY: callers pass live objects.
+        if unsafe { o.0.as_ref() }.shade() {
+            self.stack.push(o);
+        }
+    }
+
+    /// Traces grey objects until the local stack is empty (C6 `drain`).
+    fn drain(&mut self) {
+        while let Some(Obj(o)) = self.stack.pop() {
+            // SAFETY: a grey object is reachable, hence live.
+            let h = unsafe { o.as_ref() };
+            h.state.fetch_or(SCANNED, Ordering::SeqCst);
+            let stack = &mut self.stack;
+            // SAFETY: as above.
+            unsafe {
+                Header::trace(
+                    o,
+                    &mut Tracer::new(Mode::Collector, &mut |c, _| {
+                        // SAFETY: a child of a live object is live.
+                        if c.as_ref().shade() {
+                            stack.push(Obj(c));
+                        }
+                    }),
+                )
+            };
+        }
+    }
+
+    /// C6: drain, grace period, until no thread holds a grey object.
+    fn mark(&mut self) {
+        loop {
+            barrier::drain_grey(&mut self.stack);
+            self.drain();
+            barrier::grace_period();
+            barrier::drain_grey(&mut self.stack);
+            if self.stack.is_empty() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The heap under loom, and what the loom models use of the collector
+//! (`gort::__loom::gc`).
+//!
+//! Each object is a `Box`. Nothing is published: a model names the objects
+//! a cycle works on itself (the C3 snapshot), and gets the garbage the real
+//! cycle steps (`cycle.rs`) choose one object at a time, the moment it is
+//! chosen. Nothing is swept: the model frees every object when its
+//! execution ends.
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use super::barrier::{self, Obj};
+use super::cycle::{self, Objects};
+use super::handle::{Gc, GcBox};
+use super::header::{Header, VTable, MARKED, NEWBORN, SCANNED};
+use super::trace::Trace;
+use crate::loom::sync::atomic::AtomicU32;
+
+/// Allocates a `GcBox<T>` holding `value`, with one handle (the protocol
+/// of `heap::alloc_object`: the phase is read before the object exists).
+pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>> {
+    let on = barrier::phase_on();
+    let state = if on { NEWBORN | MARKED | SCANNED } else { 0 };
+    let header = Header { handles: AtomicU32::new(1), internal: AtomicU32::new(0), state: AtomicU32::new(state), vt };
+    NonNull::from(Box::leak(Box::new(GcBox { header, value })))
+}
+
+/// # Safety
+/// `h` is the header of a box from [`alloc_object`] whose value has been
+/// dropped, and nothing uses it again.
+pub(crate) unsafe fn dealloc_box<T>(h: *mut Header) {
+    // SAFETY: allocated by `Box::new` with this layout (the value is
+    // dropped already, so the memory is freed without dropping it again).
+    unsafe { std::alloc::dealloc(h.cast(), Layout::new::<GcBox<T>>()) }
+}
+
+/// An object, as the models name it: the header of a `Gc`'s box.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Object(Obj);
+
+// SAFETY: an `Object` is a name: it gives access to the object only
+// through `collect` and `free`, whose contracts cover sharing.
+unsafe impl Sync for Object {}
+
+impl Object {
+    /// The object `g` points to.
+    pub fn of<T: Trace + Send + Sync + 'static>(g: &Gc<T>) -> Object {
+        Object(Obj(g.header_ptr()))
+    }
+}
+
+impl Objects for [Object] {
+    type Item = Object;
+    fn for_each(&self, f: impl FnMut(Object)) {
+        self.iter().copied().for_each(f)
+    }
+    fn obj(o: &Object) -> Obj {
+        o.0
+    }
+}
+
+/// Runs one real collection cycle over `objects`, visited in that order,
+/// up to the choice of garbage (C1–C6, phase off, C10's choice). `dead`
+/// gets each object found garbage the moment it is marked so, before the
+/// next object is looked at. Returns the type whose `Trace` impl reported
+/// a handle twice, if one did.
+pub fn collect(objects: &[Object], dead: impl FnMut(Object)) -> Option<&'static str> {
+    cycle::run(objects, |_| {}, dead)
+}
+
+/// Whether the collector's phase is on.
+pub fn phase_on() -> bool {
+    barrier::phase_on()
+}
+
+/// Drops every object's value (handles between them are decremented or
+/// ignored as the sweep does), then frees them all.
+///
+/// # Safety
+/// The objects are distinct, no handle to any of them is used again, and
+/// every handle their values hold points into `objects`.
+pub unsafe fn free(objects: &[Object]) {
+    for o in objects {
+        let h = o.0 .0.as_ptr();
+        // SAFETY: every object is still allocated (pass 2 frees them), and
+        // the caller gives up all handles to them.
+        unsafe { ((*h).vt.drop)(h) };
+    }
+    for o in objects {
+        let h = o.0 .0.as_ptr();
+        // SAFETY: the value is dropped, and nothing refers to it any more.
+        unsafe { ((*h).vt.dealloc)(h) };
+    }
+}
