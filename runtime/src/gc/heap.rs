@@ -90,7 +90,7 @@ unsafe impl Sync for Span {}
 
 /// A span pointer that may cross threads (spans are never freed while
 /// listed; large spans are freed only by the sweep, between cycles).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct SpanRef(pub(crate) NonNull<Span>);
 // SAFETY: `Span` is `Sync`.
 unsafe impl Send for SpanRef {}
@@ -129,9 +129,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Span {
-    fn new(size: usize, nslots: usize, class: u8, bytes: usize) -> SpanRef {
-        let layout = Layout::from_size_align(bytes, SPAN_ALIGN.max(if class == LARGE { 16 } else { 0 }))
-            .expect("gort: object too large");
+    /// Allocates and lists a span; `align` is at least its objects' alignment.
+    fn create(size: usize, nslots: usize, class: u8, bytes: usize, align: usize) -> SpanRef {
+        let layout = Layout::from_size_align(bytes, SPAN_ALIGN.max(align)).expect("gort: object too large");
         // SAFETY: `layout` has a non-zero size.
         let base = NonNull::new(unsafe { std::alloc::alloc(layout) })
             .unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
@@ -216,7 +216,7 @@ impl ClassCache {
             None => {
                 let size = CLASS_SIZES[class] as usize;
                 let bytes = if size <= 8192 { SMALL_SPAN } else { BIG_SPAN };
-                Span::new(size, bytes / size, class as u8, bytes)
+                Span::create(size, bytes / size, class as u8, bytes, SPAN_ALIGN)
             }
         };
         let span = s.get();
@@ -296,7 +296,7 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>
         Some(c) => alloc_small(c),
         None => {
             let bytes = layout.size().next_multiple_of(SPAN_ALIGN);
-            let s = Span::new(bytes, 1, LARGE, bytes);
+            let s = Span::create(bytes, 1, LARGE, bytes, layout.align());
             HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed);
             STATS[NCLASS].mallocs.fetch_add(1, Ordering::Relaxed);
             super::collector::maybe_trigger();
@@ -364,22 +364,44 @@ pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
 /// Frees swept objects whose drop glue has run: clears their bits, puts
 /// spans that gained room back on their partial list, frees large spans.
 pub(crate) fn free(dead: &[Found]) {
-    let mut large = Vec::new();
-    for d in dead {
-        let span = d.span.get();
-        let class = if span.class == LARGE { NCLASS } else { span.class as usize };
-        STATS[class].frees.fetch_add(1, Ordering::Relaxed);
-        HEAP_LIVE.fetch_sub(span.size, Ordering::Relaxed);
+    let mut large = std::collections::HashSet::new();
+    let mut freed = [0u64; NCLASS + 1];
+    let mut bytes = 0usize;
+    // `dead` comes in walk order, grouped by span and bitmap word: clear
+    // each word's bits with one atomic, and look at each span once.
+    let mut i = 0;
+    while i < dead.len() {
+        let s = dead[i].span;
+        let span = s.get();
         if span.class == LARGE {
-            large.push(d.span);
+            freed[NCLASS] += 1;
+            bytes += span.size;
+            large.insert(s);
+            i += 1;
             continue;
         }
-        let i = d.slot as usize;
-        span.alloc[i / 64].fetch_and(!(1 << (i % 64)), Ordering::SeqCst);
-        if span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-            lock(&PARTIALS[class]).push(d.span);
+        let class = span.class as usize;
+        while i < dead.len() && dead[i].span == s {
+            let w = dead[i].slot as usize / 64;
+            let mut mask = 0u64;
+            while i < dead.len() && dead[i].span == s && dead[i].slot as usize / 64 == w {
+                mask |= 1 << (dead[i].slot % 64);
+                freed[class] += 1;
+                bytes += span.size;
+                i += 1;
+            }
+            span.alloc[w].fetch_and(!mask, Ordering::SeqCst);
+        }
+        if span.state.load(Ordering::SeqCst) == FULL
+            && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        {
+            lock(&PARTIALS[class]).push(s);
         }
     }
+    for (c, n) in freed.iter().enumerate().filter(|(_, n)| **n > 0) {
+        STATS[c].frees.fetch_add(*n, Ordering::Relaxed);
+    }
+    HEAP_LIVE.fetch_sub(bytes, Ordering::Relaxed);
     if !large.is_empty() {
         lock(&SPANS).retain(|s| !large.contains(s));
         for s in large {
@@ -388,7 +410,7 @@ pub(crate) fn free(dead: &[Found]) {
             // (sweeps finish before the next cycle starts).
             let span = unsafe { Box::from_raw(s.0.as_ptr()) };
             HEAP_SYS.fetch_sub(span.layout.size(), Ordering::Relaxed);
-            // SAFETY: allocated in `Span::new` with this layout.
+            // SAFETY: allocated in `Span::create` with this layout.
             unsafe { std::alloc::dealloc(span.base.as_ptr(), span.layout) };
         }
     }

@@ -65,7 +65,9 @@ mod trace;
 mod tests;
 
 pub use cell::{GcAtomic, GcMutex, GcMutexGuard, GcReadGuard, GcRwLock, GcWriteGuard};
-// pub use gort_macros::Trace;
+pub use gort_macros::Trace;
+#[doc(hidden)]
+pub use impls::MustNotImplementDrop_UseTraceUnsafeDropIfDropNeverDereferencesAGc;
 pub use handle::Gc;
 pub use trace::{Trace, Tracer};
 
