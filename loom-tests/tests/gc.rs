@@ -33,15 +33,22 @@
 //!    read and its increment; the grace period and the drains after it):
 //!    `atomic_load_drop_container` (S10), `atomic_load_vs_swap_and_drop`
 //!    (S11, with a grandchild that only the drain after the grace period
-//!    reaches).
+//!    reaches), `atomic_compare_exchange_drop_comparand` (S12: a success
+//!    shades the old value) and `atomic_failed_compare_exchange_vs_swap`
+//!    (S13: a failure is a load).
 //!
 //! What differs from the std build (`gort::__loom::gc`, `runtime/src/loom.rs`):
 //! objects are boxes, not span slots, and a cycle works on the model's list
 //! instead of the heap walk; the phase and the barrier registry are
 //! per-execution statics, and records are not recycled; the protocol's
-//! `SeqCst` loads are preceded by a `fence(SeqCst)`, because loom models a
-//! plain `SeqCst` load as an `Acquire` one (without the fence every model
-//! but the `GcRwLock` one reports a false use-after-free).
+//! `SeqCst` loads (and the failed compare-exchange of `GcAtomic`) are
+//! preceded by a `fence(SeqCst)`, because loom models a plain `SeqCst` load
+//! as an `Acquire` one (without the fence most models report a false
+//! use-after-free). Loom's fence also acts as an acquire fence for the
+//! thread's earlier `Relaxed` reads, so these models cannot see a missing
+//! acquire between such a read and a later protocol load: the fence at the
+//! start of the grace period, which provides it in the std build, is
+//! argued in `barrier.rs`, not checked here.
 //!
 //! Mutation check (done by hand when this was written; each makes at least
 //! the models named fail): no clone shade (S9); no shading on lock
@@ -49,7 +56,9 @@
 //! (the `GcMutex` ones); no grace period (S3, S6, S7, S11); the
 //! `GcAtomic::load` mark raised after the slot read (S11); no shade in
 //! `load` (S10, S11) or `swap` (S11); one `mark` pass with no drain after
-//! its grace period and none after the phase goes off (S11's grandchild).
+//! its grace period and none after the phase goes off (S11's grandchild);
+//! no shade in a successful (S12) or failed (S13) `compare_exchange`; the
+//! mark raised after the compare-exchange (S13).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p gort-loom-tests --release --test gc`.
 #![cfg(loom)]
@@ -512,4 +521,79 @@ fn atomic_load_vs_swap_and_drop() {
         }
     }
     both_orders("atomic_load_vs_swap_and_drop", scenario);
+}
+
+/// S12: stack C, Y; C.atomic → Y. A successful `compare_exchange(&Y,
+/// None)` moves the slot's handle to the caller, who drops its comparand
+/// and C and keeps the returned Y: the exchange must shade the old value
+/// even though the caller held a handle to it when it ran.
+#[test]
+fn atomic_compare_exchange_drop_comparand() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let y = Gc::new(A(GcAtomic::new(None)));
+        let c = Gc::new(A(GcAtomic::new(Some(y.clone()))));
+        ghost.setup(&[obj("C", &c), obj("Y", &y)], &[1, 1], 0);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            let old = c.0.compare_exchange(Some(&y), None).ok().unwrap().unwrap();
+            g.got(&old);
+            g.discard(y);
+            g.discard(c);
+            g.used(&old);
+            old
+        });
+        ghost.collect(rev);
+        let y = m.join().unwrap();
+        ghost.used(&y);
+        ghost.discard(y);
+    }
+    both_orders("atomic_compare_exchange_drop_comparand", scenario);
+}
+
+/// S13: stack C (both mutators) and X (M0); C.atomic → Y. M0's
+/// `compare_exchange(None, X)` fails and hands back a new handle to what
+/// it found (a load: mark first, then increment and shade); M1 swaps the
+/// slot to empty and drops what it got. Y then lives on M0's handle only.
+#[test]
+fn atomic_failed_compare_exchange_vs_swap() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let y = Gc::new(A(GcAtomic::new(None)));
+        let yo = Object::of(&y);
+        let x = Gc::new(A(GcAtomic::new(None)));
+        let c = Gc::new(A(GcAtomic::new(Some(y))));
+        let c1 = c.clone();
+        ghost.setup(&[obj("C", &c), obj("X", &x), ("Y", yo)], &[2, 1, 0], 2);
+        let (g0, g1) = (ghost.clone(), ghost.clone());
+        let m0 = thread::spawn(move || {
+            g0.gave(&x);
+            let r = c.0.compare_exchange(None, Some(x));
+            if let Err((Some(x), found)) = &r {
+                g0.got(x);
+                if let Some(y) = found {
+                    g0.got(y);
+                }
+            }
+            (c, r)
+        });
+        let m1 = thread::spawn(move || {
+            if let Some(v) = c1.0.swap(None) {
+                g1.got(&v);
+                g1.discard(v);
+            }
+            c1
+        });
+        ghost.collect(rev);
+        let (c, r) = m0.join().unwrap();
+        let c1 = m1.join().unwrap();
+        if let Err((Some(x), found)) = r {
+            ghost.discard(x);
+            if let Some(y) = found {
+                ghost.used(&y);
+                ghost.discard(y);
+            }
+        }
+        ghost.discard(c);
+        ghost.discard(c1);
+    }
+    both_orders("atomic_failed_compare_exchange_vs_swap", scenario);
 }

@@ -112,6 +112,16 @@ load_seqcst!(
     <T> sync::atomic::AtomicPtr<T> => *mut T,
 );
 
+/// Under loom, a `fence(SeqCst)` before a `SeqCst` read-modify-write whose
+/// failure is a plain read the protocol relies on (a failed
+/// compare-exchange): the read side of a Dekker pair, as in
+/// [`LoadSeqCst`]. Nothing in the std build.
+#[inline(always)]
+pub(crate) fn fence_before_seqcst_rmw() {
+    #[cfg(loom)]
+    sync::atomic::fence(sync::atomic::Ordering::SeqCst);
+}
+
 /// One turn of a wait for another thread: a CPU spin hint for the first 64
 /// turns, then a yield of the CPU. Under loom every turn yields (loom needs
 /// a yield in every spin loop to explore the thread being waited for).

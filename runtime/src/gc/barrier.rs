@@ -193,6 +193,15 @@ pub(crate) fn shade_from_mutator(h: NonNull<Header>) {
 /// been seen with its barrier mark down. A barrier holds no lock a
 /// collector could need and never parks, so this never waits for long.
 pub(crate) fn grace_period() {
+    // The collector acts on Relaxed reads of what a barrier wrote after
+    // raising its mark: a lock word found busy (the cell is skipped: its
+    // holder shades the children) and a colour found marked (nothing is
+    // pushed: whoever marked it does). Those writes are SeqCst (release)
+    // RMWs, so this fence makes each such read synchronize with its write:
+    // the mark's rise then happens before the loads below, which see it up
+    // or see its lowering after the shades. Without the fence nothing
+    // orders a Relaxed read before a later load of another variable.
+    crate::loom::sync::atomic::fence(Ordering::SeqCst);
     for r in REGISTRY.snapshot() {
         let mut turns = 0u32;
         while r.in_barrier.load_seqcst() {

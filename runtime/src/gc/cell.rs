@@ -562,6 +562,9 @@ impl<T: Trace + Send + Sync + 'static> GcAtomic<T> {
         let cur = current.map_or(ptr::null_mut(), |g| g.header_ptr().as_ptr());
         let newp = new.as_ref().map_or(ptr::null_mut(), |g| g.header_ptr().as_ptr());
         let e = barrier::enter();
+        // A failure reads the slot like `load` (under loom, that read needs
+        // the fence of `load_seqcst`).
+        crate::loom::fence_before_seqcst_rmw();
         match self.slot.compare_exchange(cur, newp, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(old) => {
                 // `new`'s count moved into the slot.
