@@ -35,6 +35,19 @@ pub(crate) static NUM_GC: AtomicU64 = AtomicU64::new(0);
 pub(crate) static NUM_FORCED_GC: AtomicU64 = AtomicU64::new(0);
 /// An automatic cycle has been asked for and not yet started.
 static TRIGGERED: AtomicBool = AtomicBool::new(false);
+/// The heap has grown to twice its goal: allocating threads wait for the
+/// cycle under way (see [`assist`]).
+pub(crate) static PRESSURE: AtomicBool = AtomicBool::new(false);
+/// How long one allocation waits for a cycle at most: the wait is back
+/// pressure, not a guarantee (the cycle may need something the waiter
+/// holds, such as a lock a value's `Drop` takes).
+const ASSIST_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+thread_local! {
+    /// Threads that must never wait for a cycle: the collector's and the
+    /// drop goroutine's (the cycle waits for them).
+    static EXEMPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// Someone waiting for a cycle that starts after its request.
 struct Waiter {
@@ -47,10 +60,12 @@ struct Waiter {
 struct Control {
     /// Waiting for the next cycle to start and finish.
     pending: Vec<Waiter>,
+    /// Allocations waiting for the end of the cycle under way.
+    assisting: Vec<Chan<()>>,
     started: bool,
 }
 
-static CONTROL: Mutex<Control> = Mutex::new(Control { pending: Vec::new(), started: false });
+static CONTROL: Mutex<Control> = Mutex::new(Control { pending: Vec::new(), assisting: Vec::new(), started: false });
 static WAKE: Condvar = Condvar::new();
 
 /// Test hooks: called by the collector between steps, so tests can force
@@ -91,18 +106,37 @@ fn parse_gogc(v: Option<&str>) -> i64 {
 }
 
 /// Starts an automatic cycle if the heap has grown past its goal (the
-/// pacing issue replaces this simple trigger: heap doubled since the last
-/// cycle with GOGC=100).
+/// pacing issue replaces this simple trigger: the heap surviving the last
+/// cycle grew by GOGC percent), and turns on back pressure at twice the
+/// goal.
 #[inline]
 pub(crate) fn maybe_trigger() {
-    if HEAP_LIVE.load(Ordering::Relaxed) >= NEXT_GC.load(Ordering::Relaxed)
-        && gogc() >= 0
-        && !TRIGGERED.swap(true, Ordering::AcqRel)
-    {
+    let (live, goal) = (HEAP_LIVE.load(Ordering::Relaxed), NEXT_GC.load(Ordering::Relaxed));
+    if live < goal || gogc() < 0 {
+        return;
+    }
+    if live / 2 >= goal {
+        PRESSURE.store(true, Ordering::Relaxed);
+    }
+    if !TRIGGERED.swap(true, Ordering::AcqRel) {
         let mut c = CONTROL.lock().unwrap_or_else(|e| e.into_inner());
         start_collector(&mut c);
         WAKE.notify_one();
     }
+}
+
+/// Back pressure (a crude form of Go's mark assist): an allocation made
+/// while the heap is at twice its goal waits for the cycle under way to
+/// end, at most [`ASSIST_WAIT`], so a mutator that allocates faster than
+/// the collector frees cannot grow the heap without bound.
+#[cold]
+pub(crate) fn assist() {
+    if EXEMPT.with(|e| e.get()) || !PRESSURE.load(Ordering::Relaxed) {
+        return;
+    }
+    let done = Chan::new(1);
+    CONTROL.lock().unwrap_or_else(|e| e.into_inner()).assisting.push(done.clone());
+    let _ = done.recv_timeout(ASSIST_WAIT);
 }
 
 /// Runs a full collection and returns once a cycle that started after the
@@ -131,6 +165,7 @@ fn start_collector(c: &mut Control) {
 }
 
 fn collector_main() {
+    EXEMPT.with(|e| e.set(true));
     loop {
         let waiters = {
             let mut c = CONTROL.lock().unwrap_or_else(|e| e.into_inner());
@@ -154,6 +189,11 @@ fn collector_main() {
         for w in waiters {
             w.done.send(report.clone());
         }
+        PRESSURE.store(false, Ordering::Relaxed);
+        let assisting = std::mem::take(&mut CONTROL.lock().unwrap_or_else(|e| e.into_inner()).assisting);
+        for a in assisting {
+            let _ = a.try_send(());
+        }
     }
 }
 
@@ -176,13 +216,20 @@ impl Objects for SpanHeap {
 /// handle twice, if one was found.
 pub(crate) fn cycle() -> Option<String> {
     let mut dead: Vec<Found> = Vec::new();
-    let double = cycle::run(&SpanHeap, hook, |f| dead.push(f));
+    let mut dead_bytes = 0;
+    let double = cycle::run(&SpanHeap, hook, |f| {
+        dead_bytes += f.span.get().size;
+        dead.push(f)
+    });
+    // What survived marking (with what was allocated meanwhile): Go's
+    // `heapMarked`, the base of the next goal. `HEAP_LIVE` after the sweep
+    // would also count what the mutator allocated during it.
+    let marked = heap::published_bytes().saturating_sub(dead_bytes);
     hook(Step::Swept);
     sweep(dead);
-    let live = HEAP_LIVE.load(Ordering::Relaxed);
     let g = gogc();
     if g >= 0 {
-        let goal = live.saturating_add(live / 100 * g as usize);
+        let goal = marked.saturating_add(marked / 100 * g as usize);
         NEXT_GC.store(goal.max(MIN_HEAP * g.max(1) as usize / 100), Ordering::Relaxed);
     }
     NUM_GC.fetch_add(1, Ordering::Relaxed);
@@ -219,6 +266,7 @@ fn sweep(dead: Vec<Found>) {
             .name("gort-gc-drop".into())
             .locked()
             .go_system(move || {
+                EXEMPT.with(|e| e.set(true));
                 for Batch(dead, done) in &rx {
                     drop_and_free(&dead);
                     done.send(());

@@ -59,8 +59,13 @@ pub(crate) fn run<O: Objects + ?Sized>(
     objs.for_each(|f| {
         // SAFETY: published objects that are not garbage are live.
         let h = unsafe { O::obj(&f).0.as_ref() };
-        if h.state() & GARBAGE == 0 {
+        // Objects allocated since the last cycle are already clean: skip
+        // the read-modify-write (a full fence) for them.
+        let st = h.state();
+        if st & GARBAGE == 0 && st & (MARKED | SCANNED | NEWBORN | OLD) != 0 {
             h.state.fetch_and(!(MARKED | SCANNED | NEWBORN | OLD), Ordering::SeqCst);
+        }
+        if h.internal.load(Ordering::Relaxed) != 0 {
             h.internal.store(0, Ordering::Relaxed);
         }
     });

@@ -1,20 +1,21 @@
-//! The GC allocator: size classes, spans with allocation bitmaps,
-//! per-thread caches and large objects (Go's mcache/mcentral/mheap, much
-//! reduced).
+//! The GC allocator: size classes, spans with allocation maps, per-thread
+//! caches and large objects (Go's mcache/mcentral/mheap, much reduced).
 //!
 //! Objects up to 32 KiB go in a span of one size class (Go's classes from
 //! 24 bytes up). A thread takes a span of each class it allocates into
 //! (its cache, Go's `mcache`), computes the span's free slots from the
-//! allocation bitmap once, and allocates from that private copy without
-//! atomics but for the publishing `fetch_or` of the object's allocation
-//! bit. Slots the sweeper frees in a cached span are reused only after the
-//! span goes back to its class's partial list and is taken again (Go's
+//! allocation map once into a private bitmap, and allocates from that
+//! without atomics but for the release store that publishes the object.
+//! Slots the sweeper frees in a cached span are reused only after the span
+//! goes back to its class's partial list and is taken again (Go's
 //! `allocCache` works the same way). Larger objects get a span of their
-//! own. The collector finds objects by walking every span's bitmap; the
-//! sweeper clears bits (after the drop glue ran) and puts full spans that
-//! gained free slots back on their partial list.
+//! own. The collector finds objects by walking every span's allocation
+//! map; the sweeper clears entries (after the drop glue ran) and puts full
+//! spans that gained free slots back on their partial list.
 //!
-//! Differences from Go: one span size per range of classes (64 KiB up to
+//! Differences from Go: the allocation map has a byte per slot (Go's
+//! `allocBits` a bit): publishing an object then needs no read-modify-write
+//! racing the sweeper. One span size per range of classes (64 KiB up to
 //! 8 KiB objects, 256 KiB above); empty spans are kept for their class
 //! rather than returned to a page heap, and memory is not yet released to
 //! the OS.
@@ -75,8 +76,12 @@ pub(crate) struct Span {
     pub(crate) nslots: usize,
     /// Size class, or [`LARGE`].
     pub(crate) class: u8,
-    /// One bit per slot: the object there is published.
-    alloc: Box<[AtomicU64]>,
+    /// One byte per slot, non-zero while the object there is published.
+    /// Bytes rather than bits so that publishing is a plain release store:
+    /// a read-modify-write on a word the sweeper also clears would be a
+    /// full fence on every allocation, stalling on the new object's cache
+    /// miss.
+    alloc: Box<[AtomicU8]>,
     /// CACHED by a thread, FULL (in no list) or PARTIAL (in its list).
     state: AtomicU8,
 }
@@ -85,7 +90,7 @@ pub(crate) struct Span {
 // thread at a time (through the cache protocol) and shared as objects
 // afterwards, whose fields are accessed under the collector protocol.
 unsafe impl Send for Span {}
-// SAFETY: as above; the bitmap and state are atomics.
+// SAFETY: as above; the allocation map and state are atomics.
 unsafe impl Sync for Span {}
 
 /// A span pointer that may cross threads (spans are never freed while
@@ -135,14 +140,13 @@ impl Span {
         // SAFETY: `layout` has a non-zero size.
         let base = NonNull::new(unsafe { std::alloc::alloc(layout) })
             .unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        let words = nslots.div_ceil(64);
         let span = Box::new(Span {
             base,
             layout,
             size,
             nslots,
             class,
-            alloc: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            alloc: (0..nslots).map(|_| AtomicU8::new(0)).collect(),
             state: AtomicU8::new(CACHED),
         });
         let r = SpanRef(NonNull::from(Box::leak(span)));
@@ -158,12 +162,14 @@ impl Span {
 
     /// Published slots.
     fn allocated(&self) -> usize {
-        self.alloc.iter().map(|w| w.load(Ordering::SeqCst).count_ones() as usize).sum()
+        self.alloc.iter().filter(|a| a.load(Ordering::SeqCst) != 0).count()
     }
 
-    /// Publishes slot `i` (SeqCst, after the header and value are written).
+    /// Publishes slot `i`, after its header and value are written. The
+    /// phase was read before (PROTOCOL.md `Gc::new`); a release store
+    /// keeps that load and the object's writes before the publication.
     fn publish(&self, i: usize) {
-        self.alloc[i / 64].fetch_or(1 << (i % 64), Ordering::SeqCst);
+        self.alloc[i].store(1, Ordering::Release);
     }
 }
 
@@ -223,9 +229,13 @@ impl ClassCache {
         span.state.store(CACHED, Ordering::SeqCst);
         self.free.clear();
         let mut nfree = 0;
-        for (w, a) in span.alloc.iter().enumerate() {
-            let valid = if (w + 1) * 64 <= span.nslots { u64::MAX } else { (1u64 << (span.nslots % 64)) - 1 };
-            let f = !a.load(Ordering::SeqCst) & valid;
+        for chunk in span.alloc.chunks(64) {
+            let mut f = 0u64;
+            for (b, a) in chunk.iter().enumerate() {
+                if a.load(Ordering::SeqCst) == 0 {
+                    f |= 1 << b;
+                }
+            }
             nfree += f.count_ones() as usize;
             self.free.push(f);
         }
@@ -289,6 +299,9 @@ fn alloc_small(class: usize) -> (SpanRef, usize) {
 
 /// Allocates and publishes a `GcBox<T>` holding `value`, with one handle.
 pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>> {
+    if super::collector::PRESSURE.load(Ordering::Relaxed) {
+        super::collector::assist();
+    }
     // Read the phase before publishing (PROTOCOL.md `Gc::new`, S8/S14).
     let on = barrier::phase_on();
     let layout = Layout::new::<GcBox<T>>();
@@ -336,6 +349,13 @@ fn class_for(l: Layout) -> Option<usize> {
     (c < NCLASS).then_some(c)
 }
 
+/// Bytes in published objects (the garbage of a cycle included until it
+/// is freed).
+pub(crate) fn published_bytes() -> usize {
+    let spans: Vec<SpanRef> = lock(&SPANS).clone();
+    spans.iter().map(|s| s.get().allocated() * s.get().size).sum()
+}
+
 /// An object found by [`for_each_object`]: where it lives.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Found {
@@ -344,17 +364,14 @@ pub(crate) struct Found {
     pub(crate) slot: u32,
 }
 
-/// Calls `f` for every published object (allocation bit set), reading
-/// each bitmap word once with SeqCst.
+/// Calls `f` for every published object, reading each slot's allocation
+/// byte once with SeqCst.
 pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
     let spans: Vec<SpanRef> = lock(&SPANS).clone();
     for s in spans {
         let span = s.get();
-        for (w, a) in span.alloc.iter().enumerate() {
-            let mut bits = a.load(Ordering::SeqCst);
-            while bits != 0 {
-                let i = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
+        for (i, a) in span.alloc.iter().enumerate() {
+            if a.load(Ordering::SeqCst) != 0 {
                 f(Found { obj: Obj(span.slot(i)), span: s, slot: i as u32 });
             }
         }
@@ -367,8 +384,8 @@ pub(crate) fn free(dead: &[Found]) {
     let mut large = std::collections::HashSet::new();
     let mut freed = [0u64; NCLASS + 1];
     let mut bytes = 0usize;
-    // `dead` comes in walk order, grouped by span and bitmap word: clear
-    // each word's bits with one atomic, and look at each span once.
+    // `dead` comes in walk order, grouped by span: look at each span once.
+    // The release stores order the drop glue before the slot's reuse.
     let mut i = 0;
     while i < dead.len() {
         let s = dead[i].span;
@@ -382,15 +399,10 @@ pub(crate) fn free(dead: &[Found]) {
         }
         let class = span.class as usize;
         while i < dead.len() && dead[i].span == s {
-            let w = dead[i].slot as usize / 64;
-            let mut mask = 0u64;
-            while i < dead.len() && dead[i].span == s && dead[i].slot as usize / 64 == w {
-                mask |= 1 << (dead[i].slot % 64);
-                freed[class] += 1;
-                bytes += span.size;
-                i += 1;
-            }
-            span.alloc[w].fetch_and(!mask, Ordering::SeqCst);
+            span.alloc[dead[i].slot as usize].store(0, Ordering::Release);
+            freed[class] += 1;
+            bytes += span.size;
+            i += 1;
         }
         if span.state.load(Ordering::SeqCst) == FULL
             && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()

@@ -229,8 +229,12 @@ impl Builder {
         // SAFETY: only the lifetimes are erased; the caller's contract
         // keeps the borrows alive until the goroutine finished (and the
         // scope, or the caller, outlives every handle).
-        let (main, packet): (Arc<dyn Run>, Arc<dyn HasPacket<T>>) =
-            unsafe { (std::mem::transmute(main), std::mem::transmute(packet)) };
+        let (main, packet) = unsafe {
+            (
+                std::mem::transmute::<Arc<dyn Run + 'a>, Arc<dyn Run>>(main),
+                std::mem::transmute::<Arc<dyn HasPacket<T> + 'a>, Arc<dyn HasPacket<T>>>(packet),
+            )
+        };
         match proc::newproc(opts, Entry(main)) {
             Ok(id) => Ok(JoinInner { id, packet }),
             Err(e) => {
