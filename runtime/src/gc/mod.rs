@@ -66,9 +66,9 @@ mod tests;
 
 pub use cell::{GcAtomic, GcMutex, GcMutexGuard, GcReadGuard, GcRwLock, GcWriteGuard};
 pub use gort_macros::Trace;
+pub use handle::Gc;
 #[doc(hidden)]
 pub use impls::MustNotImplementDrop_UseTraceUnsafeDropIfDropNeverDereferencesAGc;
-pub use handle::Gc;
 pub use trace::{Trace, Tracer};
 
 #[cfg(not(loom))]
