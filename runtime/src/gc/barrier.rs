@@ -171,6 +171,19 @@ impl Entered {
             crate::loom::lock(&self.0.grey).push(Obj(h));
         }
     }
+
+    /// Shades every object `each` reports, taking the grey buffer's lock
+    /// once for all of them (a cell's barrier may shade thousands).
+    #[inline]
+    pub(crate) fn shade_all(&self, each: impl FnOnce(&mut dyn FnMut(NonNull<Header>))) {
+        let mut grey = crate::loom::lock(&self.0.grey);
+        each(&mut |h| {
+            // SAFETY: callers report live objects.
+            if unsafe { h.as_ref() }.shade() {
+                grey.push(Obj(h));
+            }
+        });
+    }
 }
 
 impl Drop for Entered {

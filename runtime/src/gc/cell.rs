@@ -136,7 +136,7 @@ fn barrier_shade<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
 fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
     let mode = if exclusive { Mode::ExclusiveBarrier } else { Mode::SharedBarrier };
     // A child of a value we hold locked is live.
-    v.trace(&mut Tracer::new(mode, &mut |o: NonNull<Header>, _| e.shade(o)));
+    e.shade_all(|shade| v.trace(&mut Tracer::new(mode, &mut |o: NonNull<Header>, _| shade(o))));
 }
 
 /// Traces the value behind a cell (`write`: a `GcMutex`, whose lock is

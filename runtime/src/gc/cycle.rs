@@ -164,19 +164,22 @@ impl Marker {
             // SAFETY: a grey object is reachable, hence live.
             let h = unsafe { o.as_ref() };
             h.state.fetch_or(SCANNED, Ordering::SeqCst);
-            let stack = &mut self.stack;
+            // Collect the children first and shade them after: a cell's
+            // lock is then held only for a copy of its handles, not for a
+            // read-modify-write on each child. A child read under the lock
+            // stays live until the sweep even if a mutator takes it out
+            // right after: taking it out acquires the cell, whose barrier
+            // shades it.
+            self.edges.clear();
+            let edges = &mut self.edges;
             // SAFETY: as above.
-            unsafe {
-                Header::trace(
-                    o,
-                    &mut Tracer::new(Mode::Collector, &mut |c, _| {
-                        // SAFETY: a child of a live object is live.
-                        if c.as_ref().shade() {
-                            stack.push(Obj(c));
-                        }
-                    }),
-                )
-            };
+            unsafe { Header::trace(o, &mut Tracer::new(Mode::Collector, &mut |c, at| edges.push((c, at)))) };
+            for &(c, _) in &self.edges {
+                // SAFETY: a child of a live object is live (see above).
+                if unsafe { c.as_ref() }.shade() {
+                    self.stack.push(Obj(c));
+                }
+            }
         }
     }
 
