@@ -47,14 +47,18 @@ fn hundred_thousand_sleepers_wake_in_deadline_order() {
         });
         let log = log.lock().unwrap();
         assert_eq!(log.len(), N);
-        for (k, w) in log.windows(2).enumerate() {
-            assert!(
-                w[0] <= w[1] + Duration::from_millis(1),
-                "wake-up {k} has a deadline {:?} later than wake-up {}",
-                w[0] - w[1],
-                k + 1
-            );
-        }
+        // Wake-ups follow deadlines. Two Ps log concurrently and the OS may
+        // stall one for a few milliseconds on a loaded machine, so a few
+        // short inversions are noise; a timer heap out of order (or LIFO)
+        // inverts most wake-ups, by up to the whole 100 ms spread.
+        let inversions: Vec<Duration> =
+            log.windows(2).filter(|w| w[0] > w[1] + Duration::from_millis(1)).map(|w| w[0] - w[1]).collect();
+        let worst = inversions.iter().max().copied().unwrap_or_default();
+        assert!(
+            inversions.len() < N / 20 && worst < Duration::from_millis(50),
+            "{} of {N} wake-ups came before an earlier deadline's (worst by {worst:?})",
+            inversions.len()
+        );
     }) else {
         return;
     };
