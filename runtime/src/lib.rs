@@ -32,6 +32,8 @@ mod loom;
 mod stack;
 
 pub mod chan;
+#[cfg(not(loom))]
+pub mod debug;
 pub mod gc;
 #[cfg(not(loom))]
 mod macros;
@@ -50,6 +52,9 @@ pub use sched::api::{
 };
 #[cfg(not(loom))]
 pub use sched::local::LocalKey;
+
+#[cfg(not(loom))]
+pub use gc::stats::{read_mem_stats, MemStats, SizeClassStats};
 
 /// Runs a garbage collection and returns once a cycle that started no
 /// earlier than the call has finished marking and sweeping (Go's

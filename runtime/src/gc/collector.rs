@@ -21,15 +21,18 @@ use super::barrier::Obj;
 pub use super::cycle::Step;
 use super::cycle::{self, Objects};
 use super::heap::{self, Found, HEAP_LIVE};
+use super::stats;
 use crate::chan::Chan;
 use crate::sched::checkdead::Busy;
 
 /// The heap size that starts the next automatic cycle.
 static NEXT_GC: AtomicUsize = AtomicUsize::new(MIN_HEAP);
+/// Bytes that survived the last cycle's marking (the goal's base).
+static LAST_MARKED: AtomicUsize = AtomicUsize::new(0);
 const MIN_HEAP: usize = 4 << 20;
 /// GOGC; negative when automatic cycles are off.
 static GOGC: AtomicI64 = AtomicI64::new(i64::MIN);
-/// Completed cycles.
+/// Completed cycles (counted by `stats::CycleClock::end`).
 pub(crate) static NUM_GC: AtomicU64 = AtomicU64::new(0);
 /// Cycles started by `gort::gc()`.
 pub(crate) static NUM_FORCED_GC: AtomicU64 = AtomicU64::new(0);
@@ -85,8 +88,37 @@ fn gogc() -> i64 {
         return v;
     }
     let v = parse_gogc(std::env::var("GOGC").ok().as_deref());
-    GOGC.store(v, Ordering::Relaxed);
-    v
+    // A racing `set_gc_percent` wins over the environment.
+    match GOGC.compare_exchange(i64::MIN, v, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => v,
+        Err(now) => now,
+    }
+}
+
+/// The heap goal (Go's `NextGC`).
+pub(crate) fn next_gc() -> usize {
+    NEXT_GC.load(Ordering::Relaxed)
+}
+
+/// `debug.SetGCPercent`: sets GOGC (negative: automatic cycles off) and
+/// returns the previous value; the goal is recomputed from the last
+/// cycle's marked bytes at once, which may start a cycle.
+pub(crate) fn set_gc_percent(pct: i64) -> i64 {
+    gogc();
+    let prev = GOGC.swap(pct.max(-1), Ordering::Relaxed);
+    set_goal(LAST_MARKED.load(Ordering::Relaxed));
+    maybe_trigger();
+    prev
+}
+
+/// Sets the goal to `marked` grown by GOGC percent, at least 4 MiB ×
+/// GOGC/100 (unchanged while GOGC is negative).
+fn set_goal(marked: usize) {
+    let g = gogc();
+    if g >= 0 {
+        let goal = marked.saturating_add(marked / 100 * g as usize);
+        NEXT_GC.store(goal.max(MIN_HEAP * g.max(1) as usize / 100), Ordering::Relaxed);
+    }
 }
 
 /// GOGC as Go reads it: a percentage, or `off` (negative: no automatic
@@ -175,11 +207,12 @@ fn collector_main() {
             std::mem::take(&mut c.pending)
         };
         TRIGGERED.store(false, Ordering::Release);
-        if !waiters.is_empty() {
+        let forced = !waiters.is_empty();
+        if forced {
             NUM_FORCED_GC.fetch_add(1, Ordering::Relaxed);
         }
         let busy = Busy::new();
-        let report = cycle();
+        let report = cycle(forced);
         drop(busy);
         if waiters.is_empty() {
             if let Some(r) = &report {
@@ -212,12 +245,17 @@ impl Objects for SpanHeap {
     }
 }
 
-/// One collection. Returns the report of a `Trace` impl that reported a
-/// handle twice, if one was found.
-pub(crate) fn cycle() -> Option<String> {
+/// One collection (`forced`: run for `gort::gc()`). Returns the report of
+/// a `Trace` impl that reported a handle twice, if one was found.
+pub(crate) fn cycle(forced: bool) -> Option<String> {
+    let mut clock = stats::CycleClock::start(forced);
     let mut dead: Vec<Found> = Vec::new();
     let mut dead_bytes = 0;
-    let double = cycle::run(&SpanHeap, hook, |f| {
+    let steps = |s| {
+        clock.step(s);
+        hook(s)
+    };
+    let double = cycle::run(&SpanHeap, steps, |f| {
         dead_bytes += f.span.get().size;
         dead.push(f)
     });
@@ -225,14 +263,12 @@ pub(crate) fn cycle() -> Option<String> {
     // `heapMarked`, the base of the next goal. `HEAP_LIVE` after the sweep
     // would also count what the mutator allocated during it.
     let marked = heap::published_bytes().saturating_sub(dead_bytes);
+    clock.step(Step::Swept);
     hook(Step::Swept);
     sweep(dead);
-    let g = gogc();
-    if g >= 0 {
-        let goal = marked.saturating_add(marked / 100 * g as usize);
-        NEXT_GC.store(goal.max(MIN_HEAP * g.max(1) as usize / 100), Ordering::Relaxed);
-    }
-    NUM_GC.fetch_add(1, Ordering::Relaxed);
+    LAST_MARKED.store(marked, Ordering::Relaxed);
+    set_goal(marked);
+    clock.end(marked);
     double.map(|t| {
         format!(
             "gort: the Trace impl of `{t}` reports the same Gc handle twice (internal > handles); \

@@ -17,13 +17,14 @@
 //! `allocBits` a bit): publishing an object then needs no read-modify-write
 //! racing the sweeper. One span size per range of classes (64 KiB up to
 //! 8 KiB objects, 256 KiB above); empty spans are kept for their class
-//! rather than returned to a page heap, and memory is not yet released to
-//! the OS.
+//! rather than returned to a page heap; `debug::free_os_memory` gives the
+//! memory of the empty ones that no thread caches back to the OS
+//! ([`release_free_spans`]).
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::barrier::{self, Obj};
@@ -84,6 +85,10 @@ pub(crate) struct Span {
     alloc: Box<[AtomicU8]>,
     /// CACHED by a thread, FULL (in no list) or PARTIAL (in its list).
     state: AtomicU8,
+    /// The span's memory went back to the OS ([`release_free_spans`]); set
+    /// and cleared only under its class's partial-list lock, while the span
+    /// is listed, empty and in no cache.
+    released: AtomicBool,
 }
 
 // SAFETY: `base` is memory the span owns; slots are handed out to one
@@ -128,6 +133,13 @@ pub(crate) static STATS: [ClassStats; NCLASS + 1] =
 pub(crate) static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
 /// Bytes in all spans.
 pub(crate) static HEAP_SYS: AtomicUsize = AtomicUsize::new(0);
+/// Bytes of large objects freed so far (`TotalAlloc` needs them: large
+/// objects have no class size). Written under [`FREEING`].
+static LARGE_FREED_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Held by [`free`] for its whole run and by [`counts`]: the statistics
+/// see either none or all of a sweep's frees, and never a large span
+/// being deallocated.
+static FREEING: Mutex<()> = Mutex::new(());
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -148,6 +160,7 @@ impl Span {
             class,
             alloc: (0..nslots).map(|_| AtomicU8::new(0)).collect(),
             state: AtomicU8::new(CACHED),
+            released: AtomicBool::new(false),
         });
         let r = SpanRef(NonNull::from(Box::leak(span)));
         HEAP_SYS.fetch_add(bytes, Ordering::Relaxed);
@@ -217,7 +230,17 @@ impl ClassCache {
 
     fn refill(&mut self, class: usize) {
         self.release(class);
-        let s = match lock(&PARTIALS[class]).pop() {
+        let popped = {
+            let mut list = lock(&PARTIALS[class]);
+            let s = list.pop();
+            // Cleared under the list's lock, before any slot is handed out
+            // (see `release_free_spans`).
+            if let Some(s) = s {
+                s.get().released.store(false, Ordering::SeqCst);
+            }
+            s
+        };
+        let s = match popped {
             Some(s) => s,
             None => {
                 let size = CLASS_SIZES[class] as usize;
@@ -381,6 +404,7 @@ pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
 /// Frees swept objects whose drop glue has run: clears their bits, puts
 /// spans that gained room back on their partial list, frees large spans.
 pub(crate) fn free(dead: &[Found]) {
+    let _freeing = lock(&FREEING);
     let mut large = std::collections::HashSet::new();
     let mut freed = [0u64; NCLASS + 1];
     let mut bytes = 0usize;
@@ -422,8 +446,113 @@ pub(crate) fn free(dead: &[Found]) {
             // (sweeps finish before the next cycle starts).
             let span = unsafe { Box::from_raw(s.0.as_ptr()) };
             HEAP_SYS.fetch_sub(span.layout.size(), Ordering::Relaxed);
+            LARGE_FREED_BYTES.fetch_add(span.size as u64, Ordering::Relaxed);
             // SAFETY: allocated in `Span::create` with this layout.
             unsafe { std::alloc::dealloc(span.base.as_ptr(), span.layout) };
         }
     }
+}
+
+/// The heap's statistics at one point, from the allocation maps (see
+/// [`counts`]). Index [`NCLASS`] of the per-class arrays is large objects.
+pub(crate) struct Counts {
+    /// Published objects (reachable or not yet freed) per class.
+    pub(crate) objects: [u64; NCLASS + 1],
+    /// Objects freed so far per class.
+    pub(crate) frees: [u64; NCLASS + 1],
+    /// Bytes in published objects (slot sizes).
+    pub(crate) alloc_bytes: u64,
+    /// Bytes of large objects ever allocated.
+    pub(crate) large_total_bytes: u64,
+    /// Bytes of spans holding an object or cached by a thread.
+    pub(crate) inuse_bytes: u64,
+    /// Bytes of the other spans (empty and in no cache).
+    pub(crate) idle_bytes: u64,
+    /// Bytes of idle spans whose memory went back to the OS.
+    pub(crate) released_bytes: u64,
+}
+
+/// Counts the heap without stopping anyone: every span's allocation map is
+/// read once while [`FREEING`] keeps the sweep from freeing. Under that
+/// lock a slot only goes from free to published, so the walk sees each
+/// object allocated before it reads the slot and none freed, and
+/// `frees + objects` is, per class, every allocation up to a point
+/// between the walk's start and end (monotonic from one call to the next).
+/// Objects allocated into spans created after the walk took the span list
+/// are not seen yet, as if allocated after it.
+pub(crate) fn counts() -> Counts {
+    let _freeing = lock(&FREEING);
+    let mut c = Counts {
+        objects: [0; NCLASS + 1],
+        frees: [0; NCLASS + 1],
+        alloc_bytes: 0,
+        large_total_bytes: LARGE_FREED_BYTES.load(Ordering::Relaxed),
+        inuse_bytes: 0,
+        idle_bytes: 0,
+        released_bytes: 0,
+    };
+    for (i, st) in STATS.iter().enumerate() {
+        c.frees[i] = st.frees.load(Ordering::Relaxed);
+    }
+    let spans: Vec<SpanRef> = lock(&SPANS).clone();
+    for s in spans {
+        // Listed spans stay live while `FREEING` is held (only `free`
+        // deallocates, large spans only).
+        let span = s.get();
+        let bytes = span.layout.size() as u64;
+        // A released span is empty until a cache takes it, which clears
+        // the flag first: its objects (if any yet) count as later.
+        if span.released.load(Ordering::SeqCst) {
+            c.idle_bytes += bytes;
+            c.released_bytes += bytes;
+            continue;
+        }
+        let n = span.allocated() as u64;
+        let class = if span.class == LARGE { NCLASS } else { span.class as usize };
+        c.objects[class] += n;
+        c.alloc_bytes += n * span.size as u64;
+        if span.class == LARGE {
+            c.large_total_bytes += n * span.size as u64;
+        }
+        if n > 0 || span.state.load(Ordering::SeqCst) == CACHED {
+            c.inuse_bytes += bytes;
+        } else {
+            c.idle_bytes += bytes;
+        }
+    }
+    c
+}
+
+/// Returns the memory of every empty span that no thread caches to the OS
+/// (`madvise(MADV_DONTNEED)`); the span stays listed and is reused as
+/// usual, its pages faulting back in as zeros. Returns the bytes released
+/// by this call.
+///
+/// Sound because a span on a partial list is in no cache, and only a cache
+/// publishes objects in it: while its list's lock is held, a span found
+/// empty stays empty, and no freed slot's value is still being dropped
+/// (the sweeper clears a slot's byte after its drop glue ran).
+pub(crate) fn release_free_spans() -> usize {
+    let mut released = 0;
+    for list in &PARTIALS {
+        let list = lock(list);
+        for s in list.iter() {
+            let span = s.get();
+            if span.released.load(Ordering::SeqCst) || span.allocated() != 0 {
+                continue;
+            }
+            // SAFETY: `[base, base + size)` is the span's own allocation,
+            // which holds no object (see above) and no other data (the
+            // allocation map is a separate box); the range is page aligned
+            // (`SPAN_ALIGN`, sizes are multiples of 64 KiB; a bigger page
+            // makes madvise fail without effect). Zeroed pages are fine:
+            // every slot is written in full before it is published.
+            let r = unsafe { libc::madvise(span.base.as_ptr().cast(), span.layout.size(), libc::MADV_DONTNEED) };
+            if r == 0 {
+                span.released.store(true, Ordering::SeqCst);
+                released += span.layout.size();
+            }
+        }
+    }
+    released
 }

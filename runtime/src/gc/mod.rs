@@ -59,6 +59,8 @@ mod heap;
 #[path = "loom_heap.rs"]
 pub(crate) mod heap;
 mod impls;
+#[cfg(not(loom))]
+pub(crate) mod stats;
 mod trace;
 
 #[cfg(test)]
@@ -72,7 +74,11 @@ pub use impls::MustNotImplementDrop_UseTraceUnsafeDropIfDropNeverDereferencesAGc
 pub use trace::{Trace, Tracer};
 
 #[cfg(not(loom))]
-pub(crate) use collector::gc;
+pub(crate) use collector::{gc, set_gc_percent};
+#[cfg(not(loom))]
+pub(crate) use heap::release_free_spans;
+#[cfg(not(loom))]
+pub(crate) use stats::read_gc_stats;
 
 /// Test hooks into the collector (not public API): tests use them to force
 /// the interleavings of PROTOCOL.md's scenarios.
