@@ -250,19 +250,17 @@ impl Objects for SpanHeap {
 pub(crate) fn cycle(forced: bool) -> Option<String> {
     let mut clock = stats::CycleClock::start(forced);
     let mut dead: Vec<Found> = Vec::new();
-    let mut dead_bytes = 0;
+    let mut marked = 0;
     let steps = |s| {
         clock.step(s);
         hook(s)
     };
-    let double = cycle::run(&SpanHeap, steps, |f| {
-        dead_bytes += f.span.get().size;
-        dead.push(f)
-    });
-    // What survived marking (with what was allocated meanwhile): Go's
-    // `heapMarked`, the base of the next goal. `HEAP_LIVE` after the sweep
-    // would also count what the mutator allocated during it.
-    let marked = heap::published_bytes().saturating_sub(dead_bytes);
+    // The old objects that survived marking: the live heap at the cycle's
+    // snapshot (Go's `heapMarked` without what was allocated black during
+    // the cycle), the base of the next goal. Counting what the mutator
+    // allocated meanwhile would let a fast allocator raise the goal every
+    // cycle without bound.
+    let double = cycle::run(&SpanHeap, steps, |f| dead.push(f), |f| marked += f.span.get().size);
     clock.step(Step::Swept);
     hook(Step::Swept);
     sweep(dead);

@@ -46,13 +46,15 @@ pub enum Step {
 /// Runs one cycle over `objs` up to the choice of garbage: C1 reset, C2
 /// phase on, C3 + C4 snapshot and count, C5 roots, C6 mark and terminate,
 /// phase off, then C10's choice. Each old object left white is unpublished
-/// (marked GARBAGE) and passed to `dead` at once. `hook` sees each step but
+/// (marked GARBAGE) and passed to `dead` at once; the other old objects go
+/// to `survived`. `hook` sees each step but
 /// `Swept` (the caller's). Returns the type whose `Trace` impl reported a
 /// handle twice, if one did.
 pub(crate) fn run<O: Objects + ?Sized>(
     objs: &O,
     mut hook: impl FnMut(Step),
     mut dead: impl FnMut(O::Item),
+    mut survived: impl FnMut(O::Item),
 ) -> Option<&'static str> {
     let mut mk = Marker::default();
     // C1: reset published objects only (never a whole bitmap: S14).
@@ -107,9 +109,12 @@ pub(crate) fn run<O: Objects + ?Sized>(
     objs.for_each(|f| {
         // SAFETY: as above.
         let h = unsafe { O::obj(&f).0.as_ref() };
-        if h.state() & (OLD | MARKED | GARBAGE) == OLD {
+        let st = h.state();
+        if st & (OLD | MARKED | GARBAGE) == OLD {
             h.state.fetch_or(GARBAGE, Ordering::SeqCst);
             dead(f);
+        } else if st & (OLD | GARBAGE) == OLD {
+            survived(f);
         }
     });
     mk.double

@@ -372,13 +372,6 @@ fn class_for(l: Layout) -> Option<usize> {
     (c < NCLASS).then_some(c)
 }
 
-/// Bytes in published objects (the garbage of a cycle included until it
-/// is freed).
-pub(crate) fn published_bytes() -> usize {
-    let spans: Vec<SpanRef> = lock(&SPANS).clone();
-    spans.iter().map(|s| s.get().allocated() * s.get().size).sum()
-}
-
 /// An object found by [`for_each_object`]: where it lives.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Found {

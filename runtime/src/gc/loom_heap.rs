@@ -66,7 +66,7 @@ impl Objects for [Object] {
 /// next object is looked at. Returns the type whose `Trace` impl reported
 /// a handle twice, if one did.
 pub fn collect(objects: &[Object], dead: impl FnMut(Object)) -> Option<&'static str> {
-    cycle::run(objects, |_| {}, dead)
+    cycle::run(objects, |_| {}, dead, |_| {})
 }
 
 /// Whether the collector's phase is on.
