@@ -779,3 +779,46 @@ fn gogc_off_disables_automatic_cycles() {
         out.assert_success();
     }
 }
+
+#[test]
+fn a_fast_allocator_does_not_outrun_the_collector() {
+    // A thread allocating flat out (a chain of 64 nodes at a time, then
+    // garbage) beside automatic cycles and a gort::gc() loop: the heap
+    // must stay bounded (back pressure, and a goal that does not count
+    // what was allocated during the cycle).
+    let out = common::in_child("a_fast_allocator_does_not_outrun_the_collector", &[("GOGC", "100")], || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let m = std::thread::spawn(move || {
+            let head = Node::leaf();
+            let mut n = 0u64;
+            while !s2.load(SeqCst) {
+                let new = Node::new(Parts { cell: head.cell.lock().0.take(), ..Default::default() });
+                *head.cell.lock() = SlotOf(Some(new));
+                n += 1;
+                if n % 64 == 0 {
+                    head.cell.lock().0 = None;
+                }
+            }
+            n
+        });
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            gort::gc();
+        }
+        stop.store(true, SeqCst);
+        let n = m.join().or_panic();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let hwm: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        println!("allocated {n} nodes, peak RSS {hwm} kB");
+        assert!(hwm < 256 * 1024, "peak RSS {hwm} kB after allocating {n} nodes: the heap outran the collector");
+    });
+    if let Some(out) = out {
+        out.assert_success();
+    }
+}
