@@ -41,15 +41,21 @@ static TRIGGERED: AtomicBool = AtomicBool::new(false);
 /// The heap has grown to twice its goal: allocating threads wait for the
 /// cycle under way (see [`assist`]).
 pub(crate) static PRESSURE: AtomicBool = AtomicBool::new(false);
-/// How long one allocation waits for a cycle at most: the wait is back
-/// pressure, not a guarantee (the cycle may need something the waiter
-/// holds, such as a lock a value's `Drop` takes).
-const ASSIST_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long a thread waits for the cycle under way, once per span it takes
+/// while the heap is over twice its goal. Short, so that no allocation
+/// stalls for long; once per span (64 KiB for small objects), so that a
+/// thread allocating flat out is held to about 600 MB/s, the pace of a
+/// cycle over a large heap. The wait never blocks a cycle: it ends when
+/// the cycle does, or at this limit, whichever is first.
+const ASSIST_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 
 thread_local! {
     /// Threads that must never wait for a cycle: the collector's and the
     /// drop goroutine's (the cycle waits for them).
     static EXEMPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// This thread took a span while the heap was over twice its goal and
+    /// has not waited for it yet.
+    static OWED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Someone waiting for a cycle that starts after its request.
@@ -149,6 +155,7 @@ pub(crate) fn maybe_trigger() {
     }
     if live / 2 >= goal {
         PRESSURE.store(true, Ordering::Relaxed);
+        let _ = OWED.try_with(|o| o.set(true));
     }
     if !TRIGGERED.swap(true, Ordering::AcqRel) {
         let mut c = CONTROL.lock().unwrap_or_else(|e| e.into_inner());
@@ -157,13 +164,14 @@ pub(crate) fn maybe_trigger() {
     }
 }
 
-/// Back pressure (a crude form of Go's mark assist): an allocation made
-/// while the heap is at twice its goal waits for the cycle under way to
-/// end, at most [`ASSIST_WAIT`], so a mutator that allocates faster than
-/// the collector frees cannot grow the heap without bound.
+/// Back pressure (a crude form of Go's mark assist, which does mark work
+/// instead of waiting): a thread that took a span while the heap was at
+/// twice its goal waits, at its next allocation, for the cycle under way
+/// to end or [`ASSIST_WAIT`], so a mutator that allocates faster than the
+/// collector frees cannot grow the heap without bound.
 #[cold]
 pub(crate) fn assist() {
-    if EXEMPT.with(|e| e.get()) || !PRESSURE.load(Ordering::Relaxed) {
+    if !OWED.try_with(|o| o.replace(false)).unwrap_or(false) || EXEMPT.with(|e| e.get()) {
         return;
     }
     let done = Chan::new(1);
