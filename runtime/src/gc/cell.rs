@@ -132,6 +132,15 @@ fn barrier_shade<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
     }
 }
 
+/// A cell's acquisition: the lock taken with the barrier mark up, then,
+/// during a cycle, the value's children shaded before the mark goes down.
+#[inline]
+fn lock_shaded<T: Trace + ?Sized>(raw: &RawRw, v: &UnsafeCell<T>, write: bool, reason: Reason) {
+    let e = raw.acquire(write, reason);
+    // SAFETY: the lock is held (exclusively if `write`).
+    barrier_shade(&e, unsafe { &*v.get() }, write);
+}
+
 #[cold]
 fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
     let mode = if exclusive { Mode::ExclusiveBarrier } else { Mode::SharedBarrier };
@@ -210,10 +219,7 @@ impl<T: Trace + ?Sized> GcMutex<T> {
     /// assert_eq!(*m.lock(), 1);
     /// ```
     pub fn lock(&self) -> GcMutexGuard<'_, T> {
-        let e = self.raw.acquire(true, Reason::SyncMutexLock);
-        // SAFETY: the lock is held.
-        barrier_shade(&e, unsafe { &*self.value.get() }, true);
-        drop(e);
+        lock_shaded(&self.raw, &self.value, true, Reason::SyncMutexLock);
         GcMutexGuard { m: self, _not_send: PhantomData }
     }
 
@@ -345,10 +351,7 @@ impl<T: Trace + ?Sized> GcRwLock<T> {
     /// assert_eq!(*a + *b, 10);
     /// ```
     pub fn read(&self) -> GcReadGuard<'_, T> {
-        let e = self.raw.acquire(false, Reason::SyncRWMutexRLock);
-        // SAFETY: a read lock is held.
-        barrier_shade(&e, unsafe { &*self.value.get() }, false);
-        drop(e);
+        lock_shaded(&self.raw, &self.value, false, Reason::SyncRWMutexRLock);
         GcReadGuard { l: self, _not_send: PhantomData }
     }
 
@@ -361,10 +364,7 @@ impl<T: Trace + ?Sized> GcRwLock<T> {
     /// assert_eq!(*l.read(), 6);
     /// ```
     pub fn write(&self) -> GcWriteGuard<'_, T> {
-        let e = self.raw.acquire(true, Reason::SyncRWMutexLock);
-        // SAFETY: the write lock is held.
-        barrier_shade(&e, unsafe { &*self.value.get() }, true);
-        drop(e);
+        lock_shaded(&self.raw, &self.value, true, Reason::SyncRWMutexLock);
         GcWriteGuard { l: self, _not_send: PhantomData }
     }
 }
