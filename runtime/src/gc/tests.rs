@@ -1,5 +1,7 @@
 //! Unit tests of the collector core, without the derive (hand-written
-//! `Trace` impls) so they also run under Miri.
+//! `Trace` impls) so they also run under Miri:
+//! `MIRIFLAGS="-Zmiri-ignore-leaks -Zmiri-disable-isolation" cargo +nightly miri test -p gort --lib gc::`
+//! (the collector thread outlives the tests; gctrace reads the clock).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
