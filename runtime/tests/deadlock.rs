@@ -12,7 +12,10 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use gort::chan::Chan;
+use gort::gc::{GcMutex, GcRwLock};
 
 const SCENARIO: &str = "GORT_DEADLOCK_SCENARIO";
 
@@ -25,7 +28,7 @@ fn main() {
         return;
     }
     let mut failed = 0;
-    let checks: [(&str, Check); 5] = [
+    let checks: [(&str, Check); 6] = [
         ("chan", |code, _, err| {
             expect(code == 2, format!("exit code {code}, want 2"))?;
             expect(
@@ -42,6 +45,18 @@ fn main() {
             expect(code == 2, format!("exit code {code}, want 2"))?;
             expect(err.contains("goroutine 1 [sync.WaitGroup.Wait]:"), "main's join is not listed".into())?;
             expect(err.contains("[select (no cases)]:\ngoroutine name: \"y\""), "y is not listed".into())
+        }),
+        ("gc_cells", |code, _, err| {
+            expect(code == 2, format!("exit code {code}, want 2"))?;
+            expect(err.contains("[sync.Mutex.Lock]:\ngoroutine name: \"locker\""), "GcMutex waiter not listed".into())?;
+            expect(
+                err.contains("[sync.RWMutex.Lock]:\ngoroutine name: \"writer\""),
+                "GcRwLock writer not listed".into(),
+            )?;
+            expect(
+                err.contains("[sync.RWMutex.RLock]:\ngoroutine name: \"reader\""),
+                "GcRwLock reader not listed".into(),
+            )
         }),
         ("timeout", |code, out, _| {
             expect(code == 0, format!("exit code {code}, want 0: a pending timeout is not a deadlock"))?;
@@ -108,6 +123,17 @@ fn child(name: &str) {
             let y = gort::Builder::new().name("y".into()).spawn(|| gort::select! {}).unwrap();
             let x = gort::spawn(move || y.join().unwrap());
             x.join().unwrap();
+        }),
+        "gc_cells" => gort::run(|| {
+            // Goroutines blocked on the GC's cells record Go's wait reasons.
+            let m = Arc::new(GcMutex::new(0));
+            let (read_held, write_held) = (Arc::new(GcRwLock::new(0)), Arc::new(GcRwLock::new(0)));
+            let _guards = (m.lock(), read_held.read(), write_held.write());
+            let (m, a, b) = (m.clone(), read_held.clone(), write_held.clone());
+            gort::Builder::new().name("locker".into()).go(move || drop(m.lock())).unwrap();
+            gort::Builder::new().name("writer".into()).go(move || drop(a.write())).unwrap();
+            gort::Builder::new().name("reader".into()).go(move || drop(b.read())).unwrap();
+            gort::select! {}
         }),
         "timeout" => gort::run(|| {
             let ch: Chan<u8> = Chan::new(0);
