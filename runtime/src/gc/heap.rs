@@ -117,22 +117,18 @@ static SPANS: Mutex<Vec<SpanRef>> = Mutex::new(Vec::new());
 /// Per class: spans with free slots that no thread caches.
 static PARTIALS: [Mutex<Vec<SpanRef>>; NCLASS] = [const { Mutex::new(Vec::new()) }; NCLASS];
 
-/// Per size class (and one more for large objects): objects allocated and
-/// freed so far. Allocations are added when a thread's cache lets go of a
-/// span; frees when the sweep frees them.
+/// Per size class (and one more for large objects): objects freed so far,
+/// added when the sweep frees them. Allocations need no counter: they are
+/// the frees plus the objects published now (`counts`).
 pub(crate) struct ClassStats {
-    pub(crate) mallocs: AtomicU64,
     pub(crate) frees: AtomicU64,
 }
 
 /// Statistics per class; index [`NCLASS`] is large objects.
-pub(crate) static STATS: [ClassStats; NCLASS + 1] =
-    [const { ClassStats { mallocs: AtomicU64::new(0), frees: AtomicU64::new(0) } }; NCLASS + 1];
+pub(crate) static STATS: [ClassStats; NCLASS + 1] = [const { ClassStats { frees: AtomicU64::new(0) } }; NCLASS + 1];
 
 /// Bytes in objects plus the free bytes of cached spans (Go's `heapLive`).
 pub(crate) static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
-/// Bytes in all spans.
-pub(crate) static HEAP_SYS: AtomicUsize = AtomicUsize::new(0);
 /// Bytes of large objects freed so far (`TotalAlloc` needs them: large
 /// objects have no class size). Written under [`FREEING`].
 static LARGE_FREED_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -163,7 +159,6 @@ impl Span {
             released: AtomicBool::new(false),
         });
         let r = SpanRef(NonNull::from(Box::leak(span)));
-        HEAP_SYS.fetch_add(bytes, Ordering::Relaxed);
         lock(&SPANS).push(r);
         r
     }
@@ -191,8 +186,6 @@ struct ClassCache {
     span: Option<SpanRef>,
     free: Vec<u64>,
     word: usize,
-    /// Objects allocated from `span` since it was taken.
-    allocated: u64,
 }
 
 impl ClassCache {
@@ -202,7 +195,6 @@ impl ClassCache {
             let f = self.free[self.word];
             if f != 0 {
                 self.free[self.word] = f & (f - 1);
-                self.allocated += 1;
                 return Some(self.word * 64 + f.trailing_zeros() as usize);
             }
             self.word += 1;
@@ -210,16 +202,13 @@ impl ClassCache {
         None
     }
 
-    /// Gives the span back: counts its allocations, returns its unused
-    /// reservation, and puts it on the partial list if the sweeper freed
+    /// Gives the span back: returns its unused reservation, and puts it on the partial list if the sweeper freed
     /// slots meanwhile (the sweeper puts FULL spans there itself).
     fn release(&mut self, class: usize) {
         let Some(s) = self.span.take() else { return };
         let span = s.get();
         let unused: usize = self.free[self.word..].iter().map(|w| w.count_ones() as usize).sum();
         HEAP_LIVE.fetch_sub(unused * span.size, Ordering::Relaxed);
-        STATS[class].mallocs.fetch_add(self.allocated, Ordering::Relaxed);
-        self.allocated = 0;
         span.state.store(FULL, Ordering::SeqCst);
         if span.allocated() < span.nslots
             && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
@@ -284,7 +273,7 @@ impl Drop for Cache {
 thread_local! {
     static CACHE: Cache = Cache {
         classes: UnsafeCell::new(
-            (0..NCLASS).map(|_| ClassCache { span: None, free: Vec::new(), word: 0, allocated: 0 }).collect(),
+            (0..NCLASS).map(|_| ClassCache { span: None, free: Vec::new(), word: 0 }).collect(),
         ),
     };
 }
@@ -308,14 +297,7 @@ fn alloc_small(class: usize) -> (SpanRef, usize) {
         // exit): use a one-off cache.
         let c = Cache { classes: UnsafeCell::new(vec![]) };
         // SAFETY: `c` is local.
-        unsafe {
-            (*c.classes.get()).extend((0..NCLASS).map(|_| ClassCache {
-                span: None,
-                free: Vec::new(),
-                word: 0,
-                allocated: 0,
-            }))
-        };
+        unsafe { (*c.classes.get()).extend((0..NCLASS).map(|_| ClassCache { span: None, free: Vec::new(), word: 0 })) };
         take(&c)
     })
 }
@@ -334,7 +316,6 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>
             let bytes = layout.size().next_multiple_of(SPAN_ALIGN);
             let s = Span::create(bytes, 1, LARGE, bytes, layout.align());
             HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed);
-            STATS[NCLASS].mallocs.fetch_add(1, Ordering::Relaxed);
             super::collector::maybe_trigger();
             (s, 0)
         }
@@ -438,7 +419,6 @@ pub(crate) fn free(dead: &[Found]) {
             // dropped; it is unlisted, and no cycle is walking the spans
             // (sweeps finish before the next cycle starts).
             let span = unsafe { Box::from_raw(s.0.as_ptr()) };
-            HEAP_SYS.fetch_sub(span.layout.size(), Ordering::Relaxed);
             LARGE_FREED_BYTES.fetch_add(span.size as u64, Ordering::Relaxed);
             // SAFETY: allocated in `Span::create` with this layout.
             unsafe { std::alloc::dealloc(span.base.as_ptr(), span.layout) };
