@@ -36,6 +36,12 @@
 //!    reaches), `atomic_compare_exchange_drop_comparand` (S12: a success
 //!    shades the old value) and `atomic_failed_compare_exchange_vs_swap`
 //!    (S13: a failure is a load).
+//! 4. Weak pointers and finalizers (the weak close, its grace period, the
+//!    clearing before finalizers are queued): `weak_upgrade_vs_collection`
+//!    (S15: an upgrade racing with mark termination either fails or keeps
+//!    the object and what it reaches) and `weak_cleared_before_finalizer`
+//!    (S16: a finalizable object's weak pointer is cleared when its
+//!    finalizer is queued; what it reaches stays marked, as in Go).
 //!
 //! What differs from the std build (`gort::__loom::gc`, `runtime/src/loom.rs`):
 //! objects are boxes, not span slots, and a cycle works on the model's list
@@ -231,12 +237,18 @@ impl Ghost {
     }
 
     /// Runs one real cycle over the objects, in index order or reversed.
-    fn collect(&self, rev: bool) {
+    fn collect(&self, rev: bool) -> gc::Collected {
         let mut order: Vec<Object> = self.objs.lock().unwrap().iter().map(|(_, o)| *o).collect();
         if rev {
             order.reverse();
         }
-        assert_eq!(gc::collect(&order, |o| self.dead(o)), None);
+        let out = gc::collect(&order, |o| self.dead(o));
+        assert_eq!(out.double, None);
+        out
+    }
+
+    fn is_freed(&self, i: usize) -> bool {
+        self.freed[i].load(G)
     }
 
     fn expected_collected(&self) -> bool {
@@ -279,7 +291,7 @@ fn clone_out_of_immutable_field() {
             g.used(&x);
             x
         });
-        ghost.collect(rev);
+        let _ = ghost.collect(rev);
         let x = m.join().unwrap();
         ghost.used(&x);
         ghost.discard(x);
@@ -307,7 +319,7 @@ fn mutex_take_child_drop_container() {
             g.used(&x);
             x
         });
-        ghost.collect(rev);
+        let _ = ghost.collect(rev);
         let x = m.join().unwrap();
         ghost.used(&x);
         ghost.discard(x);
@@ -339,7 +351,7 @@ fn mutex_use_child_in_place() {
             }
             g.discard(q);
         });
-        ghost.collect(rev);
+        let _ = ghost.collect(rev);
         m.join().unwrap();
     }
     both_orders("mutex_use_child_in_place", scenario);
@@ -367,7 +379,7 @@ fn mutex_move_child_between_cells() {
             g.discard(s);
             d
         });
-        ghost.collect(rev);
+        let _ = ghost.collect(rev);
         let d = m.join().unwrap();
         {
             let guard = d.0.lock();
@@ -402,7 +414,7 @@ fn rwlock_read_then_take_child() {
             g.used(&p);
             p
         });
-        ghost.collect(rev);
+        let _ = ghost.collect(rev);
         let p = m.join().unwrap();
         ghost.used(&p);
         ghost.discard(p);
@@ -440,7 +452,7 @@ fn mutex_nested_cell_moved_out() {
             g.used(&x);
             x
         });
-        ghost.collect(rev);
+        let _ = ghost.collect(rev);
         let x = m.join().unwrap();
         ghost.used(&x);
         ghost.discard(x);
@@ -468,7 +480,7 @@ fn atomic_load_drop_container() {
             g.used(&x);
             x
         });
-        ghost.collect(rev);
+        let _ = ghost.collect(rev);
         let x = m.join().unwrap();
         ghost.used(&x);
         ghost.discard(x);
@@ -509,7 +521,7 @@ fn atomic_load_vs_swap_and_drop() {
             }
             g1.discard(c1);
         });
-        ghost.collect(rev);
+        let _ = ghost.collect(rev);
         let x = m0.join().unwrap();
         m1.join().unwrap();
         if let Some(x) = x {
@@ -542,7 +554,7 @@ fn atomic_compare_exchange_drop_comparand() {
             g.used(&old);
             old
         });
-        ghost.collect(rev);
+        let _ = ghost.collect(rev);
         let y = m.join().unwrap();
         ghost.used(&y);
         ghost.discard(y);
@@ -582,7 +594,7 @@ fn atomic_failed_compare_exchange_vs_swap() {
             }
             c1
         });
-        ghost.collect(rev);
+        let _ = ghost.collect(rev);
         let (c, r) = m0.join().unwrap();
         let c1 = m1.join().unwrap();
         if let Err((Some(x), found)) = r {
@@ -596,4 +608,96 @@ fn atomic_failed_compare_exchange_vs_swap() {
         ghost.discard(c1);
     }
     both_orders("atomic_failed_compare_exchange_vs_swap", scenario);
+}
+
+// ---------------------------------------------------------- 4. weak pointers
+
+/// S15: X.mutex → Y; nothing holds X; a `Weak` points to X. The mutator
+/// upgrades X and, if it got it, read-locks X's mutex and uses Y, keeping
+/// X. A successful upgrade must keep X and Y alive; a failed one means X
+/// was chosen as garbage, and then its weak pointer reads as cleared.
+#[test]
+fn weak_upgrade_vs_collection() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let y = Gc::new(M(GcMutex::new(Link(None))));
+        let yo = Object::of(&y);
+        let x = Gc::new(M(GcMutex::new(Link(Some(y)))));
+        let w = gc::Weak::new(&x);
+        ghost.setup(&[obj("X", &x), ("Y", yo)], &[0, 0], 0);
+        drop(x);
+        let g = ghost.clone();
+        let w2 = w.clone();
+        let m = thread::spawn(move || {
+            let x = w2.upgrade()?;
+            g.got(&x);
+            {
+                let guard = x.0.lock();
+                g.used(guard.0.as_ref().unwrap());
+            }
+            Some(x)
+        });
+        let _ = ghost.collect(rev);
+        let x = m.join().unwrap();
+        match x {
+            Some(x) => {
+                ghost.used(&x);
+                ghost.used(x.0.lock().0.as_ref().unwrap());
+                ghost.discard(x);
+            }
+            None => assert!(ghost.is_freed(0), "an upgrade failed for an object that was not collected"),
+        }
+        if ghost.is_freed(0) {
+            assert!(w.upgrade().is_none(), "X was collected but its weak pointer still upgrades");
+        }
+    }
+    both_orders("weak_upgrade_vs_collection", scenario);
+}
+
+/// S16 without its racing mutator: F.mutex → C; F has a finalizer;
+/// nothing holds F; weak pointers to F and C. The real cycle must queue
+/// F's finalizer with F's weak pointer already cleared (Go clears weak
+/// pointers before queueing finalizers) and C's still upgrading: what a
+/// finalizable object reaches is marked (Go's `markrootSpans`) and kept
+/// for the finalizer; nothing is freed; the finalizer gets F intact.
+///
+/// The scenario's mutator (upgrade F, then upgrade and use C, racing with
+/// the cycle) is checked by the protocol model (`gc-protocol-model`, `s16
+/// --fin-roots-in-mark`), not here: with it, loom 0.7.3 fails its own
+/// assertion on two read-modify-writes of one atomic by two threads
+/// (`assert_ne!(mo_i, mo_j)` in `match_load_to_stores`, loom issue #252)
+/// before checking anything. `weak_upgrade_vs_collection` races an upgrade
+/// with the same close, clear and reopen code.
+#[test]
+fn weak_cleared_before_finalizer() {
+    for rev in [false, true] {
+        let label = format!("weak_cleared_before_finalizer ({})", if rev { "reverse" } else { "forward" });
+        model(&label, move || {
+            let ghost = Arc::new(Ghost::default());
+            let c = Gc::new(M(GcMutex::new(Link(None))));
+            let co = Object::of(&c);
+            let wc = gc::Weak::new(&c);
+            let f = Gc::new(M(GcMutex::new(Link(Some(c)))));
+            let wf = gc::Weak::new(&f);
+            let ran = Arc::new(GhostBool::new(false));
+            let r2 = ran.clone();
+            gc::set_finalizer(&f, move |f: Gc<M>| {
+                assert!(f.0.lock().0.is_some(), "the finalizer's object lost its child");
+                r2.store(true, G);
+            });
+            ghost.setup(&[obj("F", &f), ("C", co)], &[0, 0], 0);
+            drop(f);
+            let out = ghost.collect(rev);
+            assert!(!ghost.is_freed(0) && !ghost.is_freed(1), "freed in the cycle that queues the finalizer");
+            assert_eq!(out.finalizers.len(), 1, "F's finalizer was not queued");
+            assert!(wf.upgrade().is_none(), "F's finalizer was queued but its weak pointer upgrades");
+            let c = wc.upgrade().expect("what a finalizable object reaches lost its weak pointer");
+            ghost.used(&c);
+            drop(c);
+            for job in out.finalizers {
+                job();
+            }
+            assert!(ran.load(G));
+            ghost.free();
+        });
+    }
 }

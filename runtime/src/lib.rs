@@ -54,7 +54,14 @@ pub use sched::api::{
 pub use sched::local::LocalKey;
 
 #[cfg(not(loom))]
+pub use gc::finalize::{add_cleanup, clear_finalizer, set_finalizer, Cleanup};
+#[cfg(not(loom))]
 pub use gc::stats::{read_mem_stats, MemStats, SizeClassStats};
+
+/// Weak pointers to [`Gc`](gc::Gc) objects (Go 1.24's `weak` package).
+pub mod weak {
+    pub use crate::gc::weak::Weak;
+}
 
 /// Runs a garbage collection and returns once a cycle that started no
 /// earlier than the call has finished marking and sweeping (Go's
@@ -120,7 +127,9 @@ pub mod __loom {
     /// The collector: the real handles, cells and barriers, and one cycle's
     /// real steps over a model's own objects.
     pub mod gc {
-        pub use crate::gc::heap::{collect, free, phase_on, Object};
+        pub use crate::gc::finalize::set_finalizer;
+        pub use crate::gc::heap::{collect, free, phase_on, Collected, Object};
+        pub use crate::gc::weak::Weak;
         pub use crate::gc::*;
     }
 }

@@ -8,8 +8,11 @@
 //! object is left anywhere (C6), turn the phase off, then sweep the old
 //! objects left white (C10): their drop glue runs on the drop goroutine,
 //! then their memory is freed. Cycles never overlap, and a cycle ends only
-//! when its sweep is complete (C0). Weak pointers (C7–C8) and finalizers
-//! (C9) are not implemented yet.
+//! when its sweep is complete (C0). Between marking and sweeping, weak
+//! pointers to unmarked objects are cleared (C7–C8) and finalizable
+//! unmarked objects are resurrected for their finalizers (C9), which run on
+//! the finalizer goroutine (`finalize.rs`), as do the garbage's cleanups
+//! once it is freed.
 //!
 //! The protocol's steps are in `cycle.rs`, which the loom models run too;
 //! this file drives them over the heap.
@@ -20,6 +23,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use super::barrier::Obj;
 pub use super::cycle::Step;
 use super::cycle::{self, Objects};
+use super::finalize;
 use super::heap::{self, Found, HEAP_LIVE};
 use super::stats;
 use crate::chan::Chan;
@@ -268,14 +272,16 @@ pub(crate) fn cycle(forced: bool) -> Option<String> {
     // the cycle), the base of the next goal. Counting what the mutator
     // allocated meanwhile would let a fast allocator raise the goal every
     // cycle without bound.
-    let double = cycle::run(&SpanHeap, steps, |f| dead.push(f), |f| marked += f.span.get().size);
+    let out = cycle::run(&SpanHeap, steps, |f| dead.push(f), |f| marked += f.span.get().size);
     clock.step(Step::Swept);
     hook(Step::Swept);
+    finalize::queue(out.finalizers);
     sweep(dead);
+    finalize::queue(out.cleanups);
     LAST_MARKED.store(marked, Ordering::Relaxed);
     set_goal(marked);
     clock.end(marked);
-    double.map(|t| {
+    out.double.map(|t| {
         format!(
             "gort: the Trace impl of `{t}` reports the same Gc handle twice (internal > handles); \
              each handle must be reported exactly once"

@@ -10,7 +10,8 @@
 use std::ptr::NonNull;
 
 use super::barrier::{self, Obj};
-use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SCANNED};
+use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SCANNED, SPECIAL};
+use super::special::{self, Job};
 use super::trace::{Mode, Tracer};
 use crate::loom::sync::atomic::Ordering;
 use crate::loom::LoadSeqCst;
@@ -43,19 +44,32 @@ pub enum Step {
     Swept,
 }
 
+/// What a cycle leaves to do besides freeing its garbage.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    /// The type whose `Trace` impl reported a handle twice, if one did.
+    pub(crate) double: Option<&'static str>,
+    /// Finalizers of unreachable objects, each resurrected with a handle
+    /// for it (C9), in the order found.
+    pub(crate) finalizers: Vec<Job>,
+    /// Cleanups of the garbage: run them once it is freed.
+    pub(crate) cleanups: Vec<Job>,
+}
+
 /// Runs one cycle over `objs` up to the choice of garbage: C1 reset, C2
-/// phase on, C3 + C4 snapshot and count, C5 roots, C6 mark and terminate,
-/// phase off, then C10's choice. Each old object left white is unpublished
-/// (marked GARBAGE) and passed to `dead` at once; the other old objects go
-/// to `survived`. `hook` sees each step but
-/// `Swept` (the caller's). Returns the type whose `Trace` impl reported a
-/// handle twice, if one did.
+/// phase on, C3 + C4 snapshot and count, C5 roots (and, as Go's
+/// `markrootSpans`, everything finalizable objects reach, not the objects
+/// themselves), C6 mark and terminate, C7 close weak pointers, phase off,
+/// C8 clear the weak cells of unmarked objects, C9 queue finalizers, then
+/// C10's choice. Each old object left white is unpublished (marked
+/// GARBAGE) and passed to `dead` at once; the other old objects go to
+/// `survived`. `hook` sees each step but `Swept` (the caller's).
 pub(crate) fn run<O: Objects + ?Sized>(
     objs: &O,
     mut hook: impl FnMut(Step),
     mut dead: impl FnMut(O::Item),
     mut survived: impl FnMut(O::Item),
-) -> Option<&'static str> {
+) -> Outcome {
     let mut mk = Marker::default();
     // C1: reset published objects only (never a whole bitmap: S14).
     objs.for_each(|f| {
@@ -96,14 +110,55 @@ pub(crate) fn run<O: Objects + ?Sized>(
             mk.shade(o);
         }
     });
+    // Go marks everything a finalizable object reaches, but not the
+    // object: for A -> B both finalizable and unreachable, only A's
+    // finalizer runs this cycle. An object given a finalizer after this
+    // read is held by the thread that gave it, so it is marked anyway.
+    let fins: Vec<Obj> = special::finalizable()
+        .into_iter()
+        // SAFETY: objects in the specials table are live.
+        .filter(|o| unsafe { o.0.as_ref() }.state() & OLD != 0)
+        .collect();
+    for &o in &fins {
+        mk.shade_children(o);
+    }
     hook(Step::Rooted);
     // C6.
     mk.mark();
     hook(Step::Terminated);
+    // C7: from here an upgrade succeeds only for a marked object; the
+    // grace periods of this round wait out upgrades that read "open".
+    special::close_weak();
+    mk.mark();
     barrier::set_phase(false);
     // Shades that raced with the phase change are marked too: marking more
     // than needed is always safe.
     mk.mark();
+    // C8, before any finalizer is queued (Go's order).
+    special::clear_weak_and_reopen(|h| h.state() & (OLD | MARKED) == OLD);
+    // C9: each finalizable object left unmarked is resurrected for its
+    // finalizer and made black without tracing: its children are marked
+    // already. They were shaded as finalizer roots above, or they were
+    // roots themselves (the count skipped a cell busy since before the
+    // phase went on), or a barrier shaded them (a cell acquired since);
+    // and an object unmarked at termination was unreachable since the
+    // snapshot, so nothing has changed its children since.
+    let mut out = Outcome::default();
+    for o in fins {
+        // SAFETY: as above.
+        let h = unsafe { o.0.as_ref() };
+        if h.state() & (OLD | MARKED) != OLD {
+            continue;
+        }
+        if let Some(f) = special::take_finalizer(o) {
+            h.state.fetch_or(MARKED | SCANNED, Ordering::SeqCst);
+            h.handles.fetch_add(1, Ordering::SeqCst);
+            out.finalizers.push(Box::new(move || {
+                let o: Obj = o;
+                f(o.0)
+            }));
+        }
+    }
     // C10: the old objects left white are garbage. They are unpublished
     // (GARBAGE) before any drop glue runs.
     objs.for_each(|f| {
@@ -112,12 +167,16 @@ pub(crate) fn run<O: Objects + ?Sized>(
         let st = h.state();
         if st & (OLD | MARKED | GARBAGE) == OLD {
             h.state.fetch_or(GARBAGE, Ordering::SeqCst);
+            if st & SPECIAL != 0 {
+                special::remove_dead(O::obj(&f), &mut out.cleanups);
+            }
             dead(f);
         } else if st & (OLD | GARBAGE) == OLD {
             survived(f);
         }
     });
-    mk.double
+    out.double = mk.double;
+    out
 }
 
 /// The collector's own tracing state.
@@ -169,21 +228,25 @@ impl Marker {
             // SAFETY: a grey object is reachable, hence live.
             let h = unsafe { o.as_ref() };
             h.state.fetch_or(SCANNED, Ordering::SeqCst);
-            // Collect the children first and shade them after: a cell's
-            // lock is then held only for a copy of its handles, not for a
-            // read-modify-write on each child. A child read under the lock
-            // stays live until the sweep even if a mutator takes it out
-            // right after: taking it out acquires the cell, whose barrier
-            // shades it.
-            self.edges.clear();
-            let edges = &mut self.edges;
-            // SAFETY: as above.
-            unsafe { Header::trace(o, &mut Tracer::new(Mode::Collector, &mut |c, at| edges.push((c, at)))) };
-            for &(c, _) in &self.edges {
-                // SAFETY: a child of a live object is live (see above).
-                if unsafe { c.as_ref() }.shade() {
-                    self.stack.push(Obj(c));
-                }
+            self.shade_children(Obj(o));
+        }
+    }
+
+    /// Shades the children of live object `o`.
+    fn shade_children(&mut self, Obj(o): Obj) {
+        // Collect the children first and shade them after: a cell's lock
+        // is then held only for a copy of its handles, not for a
+        // read-modify-write on each child. A child read under the lock
+        // stays live until the sweep even if a mutator takes it out right
+        // after: taking it out acquires the cell, whose barrier shades it.
+        self.edges.clear();
+        let edges = &mut self.edges;
+        // SAFETY: the caller passes a live object.
+        unsafe { Header::trace(o, &mut Tracer::new(Mode::Collector, &mut |c, at| edges.push((c, at)))) };
+        for &(c, _) in &self.edges {
+            // SAFETY: a child of a live object is live (see above).
+            if unsafe { c.as_ref() }.shade() {
+                self.stack.push(Obj(c));
             }
         }
     }

@@ -15,6 +15,8 @@ pub(crate) const OLD: u32 = 8;
 /// Found unreachable: its drop glue runs or has run, its memory is about
 /// to be freed. No longer published to the collector.
 pub(crate) const GARBAGE: u32 = 16;
+/// Has an entry in the specials table (finalizer, cleanups, weak cell).
+pub(crate) const SPECIAL: u32 = 32;
 
 /// Per-type operations on an object.
 pub(crate) struct VTable {

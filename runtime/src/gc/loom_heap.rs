@@ -60,13 +60,23 @@ impl Objects for [Object] {
     }
 }
 
+/// What [`collect`] found besides the garbage.
+pub struct Collected {
+    /// The type whose `Trace` impl reported a handle twice, if one did.
+    pub double: Option<&'static str>,
+    /// Finalizers queued (each with its resurrected object's handle).
+    pub finalizers: Vec<Box<dyn FnOnce() + Send>>,
+    /// Cleanups of the garbage.
+    pub cleanups: Vec<Box<dyn FnOnce() + Send>>,
+}
+
 /// Runs one real collection cycle over `objects`, visited in that order,
-/// up to the choice of garbage (C1–C6, phase off, C10's choice). `dead`
-/// gets each object found garbage the moment it is marked so, before the
-/// next object is looked at. Returns the type whose `Trace` impl reported
-/// a handle twice, if one did.
-pub fn collect(objects: &[Object], dead: impl FnMut(Object)) -> Option<&'static str> {
-    cycle::run(objects, |_| {}, dead, |_| {})
+/// up to the choice of garbage (C1–C9, C10's choice). `dead` gets each
+/// object found garbage the moment it is marked so, before the next object
+/// is looked at.
+pub fn collect(objects: &[Object], dead: impl FnMut(Object)) -> Collected {
+    let out = cycle::run(objects, |_| {}, dead, |_| {});
+    Collected { double: out.double, finalizers: out.finalizers, cleanups: out.cleanups }
 }
 
 /// Whether the collector's phase is on.

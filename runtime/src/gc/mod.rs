@@ -50,6 +50,7 @@ mod cell;
 #[cfg(not(loom))]
 mod collector;
 mod cycle;
+pub(crate) mod finalize;
 mod handle;
 mod header;
 #[cfg(not(loom))]
@@ -59,9 +60,11 @@ mod heap;
 #[path = "loom_heap.rs"]
 pub(crate) mod heap;
 mod impls;
+mod special;
 #[cfg(not(loom))]
 pub(crate) mod stats;
 mod trace;
+pub(crate) mod weak;
 
 #[cfg(test)]
 mod tests;
