@@ -127,6 +127,7 @@ pub mod __loom {
     /// The collector: the real handles, cells and barriers, and one cycle's
     /// real steps over a model's own objects.
     pub mod gc {
+        pub use crate::gc::barrier::{assist_mark, set_assists};
         pub use crate::gc::finalize::set_finalizer;
         pub use crate::gc::heap::{collect, free, phase_on, Collected, Object};
         pub use crate::gc::weak::Weak;

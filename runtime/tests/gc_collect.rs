@@ -822,3 +822,73 @@ fn a_fast_allocator_does_not_outrun_the_collector() {
         out.assert_success();
     }
 }
+
+#[test]
+fn allocating_threads_assist_marking() {
+    // A large live graph takes the collector a while to mark; meanwhile a
+    // goroutine allocates flat out past the goal. It must pay with mark
+    // work (Go's mark assist), not only with waiting.
+    let out = common::in_child("allocating_threads_assist_marking", &[("GOGC", "100")], || {
+        let live: Vec<Gc<Node>> =
+            (0..200).map(|_| Node::new(Parts { cell: Some(Node::leaf()), ..Default::default() })).collect();
+        let mut chain = Node::leaf();
+        for _ in 0..100_000 {
+            chain = Node::new(Parts { cell: Some(chain), ..Default::default() });
+        }
+        let before = gort::gc::__hooks::assisted();
+        let cycles = gort::gc::__hooks::num_gc();
+        let alloc = gort::spawn(move || {
+            let start = std::time::Instant::now();
+            while gort::gc::__hooks::assisted() == before && start.elapsed() < Duration::from_secs(20) {
+                drop(garbage(1 << 20));
+            }
+        });
+        alloc.join().or_panic();
+        let assisted = gort::gc::__hooks::assisted() - before;
+        println!("assists traced {assisted} objects over {} cycles", gort::gc::__hooks::num_gc() - cycles);
+        assert!(assisted > 0, "no allocation paid for marking");
+        verify_parents(&live);
+        verify_parents(&[chain]);
+    });
+    if let Some(out) = out {
+        out.assert_success();
+    }
+}
+
+#[test]
+fn mark_workers_scale_with_gomaxprocs() {
+    // GOMAXPROCS 8: two mark workers (25%), the collector's thread and one
+    // more, which must take part in marking a large graph.
+    let out = common::in_child("mark_workers_scale_with_gomaxprocs", &[("GOMAXPROCS", "8")], || {
+        let mut chains: Vec<Gc<Node>> = Vec::new();
+        for _ in 0..64 {
+            let mut c = Node::leaf();
+            for _ in 0..2000 {
+                c = Node::new(Parts { cell: Some(c), ..Default::default() });
+            }
+            chains.push(c);
+        }
+        let roots = Node::new(Parts { edges: chains.clone(), ..Default::default() });
+        drop(chains);
+        let mut n = 0;
+        while gort::gc::__hooks::worked() == 0 && n < 200 {
+            gort::gc();
+            n += 1;
+        }
+        assert!(gort::gc::__hooks::worked() > 0, "no background worker marked anything in {n} cycles");
+        let heads: Vec<Gc<Node>> = roots.edges.lock().0.clone();
+        assert_eq!(heads.len(), 64);
+        for h in heads {
+            let (mut at, mut depth) = (Some(h), 0);
+            while let Some(x) = at {
+                x.verify("chain");
+                at = x.cell_child();
+                depth += 1;
+            }
+            assert_eq!(depth, 2001);
+        }
+    });
+    if let Some(out) = out {
+        out.assert_success();
+    }
+}

@@ -223,6 +223,75 @@ pub(crate) fn grace_period() {
     }
 }
 
+/// Grey objects the collector has handed out for mark assists (Go's
+/// global work buffers, `gcWork`), and whether assists run (the heap has
+/// reached its goal, so allocating threads pay for marking).
+#[cfg(not(loom))]
+static SHARED: Mutex<Vec<Obj>> = Mutex::new(Vec::new());
+#[cfg(not(loom))]
+static ASSISTS: AtomicBool = AtomicBool::new(false);
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref SHARED: Mutex<Vec<Obj>> = Mutex::new(Vec::new());
+    static ref ASSISTS: AtomicBool = AtomicBool::new(false);
+}
+
+/// Turns mark assists on (the collector then shares grey objects) or off.
+pub fn set_assists(on: bool) {
+    ASSISTS.store(on, Ordering::Relaxed);
+}
+
+/// If assists run and none is shared now, shares half of `stack`.
+pub(crate) fn share_grey(stack: &mut Vec<Obj>) {
+    if ASSISTS.load(Ordering::Relaxed) {
+        let mut w = crate::loom::lock(&SHARED);
+        if w.is_empty() {
+            let half = stack.len() / 2;
+            w.extend(stack.drain(..half));
+        }
+    }
+}
+
+/// The collector takes back the grey objects no assist has taken.
+pub(crate) fn unshare_grey(out: &mut Vec<Obj>) {
+    out.append(&mut crate::loom::lock(&SHARED));
+}
+
+/// A mark assist (Go's `gcAssistAlloc`): with this thread's barrier mark
+/// up, takes up to `budget` of the grey objects the collector shared,
+/// blackens them and shades their children into this thread's grey
+/// buffer, exactly as the collector's drain would. Returns how many it
+/// traced (0: none were shared).
+///
+/// Sound for the reasons a barrier's shades are: the mark is up from
+/// before the take until the children are in the buffer, so a grace
+/// period that starts after the take waits for the tracing, and the drain
+/// after it sees the children; an object taken is grey, hence live until
+/// the sweep, which follows the last grace period. Cells are try-locked
+/// as the collector does (`Mode::Collector`); one this thread holds is
+/// skipped, its barrier having shaded its children when it was acquired
+/// (or the count, finding it busy, having made them roots).
+pub fn assist_mark(budget: usize) -> usize {
+    let e = enter();
+    let batch: Vec<Obj> = {
+        let mut w = crate::loom::lock(&SHARED);
+        let n = w.len().min(budget);
+        let at = w.len() - n;
+        w.split_off(at)
+    };
+    let mut children = Vec::new();
+    for &Obj(o) in &batch {
+        // SAFETY: a grey object is live until the sweep (above).
+        unsafe { o.as_ref() }.state.fetch_or(super::header::SCANNED, Ordering::SeqCst);
+        children.clear();
+        let tracer = &mut |c, _| children.push(c);
+        // SAFETY: as above.
+        unsafe { Header::trace(o, &mut super::trace::Tracer::new(super::trace::Mode::Collector, tracer)) };
+        e.shade_all(|shade| children.iter().for_each(|&c| shade(c)));
+    }
+    batch.len()
+}
+
 /// Moves every thread's grey objects into `out`.
 pub(crate) fn drain_grey(out: &mut Vec<Obj>) {
     for r in REGISTRY.snapshot() {

@@ -42,9 +42,14 @@ pub(crate) static NUM_GC: AtomicU64 = AtomicU64::new(0);
 pub(crate) static NUM_FORCED_GC: AtomicU64 = AtomicU64::new(0);
 /// An automatic cycle has been asked for and not yet started.
 static TRIGGERED: AtomicBool = AtomicBool::new(false);
-/// The heap has grown to twice its goal: allocating threads wait for the
-/// cycle under way (see [`assist`]).
+/// The heap has grown past its goal: allocating threads assist the cycle
+/// under way (see [`assist`]).
 pub(crate) static PRESSURE: AtomicBool = AtomicBool::new(false);
+/// Grey objects an assist traces per span its thread takes (64 KiB for
+/// small objects).
+const ASSIST_OBJECTS: usize = 512;
+/// Objects traced by assists, ever (for tests).
+pub(crate) static ASSISTED: AtomicU64 = AtomicU64::new(0);
 /// How long a thread waits for the cycle under way, once per span it takes
 /// while the heap is over twice its goal. Short, so that no allocation
 /// stalls for long; once per span (64 KiB for small objects), so that a
@@ -57,8 +62,8 @@ thread_local! {
     /// Threads that must never wait for a cycle: the collector's and the
     /// drop goroutine's (the cycle waits for them).
     static EXEMPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// This thread took a span while the heap was over twice its goal and
-    /// has not waited for it yet.
+    /// This thread took a span while the heap was over its goal and has
+    /// not assisted for it yet.
     static OWED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
@@ -147,20 +152,20 @@ fn parse_gogc(v: Option<&str>) -> i64 {
     }
 }
 
-/// Starts an automatic cycle if the heap has grown past its goal (the
-/// pacing issue replaces this simple trigger: the heap surviving the last
-/// cycle grew by GOGC percent), and turns on back pressure at twice the
-/// goal.
+/// Starts an automatic cycle once the heap has grown past its goal, and
+/// until that cycle ends makes each thread that takes a span pay for it
+/// with a mark assist (see [`assist`]).
 #[inline]
 pub(crate) fn maybe_trigger() {
     let (live, goal) = (HEAP_LIVE.load(Ordering::Relaxed), NEXT_GC.load(Ordering::Relaxed));
     if live < goal || gogc() < 0 {
         return;
     }
-    if live / 2 >= goal {
+    if !PRESSURE.load(Ordering::Relaxed) {
         PRESSURE.store(true, Ordering::Relaxed);
-        let _ = OWED.try_with(|o| o.set(true));
+        super::barrier::set_assists(true);
     }
+    let _ = OWED.try_with(|o| o.set(true));
     if !TRIGGERED.swap(true, Ordering::AcqRel) {
         let mut c = CONTROL.lock().unwrap_or_else(|e| e.into_inner());
         start_collector(&mut c);
@@ -168,19 +173,37 @@ pub(crate) fn maybe_trigger() {
     }
 }
 
-/// Back pressure (a crude form of Go's mark assist, which does mark work
-/// instead of waiting): a thread that took a span while the heap was at
-/// twice its goal waits, at its next allocation, for the cycle under way
-/// to end or [`ASSIST_WAIT`], so a mutator that allocates faster than the
-/// collector frees cannot grow the heap without bound.
+/// Go's mark assist (`gcAssistAlloc`): a thread that took a span while
+/// the heap was over its goal pays for it, at its next allocation, by
+/// tracing up to [`ASSIST_OBJECTS`] of the grey objects the collector
+/// shares (`barrier::assist_mark`), so a mutator allocating faster than
+/// marking progresses speeds the cycle up instead of outrunning it. Go
+/// sizes each assist from the scan work left and the heap left before the
+/// goal; gort's is a fixed amount per span.
+///
+/// When no marking is left to share (counting, or the end of marking) and
+/// the heap has reached twice its goal, the thread instead waits for the
+/// cycle under way to end or for [`ASSIST_WAIT`], as Go's assist parks when
+/// it finds no work: a thread that allocates faster than the collector
+/// frees cannot grow the heap without bound.
 #[cold]
 pub(crate) fn assist() {
     if !OWED.try_with(|o| o.replace(false)).unwrap_or(false) || EXEMPT.with(|e| e.get()) {
         return;
     }
-    let done = Chan::new(1);
-    CONTROL.lock().unwrap_or_else(|e| e.into_inner()).assisting.push(done.clone());
-    let _ = done.recv_timeout(ASSIST_WAIT);
+    let mut owed = ASSIST_OBJECTS;
+    while owed > 0 {
+        match super::barrier::assist_mark(owed) {
+            0 => break,
+            n => owed -= n,
+        }
+    }
+    ASSISTED.fetch_add((ASSIST_OBJECTS - owed) as u64, Ordering::Relaxed);
+    if owed > 0 && HEAP_LIVE.load(Ordering::Relaxed) / 2 >= NEXT_GC.load(Ordering::Relaxed) {
+        let done = Chan::new(1);
+        CONTROL.lock().unwrap_or_else(|e| e.into_inner()).assisting.push(done.clone());
+        let _ = done.recv_timeout(ASSIST_WAIT);
+    }
 }
 
 /// Runs a full collection and returns once a cycle that started after the
@@ -235,6 +258,7 @@ fn collector_main() {
             w.done.send(report.clone());
         }
         PRESSURE.store(false, Ordering::Relaxed);
+        super::barrier::set_assists(false);
         let assisting = std::mem::take(&mut CONTROL.lock().unwrap_or_else(|e| e.into_inner()).assisting);
         for a in assisting {
             let _ = a.try_send(());
@@ -265,6 +289,11 @@ pub(crate) fn cycle(forced: bool) -> Option<String> {
     let mut marked = 0;
     let steps = |s| {
         clock.step(s);
+        match s {
+            Step::Rooted => workers::start(),
+            Step::Terminated => workers::stop(),
+            _ => {}
+        }
         hook(s)
     };
     // The old objects that survived marking: the live heap at the cycle's
@@ -340,4 +369,74 @@ pub(crate) fn drop_and_free(dead: &[Found]) {
         unsafe { ((*h).vt.drop)(h) };
     }
     heap::free(dead);
+}
+
+/// Background mark workers beside the collector's thread, so that marking
+/// uses about 25% of GOMAXPROCS as Go's dedicated workers do
+/// (`gcBackgroundUtilization`): `(GOMAXPROCS + 2) / 4` workers in all,
+/// the collector's thread being the first. Below GOMAXPROCS 6 that is the
+/// collector alone (Go would add a fractional worker; gort's collector is
+/// a whole thread already). The extra workers take the grey objects the
+/// collector shares, exactly as mark assists do (`barrier::assist_mark`).
+pub(crate) mod workers {
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex};
+    use std::time::Duration;
+
+    /// Marking is under way: workers take shared grey objects.
+    static MARKING: AtomicBool = AtomicBool::new(false);
+    /// Objects traced by the extra workers, ever (for tests).
+    pub(crate) static WORKED: AtomicU64 = AtomicU64::new(0);
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    static GATE: Mutex<()> = Mutex::new(());
+    static WAKE: Condvar = Condvar::new();
+
+    fn wanted() -> usize {
+        (crate::sched::proc::gomaxprocs() as usize + 2) / 4
+    }
+
+    /// Marking starts: wakes (and first starts) the extra workers.
+    pub(super) fn start() {
+        let n = wanted().saturating_sub(1);
+        if n == 0 {
+            return;
+        }
+        super::super::barrier::set_assists(true);
+        MARKING.store(true, Ordering::SeqCst);
+        while STARTED.load(Ordering::Relaxed) < n {
+            STARTED.fetch_add(1, Ordering::Relaxed);
+            let b = std::thread::Builder::new().name("gort-gc-worker".into());
+            if crate::sched::checkdead::spawn_thread(b, work).is_err() {
+                break; // marking goes on with the workers there are
+            }
+        }
+        let _g = GATE.lock().unwrap_or_else(|e| e.into_inner());
+        WAKE.notify_all();
+    }
+
+    /// Marking has terminated: workers go back to sleep. Assists stay on
+    /// if the heap is over its goal.
+    pub(super) fn stop() {
+        if MARKING.swap(false, Ordering::SeqCst) && !super::PRESSURE.load(Ordering::Relaxed) {
+            super::super::barrier::set_assists(false);
+        }
+    }
+
+    fn work() {
+        super::EXEMPT.with(|e| e.set(true));
+        loop {
+            {
+                let mut g = GATE.lock().unwrap_or_else(|e| e.into_inner());
+                while !MARKING.load(Ordering::SeqCst) {
+                    g = WAKE.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+            while MARKING.load(Ordering::Relaxed) {
+                match super::super::barrier::assist_mark(256) {
+                    0 => std::thread::sleep(Duration::from_micros(20)),
+                    n => drop(WORKED.fetch_add(n as u64, Ordering::Relaxed)),
+                }
+            }
+        }
+    }
 }

@@ -179,6 +179,12 @@ pub(crate) fn run<O: Objects + ?Sized>(
     out
 }
 
+/// The drain offers assists work every `SHARE_EVERY` objects, when it has
+/// at least `SHARE_MIN` (under loom, whose models have three objects:
+/// always).
+const SHARE_EVERY: u32 = if cfg!(loom) { 1 } else { 64 };
+const SHARE_MIN: usize = if cfg!(loom) { 2 } else { 32 };
+
 /// The collector's own tracing state.
 #[derive(Default)]
 struct Marker {
@@ -222,13 +228,26 @@ impl Marker {
         }
     }
 
-    /// Traces grey objects until the local stack is empty (C6 `drain`).
+    /// Traces grey objects until none is left here or shared (C6
+    /// `drain`). While assists run, half of the stack is shared with them
+    /// whenever they have taken all that was shared.
     fn drain(&mut self) {
-        while let Some(Obj(o)) = self.stack.pop() {
-            // SAFETY: a grey object is reachable, hence live.
-            let h = unsafe { o.as_ref() };
-            h.state.fetch_or(SCANNED, Ordering::SeqCst);
-            self.shade_children(Obj(o));
+        let mut n = 0u32;
+        loop {
+            while let Some(Obj(o)) = self.stack.pop() {
+                // SAFETY: a grey object is reachable, hence live.
+                let h = unsafe { o.as_ref() };
+                h.state.fetch_or(SCANNED, Ordering::SeqCst);
+                self.shade_children(Obj(o));
+                n = n.wrapping_add(1);
+                if n % SHARE_EVERY == 0 && self.stack.len() >= SHARE_MIN {
+                    barrier::share_grey(&mut self.stack);
+                }
+            }
+            barrier::unshare_grey(&mut self.stack);
+            if self.stack.is_empty() {
+                return;
+            }
         }
     }
 
@@ -251,7 +270,9 @@ impl Marker {
         }
     }
 
-    /// C6: drain, grace period, until no thread holds a grey object.
+    /// C6: drain, grace period, until no thread holds a grey object. An
+    /// assist that took shared objects before the grace period is waited
+    /// for by it, and its shades are in its grey buffer after.
     fn mark(&mut self) {
         loop {
             barrier::drain_grey(&mut self.stack);

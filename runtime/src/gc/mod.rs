@@ -45,7 +45,7 @@
 //! `#[trace(unsafe_drop)]`, promising that your `Drop` never dereferences
 //! a `Gc`.
 
-mod barrier;
+pub(crate) mod barrier;
 mod cell;
 #[cfg(not(loom))]
 mod collector;
@@ -99,6 +99,17 @@ pub mod __hooks {
     /// Whether a cycle is between its start and the end of marking.
     pub fn phase_on() -> bool {
         super::barrier::phase_on()
+    }
+
+    /// Objects traced by mark assists since the process started.
+    pub fn assisted() -> u64 {
+        super::collector::ASSISTED.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Objects traced by the background mark workers beside the
+    /// collector's thread since the process started.
+    pub fn worked() -> u64 {
+        super::collector::workers::WORKED.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Completed cycles.
