@@ -60,6 +60,8 @@ mod heap;
 pub(crate) mod heap;
 mod impls;
 #[cfg(not(loom))]
+mod pacer;
+#[cfg(not(loom))]
 pub(crate) mod stats;
 mod trace;
 
@@ -74,7 +76,7 @@ pub use impls::MustNotImplementDrop_UseTraceUnsafeDropIfDropNeverDereferencesAGc
 pub use trace::{Trace, Tracer};
 
 #[cfg(not(loom))]
-pub(crate) use collector::{gc, set_gc_percent};
+pub(crate) use collector::{gc, set_gc_percent, set_memory_limit};
 #[cfg(not(loom))]
 pub(crate) use heap::release_free_spans;
 #[cfg(not(loom))]
