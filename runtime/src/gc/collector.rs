@@ -25,12 +25,19 @@ pub use super::cycle::Step;
 use super::cycle::{self, Objects};
 use super::finalize;
 use super::heap::{self, Found, HEAP_LIVE};
+use super::pacer;
 use super::stats;
 use crate::chan::Chan;
 use crate::sched::checkdead::Busy;
 
-/// The heap size that starts the next automatic cycle.
-static NEXT_GC: AtomicUsize = AtomicUsize::new(MIN_HEAP);
+/// The heap size that starts the next automatic cycle: the smaller of
+/// GOGC's goal and the memory limit's (`pacer.rs`). 0 until [`PACED`].
+static NEXT_GC: AtomicUsize = AtomicUsize::new(0);
+/// Heap size over which allocation waits for the cycle under way because
+/// the memory limit is reached (`usize::MAX`: the goal is not the limit's).
+static HARD_GOAL: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// The goal has been computed once (GOGC and GOMEMLIMIT read).
+static PACED: AtomicBool = AtomicBool::new(false);
 /// Bytes that survived the last cycle's marking (the goal's base).
 static LAST_MARKED: AtomicUsize = AtomicUsize::new(0);
 const MIN_HEAP: usize = 4 << 20;
@@ -57,6 +64,11 @@ pub(crate) static ASSISTED: AtomicU64 = AtomicU64::new(0);
 /// cycle over a large heap. The wait never blocks a cycle: it ends when
 /// the cycle does, or at this limit, whichever is first.
 const ASSIST_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
+/// The same wait while the heap is over what the memory limit allows
+/// ([`HARD_GOAL`]): about 64 MB/s per allocating thread until the cycle
+/// ends, so the limit is overshot by little (Go's assists pace a cycle to
+/// end near its goal). Still bounded, so no allocation waits for long.
+const ASSIST_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 thread_local! {
     /// Threads that must never wait for a cycle: the collector's and the
@@ -112,6 +124,9 @@ fn gogc() -> i64 {
 
 /// The heap goal (Go's `NextGC`).
 pub(crate) fn next_gc() -> usize {
+    if !PACED.load(Ordering::Acquire) {
+        set_goal(LAST_MARKED.load(Ordering::Relaxed));
+    }
     NEXT_GC.load(Ordering::Relaxed)
 }
 
@@ -126,14 +141,38 @@ pub(crate) fn set_gc_percent(pct: i64) -> i64 {
     prev
 }
 
-/// Sets the goal to `marked` grown by GOGC percent, at least 4 MiB ×
-/// GOGC/100 (unchanged while GOGC is negative).
+/// `debug.SetMemoryLimit`: a negative `limit` only reads the limit;
+/// otherwise it is set and the goal recomputed at once (which may start a
+/// cycle, and return idle memory to the OS). Returns the previous limit.
+pub(crate) fn set_memory_limit(limit: i64) -> i64 {
+    if limit < 0 {
+        return pacer::memory_limit();
+    }
+    let prev = pacer::swap_memory_limit(limit);
+    if prev != limit {
+        set_goal(LAST_MARKED.load(Ordering::Relaxed));
+        maybe_trigger();
+    }
+    prev
+}
+
+/// Sets the goal from `marked`, the bytes that survived the last cycle:
+/// the smaller of GOGC's goal (`marked` grown by GOGC percent, at least
+/// 4 MiB × GOGC/100; none while GOGC is negative) and the memory limit's
+/// (`pacer::limit_goal`, which may return idle spans to the OS first).
 fn set_goal(marked: usize) {
     let g = gogc();
-    if g >= 0 {
+    let gogc_goal = if g >= 0 {
         let goal = marked.saturating_add(marked / 100 * g as usize);
-        NEXT_GC.store(goal.max(MIN_HEAP * g.max(1) as usize / 100), Ordering::Relaxed);
-    }
+        goal.max(MIN_HEAP * g.max(1) as usize / 100)
+    } else {
+        usize::MAX
+    };
+    let limit = pacer::limit_goal(marked);
+    let (goal, hard) = if limit.goal < gogc_goal { (limit.goal, limit.hard) } else { (gogc_goal, usize::MAX) };
+    NEXT_GC.store(goal, Ordering::Relaxed);
+    HARD_GOAL.store(hard, Ordering::Relaxed);
+    PACED.store(true, Ordering::Release);
 }
 
 /// GOGC as Go reads it: a percentage, or `off` (negative: no automatic
@@ -152,14 +191,21 @@ fn parse_gogc(v: Option<&str>) -> i64 {
     }
 }
 
-/// Starts an automatic cycle once the heap has grown past its goal, and
-/// until that cycle ends makes each thread that takes a span pay for it
-/// with a mark assist (see [`assist`]).
+/// Starts an automatic cycle once the heap has grown past its goal
+/// (GOGC's or the memory limit's, see [`set_goal`]), and until that cycle
+/// ends makes each thread that takes a span pay for it with a mark assist
+/// (see [`assist`]). The first call computes the goal.
 #[inline]
 pub(crate) fn maybe_trigger() {
     let (live, goal) = (HEAP_LIVE.load(Ordering::Relaxed), NEXT_GC.load(Ordering::Relaxed));
-    if live < goal || gogc() < 0 {
+    if live < goal {
         return;
+    }
+    if !PACED.load(Ordering::Acquire) {
+        set_goal(LAST_MARKED.load(Ordering::Relaxed));
+        if live < NEXT_GC.load(Ordering::Relaxed) {
+            return;
+        }
     }
     if !PRESSURE.load(Ordering::Relaxed) {
         PRESSURE.store(true, Ordering::Relaxed);
@@ -185,7 +231,9 @@ pub(crate) fn maybe_trigger() {
 /// the heap has reached twice its goal, the thread instead waits for the
 /// cycle under way to end or for [`ASSIST_WAIT`], as Go's assist parks when
 /// it finds no work: a thread that allocates faster than the collector
-/// frees cannot grow the heap without bound.
+/// frees cannot grow the heap without bound. While the heap is over what
+/// the memory limit allows ([`HARD_GOAL`]) it waits, up to
+/// [`ASSIST_WAIT_LIMIT`], even after assisting.
 #[cold]
 pub(crate) fn assist() {
     if !OWED.try_with(|o| o.replace(false)).unwrap_or(false) || EXEMPT.with(|e| e.get()) {
@@ -199,10 +247,12 @@ pub(crate) fn assist() {
         }
     }
     ASSISTED.fetch_add((ASSIST_OBJECTS - owed) as u64, Ordering::Relaxed);
-    if owed > 0 && HEAP_LIVE.load(Ordering::Relaxed) / 2 >= NEXT_GC.load(Ordering::Relaxed) {
+    let live = HEAP_LIVE.load(Ordering::Relaxed);
+    let limited = live >= HARD_GOAL.load(Ordering::Relaxed);
+    if limited || (owed > 0 && live / 2 >= NEXT_GC.load(Ordering::Relaxed)) {
         let done = Chan::new(1);
         CONTROL.lock().unwrap_or_else(|e| e.into_inner()).assisting.push(done.clone());
-        let _ = done.recv_timeout(ASSIST_WAIT);
+        let _ = done.recv_timeout(if limited { ASSIST_WAIT_LIMIT } else { ASSIST_WAIT });
     }
 }
 

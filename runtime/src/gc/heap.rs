@@ -496,6 +496,24 @@ pub(crate) fn counts() -> Counts {
     c
 }
 
+/// Bytes of all spans (`MemStats::heap_sys`) and of those released to the
+/// OS (`heap_released`), from the span list alone: no allocation map is
+/// read. For the pacer, once per cycle.
+pub(crate) fn span_bytes() -> (usize, usize) {
+    let spans = lock(&SPANS);
+    let (mut sys, mut released) = (0, 0);
+    for s in spans.iter() {
+        // Listed spans are live while `SPANS` is held: `free` unlists a
+        // large span under it before deallocating it.
+        let span = s.get();
+        sys += span.layout.size();
+        if span.released.load(Ordering::Relaxed) {
+            released += span.layout.size();
+        }
+    }
+    (sys, released)
+}
+
 /// Returns the memory of every empty span that no thread caches to the OS
 /// (`madvise(MADV_DONTNEED)`); the span stays listed and is reused as
 /// usual, its pages faulting back in as zeros. Returns the bytes released
@@ -506,10 +524,19 @@ pub(crate) fn counts() -> Counts {
 /// empty stays empty, and no freed slot's value is still being dropped
 /// (the sweeper clears a slot's byte after its drop glue ran).
 pub(crate) fn release_free_spans() -> usize {
+    release_free_spans_upto(usize::MAX)
+}
+
+/// [`release_free_spans`], stopping once at least `want` bytes have been
+/// released (the pacer's scavenging under a memory limit).
+pub(crate) fn release_free_spans_upto(want: usize) -> usize {
     let mut released = 0;
     for list in &PARTIALS {
         let list = lock(list);
         for s in list.iter() {
+            if released >= want {
+                return released;
+            }
             let span = s.get();
             if span.released.load(Ordering::SeqCst) || span.allocated() != 0 {
                 continue;

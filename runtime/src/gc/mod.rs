@@ -60,6 +60,8 @@ mod heap;
 #[path = "loom_heap.rs"]
 pub(crate) mod heap;
 mod impls;
+#[cfg(not(loom))]
+mod pacer;
 mod special;
 #[cfg(not(loom))]
 pub(crate) mod stats;
@@ -77,7 +79,7 @@ pub use impls::MustNotImplementDrop_UseTraceUnsafeDropIfDropNeverDereferencesAGc
 pub use trace::{Trace, Tracer};
 
 #[cfg(not(loom))]
-pub(crate) use collector::{gc, set_gc_percent};
+pub(crate) use collector::{gc, set_gc_percent, set_memory_limit};
 #[cfg(not(loom))]
 pub(crate) use heap::release_free_spans;
 #[cfg(not(loom))]

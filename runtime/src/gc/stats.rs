@@ -125,7 +125,10 @@ pub struct MemStats {
     /// by the kernel).
     pub stack_sys: u64,
     /// The heap size (bytes of objects plus the unused part of spans cached
-    /// for allocation) at which the next automatic cycle starts.
+    /// for allocation) at which the next automatic cycle starts: the
+    /// smaller of GOGC's goal and the memory limit's
+    /// ([`debug::set_memory_limit`](crate::debug::set_memory_limit)). With
+    /// GOGC off and no limit it is about 8.9e18, as in Go.
     pub next_gc: u64,
     /// When the last cycle finished, in nanoseconds since 1970 (0: none).
     pub last_gc: u64,

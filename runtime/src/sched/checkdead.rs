@@ -18,6 +18,10 @@
 //!   thread that has not touched gort yet, at the price of never reporting
 //!   a deadlock while, say, a logging thread lives. A missed report leaves
 //!   a hang; a false one would kill a working program.
+//!
+//! The same count of runtime threads enforces Go's thread limit
+//! (`debug.SetMaxThreads`, [`set_max_threads`]): creating a thread beyond
+//! it is Go's fatal error `thread exhaustion`.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -38,10 +42,16 @@ static BUSY: AtomicUsize = AtomicUsize::new(0);
 /// it does not count; sysmon then checks again while every P stays idle.
 static RECHECK: AtomicBool = AtomicBool::new(false);
 
-/// Spawns a runtime thread (an M, sysmon, a blocking-pool thread), counted
-/// from before the OS thread exists until its body has returned. Counting
-/// inside the thread instead would let `checkdead` see a thread it cannot
-/// account for and stand down with nothing left to call it again.
+/// Go's `sched.maxmcount`: the most runtime threads that may exist at
+/// once (`debug.SetMaxThreads`; Go's default).
+static MAX_THREADS: AtomicUsize = AtomicUsize::new(10_000);
+
+/// Spawns a runtime thread (an M, sysmon, a blocking-pool thread, the
+/// collector's thread), counted from before the OS thread exists until its
+/// body has returned. Counting inside the thread instead would let
+/// `checkdead` see a thread it cannot account for and stand down with
+/// nothing left to call it again. A thread beyond the limit is fatal
+/// ([`checkmcount`]).
 pub(crate) fn spawn_thread<F: FnOnce() + Send + 'static>(b: std::thread::Builder, f: F) -> std::io::Result<()> {
     struct Counted;
     impl Drop for Counted {
@@ -49,13 +59,39 @@ pub(crate) fn spawn_thread<F: FnOnce() + Send + 'static>(b: std::thread::Builder
             RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
         }
     }
-    RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
+    let n = RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst) + 1;
     let counted = Counted;
+    checkmcount(n);
     b.spawn(move || {
         let _counted = counted;
         f()
     })
     .map(drop)
+}
+
+/// Go's `setMaxThreads`: sets the limit (at most `i32::MAX`, as Go's is an
+/// `int32`) and returns the previous one. As in Go, a limit below the
+/// threads that exist already is fatal at once.
+pub(crate) fn set_max_threads(n: usize) -> usize {
+    let prev = MAX_THREADS.swap(n.min(i32::MAX as usize), Ordering::SeqCst);
+    checkmcount(RUNTIME_THREADS.load(Ordering::SeqCst));
+    prev
+}
+
+/// Go's `checkmcount`: `count` runtime threads (the one about to be created
+/// included) must not exceed the limit; otherwise Go's two lines and exit
+/// status 2. (Go's `throw` then prints the runtime's stack; gort's fatal
+/// errors print no stack.)
+fn checkmcount(count: usize) {
+    let max = MAX_THREADS.load(Ordering::SeqCst);
+    if count > max {
+        let _ = std::io::stdout().flush();
+        // Held across `fatal`, which locks it again (it is reentrant), so
+        // the two lines stay together.
+        let mut e = std::io::stderr().lock();
+        let _ = writeln!(e, "runtime: program exceeds {max}-thread limit");
+        proc::fatal("thread exhaustion");
+    }
 }
 
 /// Whether sysmon should call [`recheck`] soon.

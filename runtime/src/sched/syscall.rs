@@ -42,8 +42,6 @@ unsafe impl Send for SendJob {}
 
 static POOL: Mutex<Pool> = Mutex::new(Pool { jobs: VecDeque::new(), idle: 0, spinning: 0, threads: 0 });
 static POOL_CV: Condvar = Condvar::new();
-/// Go's limit on threads (debug.SetMaxThreads default) bounds the pool.
-const MAX_POOL_THREADS: usize = 10_000;
 const POOL_IDLE_EXIT: Duration = Duration::from_secs(10);
 /// How long a pool thread spins for the next job before it sleeps.
 const POOL_SPIN: Duration = Duration::from_micros(20);
@@ -136,7 +134,11 @@ fn submit(job: SendJob) {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     pool.jobs.push_back(job);
     QUEUED.store(pool.jobs.len(), Ordering::Relaxed);
-    let spawn = pool.jobs.len() > pool.idle + pool.spinning && pool.threads < MAX_POOL_THREADS;
+    // The pool is bounded by the runtime's thread limit (Go's
+    // `debug.SetMaxThreads`; `checkdead::spawn_thread` enforces it): as in
+    // Go, where each goroutine blocked in a syscall holds an M, exceeding
+    // it is fatal rather than a queue that waits.
+    let spawn = pool.jobs.len() > pool.idle + pool.spinning;
     if spawn {
         pool.threads += 1;
     }
