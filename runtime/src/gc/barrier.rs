@@ -281,8 +281,7 @@ pub fn assist_mark(budget: usize) -> usize {
     };
     let mut children = Vec::new();
     for &Obj(o) in &batch {
-        // SAFETY: a grey object is live until the sweep (above).
-        unsafe { o.as_ref() }.state.fetch_or(super::header::SCANNED, Ordering::SeqCst);
+        // A grey object is live until the sweep (above).
         children.clear();
         let tracer = &mut |c, _| children.push(c);
         // SAFETY: as above.

@@ -10,7 +10,7 @@
 use std::ptr::NonNull;
 
 use super::barrier::{self, Obj};
-use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SCANNED, SPECIAL};
+use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD};
 use super::special::{self, Job};
 use super::trace::{Mode, Tracer};
 use crate::loom::sync::atomic::Ordering;
@@ -56,12 +56,12 @@ pub(crate) struct Outcome {
     pub(crate) cleanups: Vec<Job>,
 }
 
-/// Runs one cycle over `objs` up to the choice of garbage: C1 reset, C2
-/// phase on, C3 + C4 snapshot and count, C5 roots (and, as Go's
+/// Runs one cycle over `objs` up to the choice of garbage: C2 phase on, C3 + C4 snapshot and count, C5 roots (and, as Go's
 /// `markrootSpans`, everything finalizable objects reach, not the objects
 /// themselves), C6 mark and terminate, C7 close weak pointers, phase off,
 /// C8 clear the weak cells of unmarked objects, C9 queue finalizers, then
-/// C10's choice. Each old object left white is unpublished (marked
+/// C10's choice, which also resets the other objects for the next cycle
+/// (C1). Each old object left white is unpublished (marked
 /// GARBAGE) and passed to `dead` at once; the other old objects go to
 /// `survived`. `hook` sees each step but `Swept` (the caller's).
 pub(crate) fn run<O: Objects + ?Sized>(
@@ -71,20 +71,11 @@ pub(crate) fn run<O: Objects + ?Sized>(
     mut survived: impl FnMut(O::Item),
 ) -> Outcome {
     let mut mk = Marker::default();
-    // C1: reset published objects only (never a whole bitmap: S14).
-    objs.for_each(|f| {
-        // SAFETY: published objects that are not garbage are live.
-        let h = unsafe { O::obj(&f).0.as_ref() };
-        // Objects allocated since the last cycle are already clean: skip
-        // the read-modify-write (a full fence) for them.
-        let st = h.state();
-        if st & GARBAGE == 0 && st & (MARKED | SCANNED | NEWBORN | OLD) != 0 {
-            h.state.fetch_and(!(MARKED | SCANNED | NEWBORN | OLD), Ordering::SeqCst);
-        }
-        if h.internal.load(Ordering::Relaxed) != 0 {
-            h.internal.store(0, Ordering::Relaxed);
-        }
-    });
+    // C1, the reset, ran in the previous cycle's C10 walk (PROTOCOL.md §8,
+    // model flag `--reset-in-sweep`): every object published by then and
+    // not garbage is white, not newborn, with `internal` 0. Objects
+    // allocated since are born so, or (having read the phase on in the last
+    // cycle) newborn, and then not old in this one.
     // C2.
     barrier::set_phase(true);
     hook(Step::PhaseOn);
@@ -94,7 +85,8 @@ pub(crate) fn run<O: Objects + ?Sized>(
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
         if h.state() & (GARBAGE | NEWBORN) == 0 {
-            h.state.fetch_or(OLD, Ordering::SeqCst);
+            // Only the collector writes `internal`: no read-modify-write.
+            h.internal.store(h.internal.load(Ordering::Relaxed) | OLD, Ordering::Relaxed);
             mk.count(o);
         }
     });
@@ -106,7 +98,8 @@ pub(crate) fn run<O: Objects + ?Sized>(
         let o = O::obj(&f);
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
-        if h.state() & OLD != 0 && h.handles.load_seqcst() != h.internal.load(Ordering::Relaxed) {
+        let iv = h.internal.load(Ordering::Relaxed);
+        if iv & OLD != 0 && h.handles.load_seqcst() != iv & !OLD {
             mk.shade(o);
         }
     });
@@ -117,7 +110,7 @@ pub(crate) fn run<O: Objects + ?Sized>(
     let fins: Vec<Obj> = special::finalizable()
         .into_iter()
         // SAFETY: objects in the specials table are live.
-        .filter(|o| unsafe { o.0.as_ref() }.state() & OLD != 0)
+        .filter(|o| unsafe { o.0.as_ref() }.is_old())
         .collect();
     for &o in &fins {
         mk.shade_children(o);
@@ -135,7 +128,7 @@ pub(crate) fn run<O: Objects + ?Sized>(
     // than needed is always safe.
     mk.mark();
     // C8, before any finalizer is queued (Go's order).
-    special::clear_weak_and_reopen(|h| h.state() & (OLD | MARKED) == OLD);
+    special::clear_weak_and_reopen(|h| h.is_old() && h.state() & MARKED == 0);
     // C9: each finalizable object left unmarked is resurrected for its
     // finalizer and made black without tracing: its children are marked
     // already. They were shaded as finalizer roots above, or they were
@@ -147,11 +140,11 @@ pub(crate) fn run<O: Objects + ?Sized>(
     for o in fins {
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
-        if h.state() & (OLD | MARKED) != OLD {
+        if !h.is_old() || h.state() & MARKED != 0 {
             continue;
         }
         if let Some(f) = special::take_finalizer(o) {
-            h.state.fetch_or(MARKED | SCANNED, Ordering::SeqCst);
+            h.state.fetch_or(MARKED, Ordering::SeqCst);
             h.handles.fetch_add(1, Ordering::SeqCst);
             out.finalizers.push(Box::new(move || {
                 let o: Obj = o;
@@ -160,19 +153,38 @@ pub(crate) fn run<O: Objects + ?Sized>(
         }
     }
     // C10: the old objects left white are garbage. They are unpublished
-    // (GARBAGE) before any drop glue runs.
+    // (GARBAGE) before any drop glue runs. The walk also resets every other
+    // object for the next cycle (its C1).
     objs.for_each(|f| {
         // SAFETY: as above.
         let h = unsafe { O::obj(&f).0.as_ref() };
         let st = h.state();
-        if st & (OLD | MARKED | GARBAGE) == OLD {
-            h.state.fetch_or(GARBAGE, Ordering::SeqCst);
-            if st & SPECIAL != 0 {
+        if st & GARBAGE != 0 {
+            return;
+        }
+        let iv = h.internal.load(Ordering::Relaxed);
+        if iv & OLD != 0 && st & MARKED == 0 {
+            // Unreachable, and every barrier begun before the last grace
+            // period has ended: no other thread writes its state now.
+            h.state.store(st | GARBAGE, Ordering::SeqCst);
+            if h.special.load(Ordering::SeqCst) {
                 special::remove_dead(O::obj(&f), &mut out.cleanups);
             }
             dead(f);
-        } else if st & (OLD | GARBAGE) == OLD {
+            return;
+        }
+        if iv & OLD != 0 {
             survived(f);
+        }
+        // A plain store: the only write a mutator may race it with is a
+        // late shade from a barrier that read the phase on before it went
+        // off, and losing that MARKED is harmless (the object is in the
+        // barrier's grey buffer, and the next cycle traces it anyway).
+        if st != 0 {
+            h.state.store(0, Ordering::SeqCst);
+        }
+        if iv != 0 {
+            h.internal.store(0, Ordering::Relaxed);
         }
     });
     out.double = mk.double;
@@ -217,7 +229,10 @@ impl Marker {
         for (o, _) in &self.edges {
             // SAFETY: a child of a live object is live.
             let c = unsafe { o.as_ref() };
-            c.internal.store(c.internal.load(Ordering::Relaxed).saturating_add(1), Ordering::Relaxed);
+            let iv = c.internal.load(Ordering::Relaxed);
+            if iv & !OLD != !OLD {
+                c.internal.store(iv + 1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -235,9 +250,6 @@ impl Marker {
         let mut n = 0u32;
         loop {
             while let Some(Obj(o)) = self.stack.pop() {
-                // SAFETY: a grey object is reachable, hence live.
-                let h = unsafe { o.as_ref() };
-                h.state.fetch_or(SCANNED, Ordering::SeqCst);
                 self.shade_children(Obj(o));
                 n = n.wrapping_add(1);
                 if n % SHARE_EVERY == 0 && self.stack.len() >= SHARE_MIN {

@@ -1,22 +1,20 @@
 //! The header in front of every object, and the per-type table.
 
 use super::trace::Tracer;
-use crate::loom::sync::atomic::{AtomicU32, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use crate::loom::LoadSeqCst;
 
-/// Marked: grey or black (shaded this cycle).
+/// Marked: grey or black (shaded this cycle). Which of the two is not
+/// recorded: no decision depends on it.
 pub(crate) const MARKED: u32 = 1;
-/// Black: traced this cycle.
-pub(crate) const SCANNED: u32 = 2;
 /// Allocated while a cycle ran: not old in that cycle.
 pub(crate) const NEWBORN: u32 = 4;
-/// Old in the current cycle: counted, and swept if left unmarked.
-pub(crate) const OLD: u32 = 8;
+/// In `internal`, not `state`: old in the current cycle (counted, and
+/// swept if left unmarked). Only the collector reads or writes it.
+pub(crate) const OLD: u32 = 1 << 31;
 /// Found unreachable: its drop glue runs or has run, its memory is about
 /// to be freed. No longer published to the collector.
 pub(crate) const GARBAGE: u32 = 16;
-/// Has an entry in the specials table (finalizer, cleanups, weak cell).
-pub(crate) const SPECIAL: u32 = 32;
 
 /// Per-type operations on an object.
 pub(crate) struct VTable {
@@ -36,10 +34,15 @@ pub(crate) struct VTable {
 pub(crate) struct Header {
     /// Handles to this object anywhere (stacks, other objects, slots).
     pub(crate) handles: AtomicU32,
-    /// Edges to this object counted by the current cycle (collector only).
+    /// Edges to this object counted by the current cycle, and the [`OLD`]
+    /// bit (collector only).
     pub(crate) internal: AtomicU32,
-    /// Colour and cycle flags (the constants above).
+    /// Colour and cycle flags (the constants above). Mutators write only
+    /// MARKED (a shade) and, before publishing, the allocation state.
     pub(crate) state: AtomicU32,
+    /// Has an entry in the specials table (finalizer, cleanups, weak
+    /// cell): set by a mutator holding a handle, at any time.
+    pub(crate) special: AtomicBool,
     pub(crate) vt: &'static VTable,
 }
 
@@ -47,6 +50,12 @@ impl Header {
     #[inline]
     pub(crate) fn state(&self) -> u32 {
         self.state.load_seqcst()
+    }
+
+    /// Old in the current cycle (collector only).
+    #[inline]
+    pub(crate) fn is_old(&self) -> bool {
+        self.internal.load(Ordering::Relaxed) & OLD != 0
     }
 
     /// Sets the marked bit; true if this call turned the object from white

@@ -29,7 +29,7 @@ use std::sync::Mutex;
 
 use super::barrier::{self, Obj};
 use super::handle::GcBox;
-use super::header::{Header, VTable, MARKED, NEWBORN, SCANNED};
+use super::header::{Header, VTable, MARKED, NEWBORN};
 
 /// Go's size classes from 24 bytes (every header is 24 bytes).
 pub(crate) const CLASS_SIZES: [u32; 66] = [
@@ -321,7 +321,7 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>
         }
     };
     let p: NonNull<GcBox<T>> = span.get().slot(slot).cast();
-    let state = if on { NEWBORN | MARKED | SCANNED } else { 0 };
+    let state = if on { NEWBORN | MARKED } else { 0 };
     // SAFETY: the slot is free, ours alone, large enough and aligned for
     // `GcBox<T>` (`class_for`), and unpublished: nobody else reads it yet.
     unsafe {
@@ -330,6 +330,7 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>
                 handles: std::sync::atomic::AtomicU32::new(1),
                 internal: std::sync::atomic::AtomicU32::new(0),
                 state: std::sync::atomic::AtomicU32::new(state),
+                special: std::sync::atomic::AtomicBool::new(false),
                 vt,
             },
             value,

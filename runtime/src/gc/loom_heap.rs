@@ -13,16 +13,22 @@ use std::ptr::NonNull;
 use super::barrier::{self, Obj};
 use super::cycle::{self, Objects};
 use super::handle::{Gc, GcBox};
-use super::header::{Header, VTable, MARKED, NEWBORN, SCANNED};
+use super::header::{Header, VTable, MARKED, NEWBORN};
 use super::trace::Trace;
-use crate::loom::sync::atomic::AtomicU32;
+use crate::loom::sync::atomic::{AtomicBool, AtomicU32};
 
 /// Allocates a `GcBox<T>` holding `value`, with one handle (the protocol
 /// of `heap::alloc_object`: the phase is read before the object exists).
 pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>> {
     let on = barrier::phase_on();
-    let state = if on { NEWBORN | MARKED | SCANNED } else { 0 };
-    let header = Header { handles: AtomicU32::new(1), internal: AtomicU32::new(0), state: AtomicU32::new(state), vt };
+    let state = if on { NEWBORN | MARKED } else { 0 };
+    let header = Header {
+        handles: AtomicU32::new(1),
+        internal: AtomicU32::new(0),
+        state: AtomicU32::new(state),
+        special: AtomicBool::new(false),
+        vt,
+    };
     NonNull::from(Box::leak(Box::new(GcBox { header, value })))
 }
 

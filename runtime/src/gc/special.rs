@@ -3,7 +3,7 @@
 //! object's address, and the weak pointers' close/reopen state
 //! (PROTOCOL.md C7–C9 and `Weak<T>::upgrade`).
 //!
-//! An object with an entry has `SPECIAL` in its state, so the sweep looks
+//! An object with an entry has its `special` flag set, so the sweep looks
 //! the table up only for those. Entries are added by mutators holding a
 //! handle, and removed only by the collector (when the object is found
 //! garbage) or by the API that added them (`clear_finalizer`,
@@ -14,7 +14,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::barrier::{self, Obj};
-use super::header::{Header, MARKED, SPECIAL};
+use super::header::{Header, MARKED};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::loom::sync::Mutex;
 use crate::loom::LoadSeqCst;
@@ -69,8 +69,8 @@ pub(crate) fn with_entry<R>(h: NonNull<Header>, f: impl FnOnce(&mut Entry) -> R)
     let hdr = unsafe { h.as_ref() };
     // Set before the entry exists: the sweep looks for an entry only in
     // objects with the flag, and a flag without an entry is harmless.
-    if hdr.state.load(Ordering::Relaxed) & SPECIAL == 0 {
-        hdr.state.fetch_or(SPECIAL, Ordering::SeqCst);
+    if !hdr.special.load(Ordering::Relaxed) {
+        hdr.special.store(true, Ordering::SeqCst);
     }
     f(crate::loom::lock(&TABLE.0).entry(h.as_ptr() as usize).or_default())
 }
