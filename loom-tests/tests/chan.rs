@@ -22,6 +22,11 @@
 //! 5. `select_two_cases_vs_close_and_send`: a two-case select racing a
 //!    close of one channel and a send on the other (loser of the claim
 //!    CAS must skip the select's sudog and block, and then see the close).
+//! 6. `select_nonblocking_never_misses_a_ready_case`: one of two channels
+//!    holds a value at every instant while a mover fills the first and
+//!    drains the second; a non-blocking select must still complete a case.
+//!    Its pass 0 polls one lock at a time and can see both empty, so this
+//!    checks that "nothing ready" is only concluded under both locks.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p gort-loom-tests --release --test chan`.
 #![cfg(loom)]
@@ -157,6 +162,39 @@ fn select_two_cases_vs_close_and_send() {
         match (case, got, back) {
             ("a", None, Some(3)) | ("b", Some(3), None) => {}
             other => panic!("bad outcome {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn select_nonblocking_never_misses_a_ready_case() {
+    model(|| {
+        let a = Arc::new(RawChan::<Val>::new(1));
+        let b = Arc::new(RawChan::<Val>::new(1));
+        b.try_send(val(2)).map_err(|_| ()).unwrap();
+        let (a1, b1) = (a.clone(), b.clone());
+        let mover = thread::spawn(move || {
+            a1.try_send(val(1)).map_err(|_| ()).unwrap();
+            b1.try_recv().ok().flatten().map(|v| get(&v))
+        });
+        let cb = RecvCase::new(&b);
+        let ca = RecvCase::new(&a);
+        // Under loom the poll order is fixed, last case first: `a` is
+        // polled before `b`, the order in which pass 0 can see both empty.
+        let cases: [&dyn Case; 2] = [&cb, &ca];
+        let chosen = select(cases, Block::No);
+        let moved = mover.join().unwrap();
+        let left = a.try_recv().ok().flatten().map(|v| get(&v));
+        match chosen {
+            Some(0) => {
+                assert_eq!(cb.take().map(|v| get(&v)), Some(2));
+                assert_eq!((moved, left), (None, Some(1)));
+            }
+            Some(1) => {
+                assert_eq!(ca.take().map(|v| get(&v)), Some(1));
+                assert_eq!((moved, left), (Some(2), None));
+            }
+            other => panic!("select found nothing ready: {other:?}"),
         }
     });
 }

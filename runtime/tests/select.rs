@@ -74,6 +74,36 @@ fn fairness_send_cases() {
     }
 }
 
+/// With only some cases ready, each ready one is equally likely (the
+/// select completes the first ready case in a uniformly random poll order,
+/// so the whole order must be uniform, not just its first element), and
+/// the never-ready cases are never chosen.
+#[test]
+fn fairness_among_ready_subset() {
+    let chans: Vec<Chan<usize>> = (0..4).map(|_| Chan::new(1)).collect();
+    let ready = [1, 3];
+    for &i in &ready {
+        chans[i].send(i);
+    }
+    let mut counts = [0usize; 4];
+    const N: usize = 100_000;
+    for _ in 0..N {
+        let i = select! {
+            recv(chans[0]) -> v => v.unwrap(),
+            recv(chans[1]) -> v => v.unwrap(),
+            recv(chans[2]) -> v => v.unwrap(),
+            recv(chans[3]) -> v => v.unwrap(),
+        };
+        counts[i] += 1;
+        chans[i].send(i);
+    }
+    assert_eq!(counts[0] + counts[2], 0, "{counts:?}");
+    for &i in &ready {
+        let share = counts[i] as f64 / N as f64;
+        assert!((0.47..=0.53).contains(&share), "case {i} chosen {share:.4} of the time: {counts:?}");
+    }
+}
+
 /// A blocked select is completed by whichever peer comes first, receives
 /// see `None` on close, and the bodies can use break/continue.
 fn blocking_select(spawn: &dyn Fn(Box<dyn FnOnce() + Send>)) {
