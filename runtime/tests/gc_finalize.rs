@@ -447,3 +447,22 @@ fn upgrades_race_with_collection() {
         collector.join().unwrap();
     });
 }
+
+#[test]
+fn panic_in_a_finalizer_is_fatal_as_in_a_goroutine() {
+    let Some(out) = common::in_child("panic_in_a_finalizer_is_fatal_as_in_a_goroutine", &[], || {
+        let g = Gc::new(7u32);
+        gort::set_finalizer(&g, |g: Gc<u32>| panic!("finalizer of {} failed", *g));
+        drop(g);
+        for _ in 0..3000 {
+            gort::gc();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the finalizer's panic did not end the process");
+    }) else {
+        return;
+    };
+    assert_eq!(out.code(), Some(2), "a finalizer's panic did not exit with code 2:\n{}", out.dump());
+    assert!(out.stderr.starts_with("panic: finalizer of 7 failed\n"), "not Go's panic line:\n{}", out.dump());
+    assert!(out.stderr.contains("goroutine "), "no goroutine header:\n{}", out.dump());
+}

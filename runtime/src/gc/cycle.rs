@@ -166,7 +166,10 @@ pub(crate) fn run<O: Objects + ?Sized>(
         if iv & OLD != 0 && st & MARKED == 0 {
             // Unreachable, and every barrier begun before the last grace
             // period has ended: no other thread writes its state now.
-            h.state.store(st | GARBAGE, Ordering::SeqCst);
+            // (Release, not SeqCst: an x86 SeqCst store is a full fence.
+            // The drop goroutine, the only reader, gets the garbage through
+            // a channel.)
+            h.state.store(st | GARBAGE, Ordering::Release);
             if h.special.load(Ordering::SeqCst) {
                 special::remove_dead(O::obj(&f), &mut out.cleanups);
             }
@@ -181,7 +184,7 @@ pub(crate) fn run<O: Objects + ?Sized>(
         // off, and losing that MARKED is harmless (the object is in the
         // barrier's grey buffer, and the next cycle traces it anyway).
         if st != 0 {
-            h.state.store(0, Ordering::SeqCst);
+            h.state.store(0, Ordering::Release);
         }
         if iv != 0 {
             h.internal.store(0, Ordering::Relaxed);
@@ -219,7 +222,11 @@ impl Marker {
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
         if self.edges.len() > 1 {
-            self.edges.sort_unstable_by_key(|e| e.1);
+            // Handles are usually reported in address order (fields in
+            // layout order, a Vec's elements): sort only when they are not.
+            if !self.edges.is_sorted_by_key(|e| e.1) {
+                self.edges.sort_unstable_by_key(|e| e.1);
+            }
             let before = self.edges.len();
             self.edges.dedup_by_key(|e| e.1);
             if self.edges.len() != before && self.double.is_none() {
