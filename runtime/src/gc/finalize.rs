@@ -128,7 +128,16 @@ where
     Cleanup { obj: h.as_ptr() as usize, id }
 }
 
-/// A cleanup added by [`add_cleanup`] (Go's `runtime.Cleanup`).
+/// A cleanup added by [`add_cleanup`] (Go's `runtime.Cleanup`): keep it
+/// to cancel the cleanup with [`stop`](Cleanup::stop).
+///
+/// ```
+/// use gort::gc::Gc;
+///
+/// let g = Gc::new(vec![1u8; 64]);
+/// let c: gort::Cleanup = gort::add_cleanup(&g, |n: usize| println!("freed {n} bytes"), 64);
+/// c.stop();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "dropping a Cleanup does not cancel it; call stop() to cancel"]
 pub struct Cleanup {
