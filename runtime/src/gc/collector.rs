@@ -2,17 +2,19 @@
 //! (`loom-tests/gc-protocol-model/PROTOCOL.md`, steps C1–C11) beside the
 //! mutators, and a system goroutine runs the garbage's drop glue.
 //!
-//! A cycle: reset the published objects (C1), turn the phase on (C2),
-//! snapshot and count internal edges in one walk (C3–C4), shade the roots
-//! (`handles != internal`, C5), mark with grace periods until no grey
-//! object is left anywhere (C6), turn the phase off, then sweep the old
-//! objects left white (C10): their drop glue runs on the drop goroutine,
-//! then their memory is freed. Cycles never overlap, and a cycle ends only
-//! when its sweep is complete (C0). Between marking and sweeping, weak
-//! pointers to unmarked objects are cleared (C7–C8) and finalizable
-//! unmarked objects are resurrected for their finalizers (C9), which run on
-//! the finalizer goroutine (`finalize.rs`), as do the garbage's cleanups
-//! once it is freed.
+//! A cycle: turn the phase on (C2), snapshot and count internal edges in
+//! one walk (C3–C4), shade the roots (`handles != internal`, C5, with what
+//! finalizable objects reach), mark with grace periods until no grey
+//! object is left anywhere (C6, helped by mark assists and extra workers),
+//! close weak pointers and mark what upgrades shaded (C7), turn the phase
+//! off, clear the weak cells of unmarked objects (C8), resurrect unmarked
+//! finalizable objects for their finalizers (C9), then choose the old
+//! objects left white as garbage in a walk that also resets the others for
+//! the next cycle (C10, C1). The garbage's drop glue runs on the drop
+//! goroutine, then its memory is freed; finalizers, and the garbage's
+//! cleanups once it is freed, run on the finalizer goroutine
+//! (`finalize.rs`). Cycles never overlap, and a cycle ends only when its
+//! sweep is complete (C0).
 //!
 //! The protocol's steps are in `cycle.rs`, which the loom models run too;
 //! this file drives them over the heap.
