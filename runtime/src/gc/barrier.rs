@@ -258,9 +258,9 @@ pub(crate) fn unshare_grey(out: &mut Vec<Obj>) {
 }
 
 /// A mark assist (Go's `gcAssistAlloc`): with this thread's barrier mark
-/// up, takes up to `budget` of the grey objects the collector shared,
-/// blackens them and shades their children into this thread's grey
-/// buffer, exactly as the collector's drain would. Returns how many it
+/// up, takes up to `budget` of the grey objects the collector shared and
+/// shades their children into this thread's grey buffer, exactly as the
+/// collector's drain would. Returns how many it
 /// traced (0: none were shared).
 ///
 /// Sound for the reasons a barrier's shades are: the mark is up from

@@ -51,11 +51,13 @@
 //! Go's mark assists make a goroutine that allocates during a cycle do
 //! marking work in proportion to what it allocates, paced so that the
 //! cycle ends near the goal (and at most 10% past it once the heap is
-//! over). gort's allocating threads wait instead
-//! (`collector::assist`): ordinarily 100 µs per span taken while the heap
-//! is over twice its goal; when the goal comes from the limit, 1 ms per
-//! span taken while the heap is over what the limit allows (the goal plus
-//! its headroom). Either wait ends early when the cycle under way ends.
+//! over). gort's allocating threads assist with a fixed amount of marking
+//! per span taken past the goal (`collector::assist`), and wait when that
+//! is not enough: 100 µs per span taken while the heap is over twice its
+//! goal and no marking is left to share; when the goal comes from the
+//! limit, 1 ms per span taken while the heap is over what the limit allows
+//! (the goal plus its headroom). Either wait ends early when the cycle
+//! under way ends.
 //!
 //! # Scavenging
 //!
