@@ -26,6 +26,7 @@ use super::cycle::{self, Objects};
 use super::finalize;
 use super::heap::{self, Found, HEAP_LIVE};
 use super::pacer;
+use super::stall;
 use super::stats;
 use crate::chan::Chan;
 use crate::sched::checkdead::Busy;
@@ -239,6 +240,7 @@ pub(crate) fn assist() {
     if !OWED.try_with(|o| o.replace(false)).unwrap_or(false) || EXEMPT.with(|e| e.get()) {
         return;
     }
+    let t = stall::start();
     let mut owed = ASSIST_OBJECTS;
     while owed > 0 {
         match super::barrier::assist_mark(owed) {
@@ -247,12 +249,15 @@ pub(crate) fn assist() {
         }
     }
     ASSISTED.fetch_add((ASSIST_OBJECTS - owed) as u64, Ordering::Relaxed);
+    t.stop(stall::Kind::AssistMark);
     let live = HEAP_LIVE.load(Ordering::Relaxed);
     let limited = live >= HARD_GOAL.load(Ordering::Relaxed);
     if limited || (owed > 0 && live / 2 >= NEXT_GC.load(Ordering::Relaxed)) {
         let done = Chan::new(1);
         CONTROL.lock().unwrap_or_else(|e| e.into_inner()).assisting.push(done.clone());
+        let t = stall::start();
         let _ = done.recv_timeout(if limited { ASSIST_WAIT_LIMIT } else { ASSIST_WAIT });
+        t.stop(stall::Kind::AssistWait);
     }
 }
 
