@@ -240,11 +240,16 @@ impl Marker {
                 h.state.fetch_or(SCANNED, Ordering::SeqCst);
                 self.shade_children(Obj(o));
                 n = n.wrapping_add(1);
-                if n % SHARE_EVERY == 0 && self.stack.len() >= SHARE_MIN {
-                    barrier::share_grey(&mut self.stack);
+                if n % SHARE_EVERY == 0 {
+                    // Full grey buffers mutators handed over meanwhile.
+                    barrier::take_flushed(&mut self.stack);
+                    if self.stack.len() >= SHARE_MIN {
+                        barrier::share_grey(&mut self.stack);
+                    }
                 }
             }
             barrier::unshare_grey(&mut self.stack);
+            barrier::take_flushed(&mut self.stack);
             if self.stack.is_empty() {
                 return;
             }
