@@ -173,9 +173,9 @@ unsafe impl Trace for A {
 struct Ghost {
     objs: std::sync::Mutex<Vec<(&'static str, Object)>>,
     /// Per object: chosen as garbage.
-    freed: [GhostBool; 5],
+    freed: [GhostBool; 7],
     /// Per object: handles held on mutator stacks.
-    held: [GhostUsize; 5],
+    held: [GhostUsize; 7],
     /// The object the scenario makes unreachable (for the count).
     expected: GhostUsize,
 }
@@ -704,50 +704,55 @@ fn weak_cleared_before_finalizer() {
 
 // ------------------------------------------------------------ 5. assists
 
-/// An object with two immutable fields.
-struct Two(Link<Two>, Link<Two>);
-// SAFETY: reports its fields.
-unsafe impl Trace for Two {
+/// An object with any number of immutable children.
+struct Many(Vec<Gc<Many>>);
+// SAFETY: reports its children.
+unsafe impl Trace for Many {
     fn trace(&self, t: &mut Tracer<'_>) {
         self.0.trace(t);
-        self.1.trace(t);
     }
 }
 
-/// Mark assists vs. termination: stack Q; Q → A, Q → B; A → C. With
-/// assists on, the collector shares grey objects as it drains; the mutator
-/// runs an assist (it may take A or B, blacken it and shade its child into
-/// its own grey buffer), then drops its handle to Q into the heap's view
-/// by handing it back at the end. C is reachable throughout: it must never
-/// be chosen, whoever traced A (the grace period waits for an assist
-/// holding taken objects; the drain after it sees its shades).
+/// Mark assists vs. termination: stack Q; Q → A, B, D, E; A → C. With
+/// assists on, the collector shares half of its grey objects as it drains
+/// (two of Q's four children); the mutator runs an assist with a budget
+/// of one unit, so it may take two, trace one (shading its child into its
+/// own grey buffer) and put the other back while its mark is up. Then it
+/// hands Q back. C is reachable throughout: it must never be chosen,
+/// whoever traced A (the grace period waits for an assist holding taken
+/// objects; the collector then takes back what was put back, and drains
+/// the assist's buffer).
 #[test]
 fn assist_vs_termination() {
     fn scenario(ghost: &Arc<Ghost>, rev: bool) {
-        let c = Gc::new(Two(Link(None), Link(None)));
+        let c = Gc::new(Many(vec![]));
         let co = Object::of(&c);
-        let a = Gc::new(Two(Link(Some(c)), Link(None)));
+        let a = Gc::new(Many(vec![c]));
         let ao = Object::of(&a);
-        let b = Gc::new(Two(Link(None), Link(None)));
-        let bo = Object::of(&b);
-        let q = Gc::new(Two(Link(Some(a)), Link(Some(b))));
-        let garbage = Gc::new(Two(Link(None), Link(None)));
-        ghost.setup(&[obj("Q", &q), ("A", ao), ("C", co), ("B", bo), obj("G", &garbage)], &[1, 0, 0, 0, 0], 4);
+        let (b, d, e) = (Gc::new(Many(vec![])), Gc::new(Many(vec![])), Gc::new(Many(vec![])));
+        let (bo, d_o, eo) = (Object::of(&b), Object::of(&d), Object::of(&e));
+        let q = Gc::new(Many(vec![a, b, d, e]));
+        let garbage = Gc::new(Many(vec![]));
+        ghost.setup(
+            &[obj("Q", &q), ("A", ao), ("C", co), ("B", bo), ("D", d_o), ("E", eo), obj("G", &garbage)],
+            &[1, 0, 0, 0, 0, 0, 0],
+            6,
+        );
         drop(garbage);
         gc::set_assists(true);
         let g = ghost.clone();
         let m = thread::spawn(move || {
-            gc::assist_mark(2);
+            gc::assist_mark(1);
             g.used(&q);
             q
         });
         let _ = ghost.collect(rev);
         let q = m.join().unwrap();
         ghost.used(&q);
-        let a = q.0 .0.as_ref().unwrap();
-        ghost.used(a);
-        ghost.used(a.0 .0.as_ref().unwrap());
-        ghost.used(q.1 .0.as_ref().unwrap());
+        for child in &q.0 {
+            ghost.used(child);
+        }
+        ghost.used(&q.0[0].0[0]);
         ghost.discard(q);
     }
     both_orders("assist_vs_termination", scenario);

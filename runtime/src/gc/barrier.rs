@@ -168,7 +168,7 @@ impl Entered {
     pub(crate) fn shade(&self, h: NonNull<Header>) {
         // SAFETY: callers pass live objects.
         if unsafe { h.as_ref() }.shade() {
-            crate::loom::lock(&self.0.grey).push(Obj(h));
+            push_grey(&mut crate::loom::lock(&self.0.grey), Obj(h));
         }
     }
 
@@ -180,7 +180,7 @@ impl Entered {
         each(&mut |h| {
             // SAFETY: callers report live objects.
             if unsafe { h.as_ref() }.shade() {
-                grey.push(Obj(h));
+                push_grey(&mut grey, Obj(h));
             }
         });
     }
@@ -191,6 +191,63 @@ impl Drop for Entered {
     #[inline]
     fn drop(&mut self) {
         self.0.in_barrier.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Grey objects a thread's buffer holds before it hands them to
+/// [`FLUSHED`]: the buffer never grows past this, so a barrier that shades
+/// thousands of children never reallocates a large buffer, and the
+/// collector takes buffers in O(1) under the thread's lock. (Under loom,
+/// whose models shade a few objects, never reached.)
+const GREY_CHUNK: usize = 4096;
+
+/// Full grey buffers handed over by threads, for the collector's drain.
+#[cfg(not(loom))]
+static FLUSHED: Mutex<Vec<Vec<Obj>>> = Mutex::new(Vec::new());
+#[cfg(not(loom))]
+static FLUSHED_ANY: AtomicBool = AtomicBool::new(false);
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref FLUSHED: Mutex<Vec<Vec<Obj>>> = Mutex::new(Vec::new());
+    static ref FLUSHED_ANY: AtomicBool = AtomicBool::new(false);
+}
+
+/// Pushes a shaded object on the calling thread's grey buffer (`grey`,
+/// locked), handing the buffer to [`FLUSHED`] once it is full. The
+/// collector drains the threads' buffers before [`FLUSHED`] (see
+/// [`drain_grey`]), so an object in a buffer that moves meanwhile is
+/// still seen.
+#[inline]
+fn push_grey(grey: &mut Vec<Obj>, o: Obj) {
+    grey.push(o);
+    if grey.len() >= GREY_CHUNK {
+        flush_grey(grey);
+    }
+}
+
+#[cold]
+fn flush_grey(grey: &mut Vec<Obj>) {
+    let full = std::mem::replace(grey, Vec::with_capacity(GREY_CHUNK));
+    crate::loom::lock(&FLUSHED).push(full);
+    FLUSHED_ANY.store(true, Ordering::SeqCst);
+}
+
+/// The collector takes the full buffers threads handed over, if any: a
+/// cheap check its drain makes now and then, so that a long drain does
+/// not leave them piling up.
+pub(crate) fn take_flushed(out: &mut Vec<Obj>) {
+    if FLUSHED_ANY.load(Ordering::Relaxed) {
+        take_all_flushed(out);
+    }
+}
+
+fn take_all_flushed(out: &mut Vec<Obj>) {
+    // Cleared before the take: a buffer handed over after the take sets
+    // it again.
+    FLUSHED_ANY.store(false, Ordering::Relaxed);
+    let full = std::mem::take(&mut *crate::loom::lock(&FLUSHED));
+    for mut b in full {
+        out.append(&mut b);
     }
 }
 
@@ -257,11 +314,19 @@ pub(crate) fn unshare_grey(out: &mut Vec<Obj>) {
     out.append(&mut crate::loom::lock(&SHARED));
 }
 
+/// Grey objects an assist takes from the shared ones at a time.
+const ASSIST_BATCH: usize = if cfg!(loom) { 2 } else { 16 };
+
 /// A mark assist (Go's `gcAssistAlloc`): with this thread's barrier mark
-/// up, takes up to `budget` of the grey objects the collector shared and
-/// shades their children into this thread's grey buffer, exactly as the
-/// collector's drain would. Returns how many it
-/// traced (0: none were shared).
+/// up, takes grey objects the collector shared and shades their
+/// children into this thread's grey buffer, exactly as the
+/// collector's drain would, until it has done `budget` units of work (an
+/// object traced and each child shaded are one unit each) or none are
+/// shared. Returns how many objects it traced (0: none were shared) and
+/// the work done.
+/// The work, not the objects, bounds how long an allocation assists: an
+/// object may have thousands of children. Objects taken and not traced go
+/// back to the shared ones.
 ///
 /// Sound for the reasons a barrier's shades are: the mark is up from
 /// before the take until the children are in the buffer, so a grace
@@ -271,29 +336,54 @@ pub(crate) fn unshare_grey(out: &mut Vec<Obj>) {
 /// as the collector does (`Mode::Collector`); one this thread holds is
 /// skipped, its barrier having shaded its children when it was acquired
 /// (or the count, finding it busy, having made them roots).
-pub fn assist_mark(budget: usize) -> usize {
+pub fn assist_mark(budget: usize) -> (usize, usize) {
     let e = enter();
-    let batch: Vec<Obj> = {
-        let mut w = crate::loom::lock(&SHARED);
-        let n = w.len().min(budget);
-        let at = w.len() - n;
-        w.split_off(at)
-    };
+    let (mut traced, mut work) = (0, 0);
     let mut children = Vec::new();
-    for &Obj(o) in &batch {
-        // A grey object is live until the sweep (above).
-        children.clear();
-        let tracer = &mut |c, _| children.push(c);
-        // SAFETY: as above.
-        unsafe { Header::trace(o, &mut super::trace::Tracer::new(super::trace::Mode::Collector, tracer)) };
-        e.shade_all(|shade| children.iter().for_each(|&c| shade(c)));
+    while work < budget {
+        let mut batch: Vec<Obj> = {
+            let mut w = crate::loom::lock(&SHARED);
+            let n = w.len().min(ASSIST_BATCH);
+            let at = w.len() - n;
+            w.split_off(at)
+        };
+        if batch.is_empty() {
+            break;
+        }
+        while work < budget {
+            let Some(Obj(o)) = batch.pop() else { break };
+            // A grey object is live until the sweep (above).
+            children.clear();
+            let tracer = &mut |c, _| children.push(c);
+            // SAFETY: as above.
+            unsafe { Header::trace(o, &mut super::trace::Tracer::new(super::trace::Mode::Collector, tracer)) };
+            e.shade_all(|shade| children.iter().for_each(|&c| shade(c)));
+            traced += 1;
+            work += 1 + children.len();
+        }
+        if !batch.is_empty() {
+            // Still grey, and still covered by our mark until they are back
+            // (the collector takes the shared ones back after each grace
+            // period).
+            crate::loom::lock(&SHARED).append(&mut batch);
+        }
     }
-    batch.len()
+    (traced, work)
 }
 
-/// Moves every thread's grey objects into `out`.
+/// Moves every thread's grey objects into `out`: each thread's buffer,
+/// then the full buffers threads handed over (in that order: a buffer
+/// handed over while this runs is then seen in one place or the other).
+/// A thread's buffer is swapped out under its lock, never copied there, so
+/// a barrier never waits for the collector to copy it.
 pub(crate) fn drain_grey(out: &mut Vec<Obj>) {
     for r in REGISTRY.snapshot() {
-        out.append(&mut crate::loom::lock(&r.grey));
+        let mut b = std::mem::take(&mut *crate::loom::lock(&r.grey));
+        if out.is_empty() {
+            *out = b;
+        } else {
+            out.append(&mut b);
+        }
     }
+    take_all_flushed(out);
 }

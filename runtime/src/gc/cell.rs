@@ -24,6 +24,7 @@ use std::ptr::{self, NonNull};
 use super::barrier::{self, Entered};
 use super::handle::Gc;
 use super::header::Header;
+use super::stall;
 use super::trace::{Mode, Trace, Tracer};
 use crate::loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::loom::{const_fn, LoadSeqCst};
@@ -80,7 +81,9 @@ impl RawRw {
         while s & busy != 0 {
             match self.state.compare_exchange_weak(s, s + WAITER, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => {
+                    let t = stall::start();
                     semacquire(&self.sema, false, reason);
+                    t.stop(stall::Kind::LockWait);
                     return;
                 }
                 Err(a) => s = a,
@@ -143,9 +146,11 @@ fn lock_shaded<T: Trace + ?Sized>(raw: &RawRw, v: &UnsafeCell<T>, write: bool, r
 
 #[cold]
 fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
+    let t = stall::start();
     let mode = if exclusive { Mode::ExclusiveBarrier } else { Mode::SharedBarrier };
     // A child of a value we hold locked is live.
     e.shade_all(|shade| v.trace(&mut Tracer::new(mode, &mut |o: NonNull<Header>, _| shade(o))));
+    t.stop(stall::Kind::Barrier);
 }
 
 /// Traces the value behind a cell (`write`: a `GcMutex`, whose lock is
@@ -154,10 +159,12 @@ fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, write: bool, v: &UnsafeCell<T>, t
     match t.mode() {
         Mode::Collector => {
             if if write { lock.try_write() } else { lock.try_read() } {
+                let held = stall::start();
                 // SAFETY: the lock is held (exclusively for a mutex, shared
                 // for a read lock: readers never change the value).
                 unsafe { (*v.get()).trace(t) };
                 lock.unlock(if write { WRITER } else { READER });
+                held.stop(stall::Kind::CollectorHold);
             }
         }
         Mode::ExclusiveBarrier => {

@@ -28,6 +28,7 @@ use super::cycle::{self, Objects};
 use super::finalize;
 use super::heap::{self, Found, HEAP_LIVE};
 use super::pacer;
+use super::stall;
 use super::stats;
 use crate::chan::Chan;
 use crate::sched::checkdead::Busy;
@@ -54,17 +55,21 @@ static TRIGGERED: AtomicBool = AtomicBool::new(false);
 /// The heap has grown past its goal: allocating threads assist the cycle
 /// under way (see [`assist`]).
 pub(crate) static PRESSURE: AtomicBool = AtomicBool::new(false);
-/// Grey objects an assist traces per span its thread takes (64 KiB for
-/// small objects).
-const ASSIST_OBJECTS: usize = 512;
+/// The marking work an assist does per span its thread takes (64 KiB for
+/// small objects): objects traced plus children shaded (see
+/// `barrier::assist_mark`), so that an assist never traces thousands of
+/// objects that each have thousands of children.
+const ASSIST_WORK: usize = 1024;
 /// Objects traced by assists, ever (for tests).
 pub(crate) static ASSISTED: AtomicU64 = AtomicU64::new(0);
 /// How long a thread waits for the cycle under way, once per span it takes
-/// while the heap is over twice its goal. Short, so that no allocation
-/// stalls for long; once per span (64 KiB for small objects), so that a
-/// thread allocating flat out is held to about 600 MB/s, the pace of a
-/// cycle over a large heap. The wait never blocks a cycle: it ends when
-/// the cycle does, or at this limit, whichever is first.
+/// while the heap is over twice its goal and no marking is left to share.
+/// Short, so that no allocation stalls for long; once per span (64 KiB for
+/// small objects), so that a thread allocating flat out is held to about
+/// 600 MB/s, the pace of a cycle over a large heap. The wait never blocks
+/// a cycle: it ends when the cycle does, or at this limit, whichever is
+/// first. (A parked thread may wait longer for the OS to run it again on a
+/// busy machine: spinning instead was tried and bought nothing measurable.)
 const ASSIST_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 /// The same wait while the heap is over what the memory limit allows
 /// ([`HARD_GOAL`]): about 64 MB/s per allocating thread until the cycle
@@ -223,7 +228,7 @@ pub(crate) fn maybe_trigger() {
 
 /// Go's mark assist (`gcAssistAlloc`): a thread that took a span while
 /// the heap was over its goal pays for it, at its next allocation, by
-/// tracing up to [`ASSIST_OBJECTS`] of the grey objects the collector
+/// doing [`ASSIST_WORK`] of the marking of the grey objects the collector
 /// shares (`barrier::assist_mark`), so a mutator allocating faster than
 /// marking progresses speeds the cycle up instead of outrunning it. Go
 /// sizes each assist from the scan work left and the heap left before the
@@ -241,20 +246,27 @@ pub(crate) fn assist() {
     if !OWED.try_with(|o| o.replace(false)).unwrap_or(false) || EXEMPT.with(|e| e.get()) {
         return;
     }
-    let mut owed = ASSIST_OBJECTS;
+    let t = stall::start();
+    let (mut owed, mut traced) = (ASSIST_WORK, 0);
     while owed > 0 {
         match super::barrier::assist_mark(owed) {
-            0 => break,
-            n => owed -= n,
+            (0, _) => break,
+            (n, work) => {
+                traced += n;
+                owed = owed.saturating_sub(work);
+            }
         }
     }
-    ASSISTED.fetch_add((ASSIST_OBJECTS - owed) as u64, Ordering::Relaxed);
+    ASSISTED.fetch_add(traced as u64, Ordering::Relaxed);
+    t.stop(stall::Kind::AssistMark);
     let live = HEAP_LIVE.load(Ordering::Relaxed);
     let limited = live >= HARD_GOAL.load(Ordering::Relaxed);
     if limited || (owed > 0 && live / 2 >= NEXT_GC.load(Ordering::Relaxed)) {
         let done = Chan::new(1);
         CONTROL.lock().unwrap_or_else(|e| e.into_inner()).assisting.push(done.clone());
+        let t = stall::start();
         let _ = done.recv_timeout(if limited { ASSIST_WAIT_LIMIT } else { ASSIST_WAIT });
+        t.stop(stall::Kind::AssistWait);
     }
 }
 
@@ -484,9 +496,9 @@ pub(crate) mod workers {
                 }
             }
             while MARKING.load(Ordering::Relaxed) {
-                match super::super::barrier::assist_mark(256) {
-                    0 => std::thread::sleep(Duration::from_micros(20)),
-                    n => drop(WORKED.fetch_add(n as u64, Ordering::Relaxed)),
+                match super::super::barrier::assist_mark(1024) {
+                    (0, _) => std::thread::sleep(Duration::from_micros(20)),
+                    (n, _) => drop(WORKED.fetch_add(n as u64, Ordering::Relaxed)),
                 }
             }
         }

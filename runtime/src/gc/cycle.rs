@@ -259,11 +259,16 @@ impl Marker {
             while let Some(Obj(o)) = self.stack.pop() {
                 self.shade_children(Obj(o));
                 n = n.wrapping_add(1);
-                if n % SHARE_EVERY == 0 && self.stack.len() >= SHARE_MIN {
-                    barrier::share_grey(&mut self.stack);
+                if n % SHARE_EVERY == 0 {
+                    // Full grey buffers mutators handed over meanwhile.
+                    barrier::take_flushed(&mut self.stack);
+                    if self.stack.len() >= SHARE_MIN {
+                        barrier::share_grey(&mut self.stack);
+                    }
                 }
             }
             barrier::unshare_grey(&mut self.stack);
+            barrier::take_flushed(&mut self.stack);
             if self.stack.is_empty() {
                 return;
             }
@@ -298,6 +303,8 @@ impl Marker {
             self.drain();
             barrier::grace_period();
             barrier::drain_grey(&mut self.stack);
+            // What an assist put back before the grace period ended.
+            barrier::unshare_grey(&mut self.stack);
             if self.stack.is_empty() {
                 return;
             }

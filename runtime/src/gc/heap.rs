@@ -159,7 +159,10 @@ impl Span {
             released: AtomicBool::new(false),
         });
         let r = SpanRef(NonNull::from(Box::leak(span)));
-        lock(&SPANS).push(r);
+        let t = super::stall::start();
+        let mut spans = lock(&SPANS);
+        t.stop(super::stall::Kind::HeapLock);
+        spans.push(r);
         r
     }
 
@@ -220,7 +223,9 @@ impl ClassCache {
     fn refill(&mut self, class: usize) {
         self.release(class);
         let popped = {
+            let t = super::stall::start();
             let mut list = lock(&PARTIALS[class]);
+            t.stop(super::stall::Kind::HeapLock);
             let s = list.pop();
             // Cleared under the list's lock, before any slot is handed out
             // (see `release_free_spans`).

@@ -63,6 +63,7 @@ mod impls;
 #[cfg(not(loom))]
 mod pacer;
 mod special;
+mod stall;
 #[cfg(not(loom))]
 pub(crate) mod stats;
 mod trace;
@@ -117,5 +118,26 @@ pub mod __hooks {
     /// Completed cycles.
     pub fn num_gc() -> u64 {
         super::collector::NUM_GC.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Starts (clearing what was recorded) or stops timing the waits of
+    /// mutators on the collector (see [`stalls`]).
+    pub fn watch_stalls(on: bool) {
+        super::stall::watch(on)
+    }
+
+    /// Per kind of wait on the collector since [`watch_stalls`] started:
+    /// its name, the longest wait in ns, the longest time the waiting
+    /// thread was on the CPU during one wait in ns (the rest is the OS
+    /// running something else, or the thread parked), and how many waits
+    /// exceeded 50 µs.
+    /// Kinds: `barrier` (a lock barrier shading a cell's children),
+    /// `lock_wait` (parked on a busy cell, whoever held it),
+    /// `collector_hold` (the collector, a worker or an assist holding a
+    /// cell's try-lock), `assist_mark`, `assist_wait` (back-pressure),
+    /// `weak_wait` (`Weak::upgrade` parked) and `heap_lock` (a span list's
+    /// lock taken by an allocating thread).
+    pub fn stalls() -> Vec<(&'static str, u64, u64, u64)> {
+        super::stall::read()
     }
 }

@@ -157,7 +157,9 @@ pub(crate) fn upgrade(cell: &WeakCell) -> Option<NonNull<Header>> {
         let hdr = unsafe { h.as_ref() };
         if closed && hdr.state() & MARKED == 0 {
             drop(e);
+            let t = super::stall::start();
             wait_reopen();
+            t.stop(super::stall::Kind::WeakWait);
             continue;
         }
         hdr.handles.fetch_add(1, Ordering::SeqCst);

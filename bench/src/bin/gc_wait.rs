@@ -1,0 +1,269 @@
+//! Issue 5's latency target, as a program: "the longest time any mutator
+//! operation waits on the collector ≤ 50 µs with a 1 GiB heap whose cells
+//! hold at most 10,000 children each".
+//!
+//!     gc_wait [--heap-mib N] [--children N] [--secs S] [--mutators M] [--idle]
+//!     gc_wait --gc-stall [TREES]
+//!
+//! Builds a heap of about N MiB (default 1024): a root `GcRwLock` holding
+//! buckets, each a `GcMutex<Vec<Gc<Leaf>>>` of `--children` leaves (default
+//! 10,000). Then `--mutators` goroutines (default 2) run random operations
+//! on it for S seconds (default 20) while cycles run back to back (a plain
+//! thread calls `gort::gc()` in a loop; `--idle`: no forced cycles, GOGC
+//! paces them). Each operation takes the root's read lock, then one of:
+//! lock a bucket and read a leaf; lock a bucket and replace a leaf with a
+//! new one (the garbage); clone a leaf out; upgrade a weak pointer to a
+//! leaf; build and drop a 31-node tree (allocation, assists).
+//!
+//! Prints, per kind of wait on the collector, the longest wait and how many
+//! exceeded 50 µs (`gort::gc::__hooks::stalls`: see `runtime/src/gc/stall.rs`),
+//! then the operations' longest wall time and the longest time an
+//! operation's thread was off the CPU during it (the OS's share: the
+//! machine is shared) and on it (its own work, barriers and assists
+//! included). Lines start with `RESULT` for scripts.
+//!
+//! `--gc-stall` runs bench_gort's `gc_stall` row instead (a depth-18 tree
+//! kept alive while TREES 31-node trees are built and checked, default
+//! 200,000; cycles paced by GOGC) and prints the same waits beside the
+//! longest build+check.
+
+use std::time::{Duration, Instant};
+
+use gort::gc::{Gc, GcMutex, GcRwLock, Trace};
+
+#[derive(Trace)]
+struct Leaf {
+    v: [u64; 2],
+}
+
+type Bucket = GcMutex<Vec<Gc<Leaf>>>;
+
+#[derive(Trace)]
+struct Node {
+    l: Option<Gc<Node>>,
+    r: Option<Gc<Node>>,
+}
+
+fn tree(d: u32) -> Gc<Node> {
+    if d == 0 {
+        Gc::new(Node { l: None, r: None })
+    } else {
+        Gc::new(Node { l: Some(tree(d - 1)), r: Some(tree(d - 1)) })
+    }
+}
+
+fn count(n: &Node) -> u64 {
+    1 + n.l.as_deref().map_or(0, count) + n.r.as_deref().map_or(0, count)
+}
+
+/// xorshift64*.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[derive(Default, Clone, Copy)]
+struct Worst {
+    ops: u64,
+    wall: Duration,
+    off_cpu: Duration,
+    on_cpu: Duration,
+    over_50us: u64,
+}
+
+const OPS: [&str; 5] = ["lock_read", "lock_replace", "clone", "upgrade", "tree31"];
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map_or(default, |v| v.parse().expect(name))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let heap_mib = arg(&args, "--heap-mib", 1024) as usize;
+    let children = arg(&args, "--children", 10_000) as usize;
+    let secs = arg(&args, "--secs", 20);
+    let mutators = arg(&args, "--mutators", 2) as usize;
+    let idle = args.iter().any(|a| a == "--idle");
+    if let Some(i) = args.iter().position(|a| a == "--gc-stall") {
+        let trees = args.get(i + 1).map_or(200_000, |v| v.parse().expect("TREES"));
+        return gort::run(move || gc_stall(trees));
+    }
+    gort::run(move || run(heap_mib, children, secs, mutators, idle));
+}
+
+fn print_stalls() {
+    println!("waits on the collector: longest wall, longest on-CPU (us), count over 50 us wall");
+    for (name, ns, cpu, over) in gort::gc::__hooks::stalls() {
+        println!("  {name:15} {:10.1} {:10.1} {over:8}", ns as f64 / 1e3, cpu as f64 / 1e3);
+        println!("RESULT wait_{name} {:.1} us on_cpu {:.1} us", ns as f64 / 1e3, cpu as f64 / 1e3);
+    }
+}
+
+fn gc_stall(trees: u64) {
+    gort::spawn(move || {
+        let long = tree(18);
+        gort::gc::__hooks::watch_stalls(true);
+        let gc0 = gort::gc::__hooks::num_gc();
+        let (mut wall, mut off, mut on) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let mut sum = 0;
+        for _ in 0..trees {
+            let (w0, c0) = (Instant::now(), thread_cpu());
+            sum += count(&tree(4));
+            let (w, c) = (w0.elapsed(), thread_cpu() - c0);
+            wall = wall.max(w);
+            off = off.max(w.saturating_sub(c));
+            on = on.max(c.min(w));
+        }
+        std::hint::black_box((sum, &long));
+        let la = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "gc_stall: {} cycles; load average {}",
+            gort::gc::__hooks::num_gc() - gc0,
+            la.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        );
+        print_stalls();
+        println!("RESULT gc_stall {:.1} us", wall.as_secs_f64() * 1e6);
+        println!("RESULT gc_stall_off_cpu {:.1} us", off.as_secs_f64() * 1e6);
+        println!("RESULT gc_stall_on_cpu {:.1} us", on.as_secs_f64() * 1e6);
+    })
+    .join()
+    .unwrap();
+}
+
+fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool) {
+    // A leaf is a 48-byte slot (24-byte header + 16), a bucket 64.
+    let buckets = (heap_mib << 20) / (children * 48 + 64);
+    let t = Instant::now();
+    let root: Gc<GcRwLock<Vec<Gc<Bucket>>>> = Gc::new(GcRwLock::new(Vec::with_capacity(buckets)));
+    for b in 0..buckets {
+        let v: Vec<Gc<Leaf>> = (0..children).map(|i| Gc::new(Leaf { v: [b as u64, i as u64] })).collect();
+        root.write().push(Gc::new(GcMutex::new(v)));
+    }
+    let weaks: Vec<gort::weak::Weak<Leaf>> = {
+        let r = root.read();
+        let mut rng = Rng(7);
+        (0..1000).map(|_| gort::weak::Weak::new(&r[rng.below(buckets)].lock()[rng.below(children)])).collect()
+    };
+    let weaks = std::sync::Arc::new(weaks);
+    let ms = gort::read_mem_stats();
+    println!(
+        "built {buckets} buckets x {children} leaves in {:.1}s: heap_alloc {} MiB",
+        t.elapsed().as_secs_f64(),
+        ms.heap_alloc >> 20
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cycler = (!idle).then(|| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                gort::gc();
+            }
+        })
+    });
+    gort::gc::__hooks::watch_stalls(true);
+    let gc0 = gort::gc::__hooks::num_gc();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let hs: Vec<_> = (0..mutators)
+        .map(|m| {
+            let root = root.clone();
+            let weaks = weaks.clone();
+            // Each mutator on a thread of its own: a goroutine sharing its
+            // thread would wait behind the other's loop, which has no
+            // scheduling point, and that wait is not the collector's.
+            gort::Builder::new()
+                .locked()
+                .spawn(move || {
+                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (m as u64 + 1));
+                    let mut worst = [Worst::default(); OPS.len()];
+                    let mut sink = 0u64;
+                    while Instant::now() < deadline {
+                        for _ in 0..64 {
+                            let op = rng.below(OPS.len());
+                            let (w0, c0) = (Instant::now(), thread_cpu());
+                            let b = root.read()[rng.below(buckets)].clone();
+                            match op {
+                                0 => sink += b.lock()[rng.below(children)].v[0],
+                                1 => {
+                                    let i = rng.below(children);
+                                    b.lock()[i] = Gc::new(Leaf { v: [sink, i as u64] });
+                                }
+                                2 => sink += b.lock()[rng.below(children)].clone().v[1],
+                                3 => sink += weaks[rng.below(weaks.len())].upgrade().map_or(0, |l| l.v[0]),
+                                _ => sink += count(&tree(4)),
+                            }
+                            drop(b);
+                            let (wall, cpu) = (w0.elapsed(), thread_cpu() - c0);
+                            let w = &mut worst[op];
+                            w.ops += 1;
+                            w.over_50us += u64::from(wall > Duration::from_micros(50));
+                            if wall > w.wall {
+                                w.wall = wall;
+                            }
+                            w.off_cpu = w.off_cpu.max(wall.saturating_sub(cpu));
+                            w.on_cpu = w.on_cpu.max(cpu.min(wall));
+                        }
+                    }
+                    std::hint::black_box(sink);
+                    worst
+                })
+                .expect("spawn mutator")
+        })
+        .collect();
+    let per: Vec<[Worst; OPS.len()]> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    let cycles = gort::gc::__hooks::num_gc() - gc0;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(c) = cycler {
+        c.join().unwrap();
+    }
+    let la = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "{cycles} cycles in {secs}s; load average {}",
+        la.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    print_stalls();
+    println!("operations: count, longest wall, longest off-CPU, longest on-CPU (us), count over 50 us wall");
+    let mut all = Worst::default();
+    for (i, name) in OPS.iter().enumerate() {
+        let mut w = Worst::default();
+        for p in &per {
+            w.ops += p[i].ops;
+            w.over_50us += p[i].over_50us;
+            w.wall = w.wall.max(p[i].wall);
+            w.off_cpu = w.off_cpu.max(p[i].off_cpu);
+            w.on_cpu = w.on_cpu.max(p[i].on_cpu);
+        }
+        println!(
+            "  {name:13} {:10} {:10.1} {:10.1} {:10.1} {:8}",
+            w.ops,
+            w.wall.as_secs_f64() * 1e6,
+            w.off_cpu.as_secs_f64() * 1e6,
+            w.on_cpu.as_secs_f64() * 1e6,
+            w.over_50us
+        );
+        all.ops += w.ops;
+        all.over_50us += w.over_50us;
+        all.wall = all.wall.max(w.wall);
+        all.off_cpu = all.off_cpu.max(w.off_cpu);
+        all.on_cpu = all.on_cpu.max(w.on_cpu);
+    }
+    println!("RESULT op_wall_max {:.1} us", all.wall.as_secs_f64() * 1e6);
+    println!("RESULT op_on_cpu_max {:.1} us", all.on_cpu.as_secs_f64() * 1e6);
+    println!("RESULT op_off_cpu_max {:.1} us", all.off_cpu.as_secs_f64() * 1e6);
+    println!("RESULT ops {} over_50us {}", all.ops, all.over_50us);
+    drop(root);
+}
