@@ -24,7 +24,8 @@
 //!   unequal (a freed node's address reused must get a new weak cell);
 //! - in a finalizer: the right node, intact, not dropped, its weak
 //!   pointers already cleared, each finalizer run at most once, one at a
-//!   time, always on the same goroutine;
+//!   time, always on the same goroutine; a weak pointer it makes to the
+//!   node is a new one (unequal to the cleared one) and upgrades;
 //! - in a cleanup: its node has been dropped (exactly once), and the
 //!   cleanup runs at most once.
 //!
@@ -32,7 +33,8 @@
 //! and a checkpoint checks the real graph reachable from the roots (the
 //! threads' roots and the resurrected set) against the model, edge for
 //! edge, and that no node reachable from the roots was finalized, except
-//! the resurrected nodes themselves, finalized exactly once. Then it
+//! the resurrected nodes themselves, finalized exactly once and reachable
+//! from no other root nor from themselves. Then it
 //! predicts the quiescent state by simulating Go's cycles on the model
 //! from that state: mark from the roots and from the children (not
 //! themselves) of every node whose finalizer is set; each finalizable node
@@ -51,8 +53,11 @@
 //! the thread reached the node cancels it for sure; a stop after the node
 //! was seen dropped is too late for sure; otherwise either is allowed),
 //! none of a live node. Every weak pointer then upgrades exactly when its
-//! node is alive and was never finalized. The intermediate, timing
-//! dependent steps (which cycle ran which finalizer) are not checked.
+//! node is alive and was never finalized (one made by a finalizer: when
+//! its node is alive), and for every model edge A -> B out of a finalized
+//! node (its edges froze when it became unreachable), if B was finalized
+//! too, A's finalizer ran first. The intermediate, timing dependent steps
+//! (which cycle ran which finalizer) are not checked.
 //!
 //! At the end all roots go, the resurrected set is emptied (repeatedly:
 //! finalizers may still resurrect), and the quiescent state is checked as
@@ -61,7 +66,10 @@
 //! and after that every node must have been dropped exactly once and
 //! every cleanup not surely stopped run once.
 //!
-//! `cargo +nightly fuzz run gc_weak` (from `fuzz/`).
+//! `cargo +nightly fuzz run gc_weak` (from `fuzz/`); with `GC_WEAK_STATS`
+//! set in the environment, each input prints what it exercised (nodes,
+//! finalizers set and run, cleanups added and run, stops by kind, rounds
+//! of clearing finalizer cycles at the end).
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -105,8 +113,13 @@ struct FinState {
     runs: Vec<u32>,
     /// Finalizer runs per node.
     finalized: Vec<u32>,
+    /// When each node's finalizer ran (its position among all the runs).
+    seq: Vec<u32>,
+    order: u32,
     /// Nodes resurrected by their finalizer: roots the model knows.
     resurrected: Vec<Gc<Node>>,
+    /// Weak pointers each finalizer made to its node (a new weak cell).
+    after: Vec<(Weak<Node>, u32)>,
 }
 
 /// Per-input state shared with every node, finalizer and cleanup.
@@ -371,10 +384,21 @@ fn finalizer(sh: Arc<Shared>, serial: u32, id: u32, resurrect: bool, w: Weak<Nod
         if let Some(u) = w.upgrade() {
             sh.error(format!("a weak pointer to node {id} upgrades (to node {}) in its finalizer", u.id));
         }
+        // A new weak pointer gets a new cell, which works.
+        let w2 = Weak::new(&g);
+        if w2 == w {
+            sh.error(format!("a weak pointer to node {id} made in its finalizer equals the cleared one"));
+        }
+        if !w2.upgrade().is_some_and(|u| Gc::ptr_eq(&u, &g)) {
+            sh.error(format!("a weak pointer to node {id} made in its finalizer does not upgrade"));
+        }
         {
             let mut st = sh.fin.lock().unwrap();
             st.runs[serial as usize] += 1;
             st.finalized[id as usize] += 1;
+            st.seq[id as usize] = st.order;
+            st.order += 1;
+            st.after.push((w2, id));
             if st.runs[serial as usize] != 1 {
                 drop(st);
                 sh.error(format!("finalizer {serial} of node {id} ran twice"));
@@ -640,6 +664,16 @@ fn reach(models: &[&Model], seeds: impl IntoIterator<Item = u32>) -> BTreeSet<u3
     seen
 }
 
+/// The successors of `id` in the model.
+fn succ(models: &[&Model], id: u32) -> Vec<u32> {
+    let mut c = Vec::new();
+    for m in models {
+        c.extend(m.edges.get(&id).into_iter().flatten().copied());
+        c.extend(m.slots.get(&id).copied());
+    }
+    c
+}
+
 /// The quiescent state the model predicts.
 struct Prediction {
     alive: BTreeSet<u32>,
@@ -664,15 +698,8 @@ fn predict(
     let mut set = set.clone();
     let mut cycles = 0;
     loop {
-        let children = set.keys().flat_map(|&f| {
-            let mut c: Vec<u32> = Vec::new();
-            for m in models {
-                c.extend(m.edges.get(&f).into_iter().flatten().copied());
-                c.extend(m.slots.get(&f).copied());
-            }
-            c
-        });
-        let marked = reach(models, roots.iter().chain(resurrected.iter()).copied().chain(children.take(0)));
+        let children = set.keys().flat_map(|&f| succ(models, f));
+        let marked = reach(models, roots.iter().chain(resurrected.iter()).copied().chain(children));
         let run: Vec<u32> = set.keys().copied().filter(|f| !marked.contains(f)).collect();
         if run.is_empty() {
             return Prediction {
@@ -722,11 +749,13 @@ fn checkpoint(ts: &mut [Thread], sh: &Shared) -> (Vec<(usize, usize)>, bool) {
     let models: Vec<&Model> = ts.iter().map(|t| &t.m).collect();
     let pred = {
         // The real graph reachable from the roots, edge for edge.
-        let from_threads = reach(&models, roots.iter().copied());
         let all = reach(&models, roots.iter().chain(resurrected.iter()).copied());
         let mut seen: BTreeSet<u32> = BTreeSet::new();
-        let mut q: VecDeque<Gc<Node>> =
-            ts.iter().flat_map(|t| t.roots.iter().map(|r| r.0.clone())).chain(res.iter().map(|r| r.0.clone())).collect();
+        let mut q: VecDeque<Gc<Node>> = ts
+            .iter()
+            .flat_map(|t| t.roots.iter().map(|r| r.0.clone()))
+            .chain(res.iter().map(|r| r.0.clone()))
+            .collect();
         while let Some(g) = q.pop_front() {
             g.verify(sh);
             if !seen.insert(g.id) {
@@ -744,13 +773,15 @@ fn checkpoint(ts: &mut [Thread], sh: &Shared) -> (Vec<(usize, usize)>, bool) {
         }
         assert_eq!(seen, all, "reachable set");
         // Finalized only when unreachable: a node the roots reach was not,
-        // but for the resurrected ones (once).
+        // but for the resurrected ones (once), which nothing else reaches
+        // (not even themselves: a node in a cycle is never finalized).
+        let others = reach(&models, roots.iter().copied().chain(resurrected.iter().flat_map(|&r| succ(&models, r))));
         let st = sh.fin.lock().unwrap();
         for &id in &all {
             let f = st.finalized[id as usize];
-            let want = u32::from(resurrected.contains(&id) && !from_threads.contains(&id));
-            assert!(!(resurrected.contains(&id) && from_threads.contains(&id)), "resurrected node {id} is reachable from a thread's roots");
-            assert_eq!(f, want, "node {id} is reachable from the roots: finalized {f} time(s)");
+            let res = resurrected.contains(&id);
+            assert!(!(res && others.contains(&id)), "resurrected node {id} is reachable from another root or itself");
+            assert_eq!(f, u32::from(res), "node {id} is reachable from the roots: finalized {f} time(s)");
         }
         drop(st);
         drop(res);
@@ -789,7 +820,9 @@ fn checkpoint(ts: &mut [Thread], sh: &Shared) -> (Vec<(usize, usize)>, bool) {
                     (true, Stop::No) => r == 1,
                     (true, Stop::Maybe) => r <= 1,
                 };
-                fail(good, &|| format!("cleanup {} of node {} ({:?}, freed: {freed}): ran {r} time(s)", c.serial, c.id, c.stop));
+                fail(good, &|| {
+                    format!("cleanup {} of node {} ({:?}, freed: {freed}): ran {r} time(s)", c.serial, c.id, c.stop)
+                });
             }
         }
         ok
@@ -806,12 +839,40 @@ fn checkpoint(ts: &mut [Thread], sh: &Shared) -> (Vec<(usize, usize)>, bool) {
     flush();
     sh.check_errors();
     matches(true);
+    // For A -> B, A's finalizer runs first (B is kept while A's is set or
+    // queued). A finalized node's edges are frozen: it was unreachable.
+    {
+        let st = sh.fin.lock().unwrap();
+        for m in &models {
+            for (&a, bs) in
+                m.edges.iter().map(|(a, bs)| (a, bs.clone())).chain(m.slots.iter().map(|(a, b)| (a, vec![*b])))
+            {
+                if st.finalized[a as usize] == 0 {
+                    continue;
+                }
+                for b in bs {
+                    if st.finalized[b as usize] > 0 {
+                        let (sa, sb) = (st.seq[a as usize], st.seq[b as usize]);
+                        assert!(
+                            sa < sb,
+                            "node {a} -> node {b}: finalizer of {b} ran (#{sb}) before the one of {a} (#{sa})"
+                        );
+                    }
+                }
+            }
+        }
+    }
     // Every weak pointer upgrades exactly when its node is alive and was
     // never finalized (its cell was cleared in the cycle that found it
     // unreachable otherwise).
     {
-        let finalized: Vec<u32> = sh.fin.lock().unwrap().finalized.clone();
-        let weaks = ts.iter().flat_map(|t| t.weaks.iter().map(|(w, id)| (w, *id)).chain(t.m.fins.iter().map(|f| (&f.weak, f.id))));
+        let (finalized, after) = {
+            let st = sh.fin.lock().unwrap();
+            (st.finalized.clone(), st.after.clone())
+        };
+        let weaks = ts
+            .iter()
+            .flat_map(|t| t.weaks.iter().map(|(w, id)| (w, *id)).chain(t.m.fins.iter().map(|f| (&f.weak, f.id))));
         for (w, id) in weaks {
             let want = pred.alive.contains(&id) && finalized[id as usize] == 0;
             let got = w.upgrade();
@@ -819,7 +880,23 @@ fn checkpoint(ts: &mut [Thread], sh: &Shared) -> (Vec<(usize, usize)>, bool) {
                 assert_eq!(g.id, id, "a weak pointer to node {id} upgraded to node {}", g.id);
                 g.verify(sh);
             }
-            assert_eq!(got.is_some(), want, "weak pointer to node {id} at quiescence (finalized {} time(s))", finalized[id as usize]);
+            assert_eq!(
+                got.is_some(),
+                want,
+                "weak pointer to node {id} at quiescence (finalized {} time(s))",
+                finalized[id as usize]
+            );
+        }
+        // One made by the finalizer: its node was marked in every cycle
+        // since, if it is still alive.
+        for (w, id) in &after {
+            let got = w.upgrade();
+            if let Some(g) = &got {
+                assert_eq!(g.id, *id, "a weak pointer to node {id} made by its finalizer upgraded to node {}", g.id);
+                g.verify(sh);
+            }
+            let want = pred.alive.contains(id);
+            assert_eq!(got.is_some(), want, "weak pointer to node {id} made by its finalizer, at quiescence");
         }
     }
     // Forget the edges of the dropped nodes.
@@ -857,7 +934,14 @@ fuzz_target!(|data: &[u8]| {
         next_cleanup: AtomicU32::new(0),
         cleanup_runs: (0..MAX_CLEANUPS).map(|_| AtomicU32::new(0)).collect(),
         fin_active: AtomicU32::new(0),
-        fin: Mutex::new(FinState { runs: vec![0; MAX_FINS], finalized: vec![0; MAX_NODES], resurrected: Vec::new() }),
+        fin: Mutex::new(FinState {
+            runs: vec![0; MAX_FINS],
+            finalized: vec![0; MAX_NODES],
+            seq: vec![0; MAX_NODES],
+            order: 0,
+            resurrected: Vec::new(),
+            after: Vec::new(),
+        }),
         errors: Mutex::new(Vec::new()),
         salt: mix(u64::from(h1)),
     });
@@ -918,7 +1002,8 @@ fuzz_target!(|data: &[u8]| {
         for (k, i) in stuck {
             let m = &mut ts[k].m;
             let f = &mut m.fins[i];
-            let g = f.weak.upgrade().unwrap_or_else(|| panic!("node {} in a finalizer cycle lost its weak pointer", f.id));
+            let g =
+                f.weak.upgrade().unwrap_or_else(|| panic!("node {} in a finalizer cycle lost its weak pointer", f.id));
             gort::clear_finalizer(&g);
             f.cleared = true;
             m.set.remove(&f.id);
@@ -931,9 +1016,17 @@ fuzz_target!(|data: &[u8]| {
     sh.check_errors();
     if std::env::var_os("GC_WEAK_STATS").is_some() {
         let st = sh.fin.lock().unwrap();
-        let fr = st.runs.iter().filter(|&&r| r > 0).count();
-        let cr = sh.cleanup_runs.iter().filter(|r| r.load(SeqCst) > 0).count();
-        let stops: Vec<usize> = [Stop::No, Stop::Yes, Stop::Maybe].iter().map(|s| ts.iter().flat_map(|t| &t.m.cleanups).filter(|c| c.stop == *s).count()).collect();
-        eprintln!("STATS nodes {created} fins {}/{} ran {fr} cleanups {}/{cr} stops {stops:?} rounds {rounds}", sh.next_fin.load(SeqCst), ts.iter().map(|t| t.m.fins.len()).sum::<usize>(), sh.next_cleanup.load(SeqCst));
+        let fins = || ts.iter().flat_map(|t| &t.m.fins);
+        let ran = fins().filter(|f| st.runs[f.serial as usize] > 0).count();
+        let resurrected = fins().filter(|f| f.resurrect && st.runs[f.serial as usize] > 0).count();
+        let cleanups = || ts.iter().flat_map(|t| &t.m.cleanups);
+        let cran = cleanups().filter(|c| sh.cleanup_runs[c.serial as usize].load(SeqCst) > 0).count();
+        let stops = [Stop::No, Stop::Yes, Stop::Maybe].map(|s| cleanups().filter(|c| c.stop == s).count());
+        eprintln!(
+            "gc_weak: {created} nodes; finalizers {} set, {ran} ran, {resurrected} resurrected; \
+             cleanups {} added, {cran} ran; stops (no, yes, maybe) {stops:?}; rounds of clearing {rounds}",
+            fins().count(),
+            cleanups().count(),
+        );
     }
 });
