@@ -610,6 +610,40 @@ fn atomic_failed_compare_exchange_vs_swap() {
     both_orders("atomic_failed_compare_exchange_vs_swap", scenario);
 }
 
+/// S5 on one thread, where a cell's barrier may skip shading: stack S
+/// and X. The mutator write-locks S's mutex, moves X in and unlocks; then
+/// write-locks it again, takes X out, drops S and keeps X. A barrier
+/// shades a cell's children once per cycle, and only once the roots are
+/// shaded: the first barrier may run before the roots and see an empty
+/// cell, and the count may then see X inside (not a root); the second
+/// barrier must shade X. (Checked to fail with the "roots shaded" test
+/// removed from `cell::barrier_shade`.)
+#[test]
+fn mutex_shade_once_after_roots() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let x = Gc::new(M(GcMutex::new(Link(None))));
+        let s = Gc::new(M(GcMutex::new(Link(None))));
+        let garbage = Gc::new(M(GcMutex::new(Link(None))));
+        ghost.setup(&[obj("S", &s), obj("X", &x), obj("G", &garbage)], &[1, 1, 0], 2);
+        drop(garbage);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            g.gave(&x);
+            s.0.lock().0 = Some(x);
+            let x = s.0.lock().0.take().unwrap();
+            g.got(&x);
+            g.discard(s);
+            g.used(&x);
+            x
+        });
+        let _ = ghost.collect(rev);
+        let x = m.join().unwrap();
+        ghost.used(&x);
+        ghost.discard(x);
+    }
+    both_orders("mutex_shade_once_after_roots", scenario);
+}
+
 // ---------------------------------------------------------- 4. weak pointers
 
 /// S15: X.mutex → Y; nothing holds X; a `Weak` points to X. The mutator

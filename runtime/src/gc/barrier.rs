@@ -19,16 +19,24 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 
 use super::header::Header;
-use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use crate::loom::sync::Mutex;
 use crate::loom::LoadSeqCst;
 
 /// On from the start of a cycle's counting until marking has terminated.
 #[cfg(not(loom))]
 static PHASE: AtomicBool = AtomicBool::new(false);
+/// The number of the cycle under way or last run.
+#[cfg(not(loom))]
+static EPOCH: AtomicU32 = AtomicU32::new(0);
+/// The number of the last cycle whose roots have all been shaded (C5).
+#[cfg(not(loom))]
+static ROOTED: AtomicU32 = AtomicU32::new(0);
 #[cfg(loom)]
 loom::lazy_static! {
     static ref PHASE: AtomicBool = AtomicBool::new(false);
+    static ref EPOCH: AtomicU32 = AtomicU32::new(0);
+    static ref ROOTED: AtomicU32 = AtomicU32::new(0);
 }
 
 /// A registered thread.
@@ -145,8 +153,29 @@ pub(crate) fn phase_on() -> bool {
     PHASE.load_seqcst()
 }
 
+/// Turns the phase on (a new cycle, whose number goes up first) or off.
 pub(crate) fn set_phase(on: bool) {
+    if on {
+        // 1 ..= 2^31 - 1, wrapping (cells keep it times two, plus one).
+        let e = EPOCH.load(Ordering::Relaxed) % ((1 << 31) - 1) + 1;
+        EPOCH.store(e, Ordering::SeqCst);
+    }
     PHASE.store(on, Ordering::SeqCst);
+}
+
+/// The current cycle's number (1, 2, ...; read with the phase on, under a
+/// barrier mark, it cannot change before the mark goes down: the cycle
+/// ends only after a grace period), and whether its roots have all been
+/// shaded yet.
+#[inline]
+pub(crate) fn epoch() -> (u32, bool) {
+    let e = EPOCH.load(Ordering::SeqCst);
+    (e, ROOTED.load(Ordering::SeqCst) == e)
+}
+
+/// C5 is over: every root of this cycle is shaded.
+pub(crate) fn set_rooted() {
+    ROOTED.store(EPOCH.load(Ordering::Relaxed), Ordering::SeqCst);
 }
 
 /// The barrier mark of the calling thread, up for as long as it lives.

@@ -41,12 +41,15 @@ const WAITER: u64 = 1 << 32;
 struct RawRw {
     state: AtomicU64,
     sema: AtomicU32,
+    /// The cycle whose barrier last shaded the cell's children, times
+    /// two, plus one if that barrier was exclusive (see [`barrier_shade`]).
+    shaded: AtomicU32,
 }
 
 impl RawRw {
     const_fn! {
         fn new() -> RawRw {
-            RawRw { state: AtomicU64::new(0), sema: AtomicU32::new(0) }
+            RawRw { state: AtomicU64::new(0), sema: AtomicU32::new(0), shaded: AtomicU32::new(0) }
         }
     }
 
@@ -126,12 +129,35 @@ impl RawRw {
 }
 
 /// Shades the children of `v`, the value of a cell the caller has just
-/// acquired (`exclusive`: for writing), if a cycle is on. See [`Mode`] for
-/// the children inside cells nested in `v`.
+/// acquired (`exclusive`: for writing), if a cycle is on and no barrier
+/// has shaded them in this cycle yet. See [`Mode`] for the children inside
+/// cells nested in `v`: a shared barrier skips them, so only an exclusive
+/// one spares a later exclusive barrier its shading.
+///
+/// Once per cycle after the roots are shaded is enough (PROTOCOL.md §8,
+/// model flag `--shade-once`): the barrier exists for the children present
+/// when a mutator may take them out, and those were shaded by the first
+/// such barrier; a child put in since came from a mutator's handle, and
+/// once the roots are shaded every handle a mutator holds is to a marked
+/// object (a root, or obtained through a clone, a cell or a slot, whose
+/// barriers shade, or born marked). Before that, a handle moved from a
+/// stack into a cell may be neither (the count saw it inside): barriers
+/// then always shade (scenario S5 fails otherwise).
 #[inline]
-fn barrier_shade<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
+fn barrier_shade<T: Trace + ?Sized>(raw: &RawRw, e: &Entered, v: &T, exclusive: bool) {
     if barrier::phase_on() {
-        shade_children(e, v, exclusive);
+        let (epoch, rooted) = barrier::epoch();
+        let s = if rooted { raw.shaded.load(Ordering::SeqCst) } else { 0 };
+        let done = rooted && if exclusive { s == epoch * 2 + 1 } else { s >> 1 == epoch };
+        if !done {
+            shade_children(e, v, exclusive);
+            // Shades are in our buffer: later barriers may rely on them.
+            // A shared barrier never overwrites an exclusive one's record
+            // (they cannot race: an exclusive holder is alone).
+            if rooted && (exclusive || s >> 1 != epoch) {
+                raw.shaded.store(epoch * 2 + exclusive as u32, Ordering::SeqCst);
+            }
+        }
     }
 }
 
@@ -141,7 +167,7 @@ fn barrier_shade<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
 fn lock_shaded<T: Trace + ?Sized>(raw: &RawRw, v: &UnsafeCell<T>, write: bool, reason: Reason) {
     let e = raw.acquire(write, reason);
     // SAFETY: the lock is held (exclusively if `write`).
-    barrier_shade(&e, unsafe { &*v.get() }, write);
+    barrier_shade(raw, &e, unsafe { &*v.get() }, write);
 }
 
 #[cold]
@@ -245,7 +271,7 @@ impl<T: Trace + ?Sized> GcMutex<T> {
             return None;
         }
         // SAFETY: the lock is held.
-        barrier_shade(&e, unsafe { &*self.value.get() }, true);
+        barrier_shade(&self.raw, &e, unsafe { &*self.value.get() }, true);
         drop(e);
         Some(GcMutexGuard { m: self, _not_send: PhantomData })
     }

@@ -103,6 +103,9 @@ pub(crate) fn run<O: Objects + ?Sized>(
             mk.shade(o);
         }
     });
+    // From here a cell barrier that shades may spare later ones in this
+    // cycle (`cell::barrier_shade`).
+    barrier::set_rooted();
     // Go marks everything a finalizable object reaches, but not the
     // object: for A -> B both finalizable and unreachable, only A's
     // finalizer runs this cycle. An object given a finalizer after this
