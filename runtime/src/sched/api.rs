@@ -380,17 +380,15 @@ impl<T> JoinInner<T> {
                 Some((_, g)) => {
                     // SAFETY: the handle is consumed: we are the only joiner.
                     unsafe { core.set_waiter(Waiter::G(NonNull::from(g))) };
-                    let mut waiting = false;
                     // Registering after the switch: the wake-up (a `ready`)
-                    // cannot come before the park.
-                    proc::gopark(g, WaitReason::Join, &mut || {
-                        waiting = core.register();
-                        waiting
-                    });
-                    if !waiting {
-                        // SAFETY: `register` found `DONE`.
-                        drop(unsafe { core.take_waiter() });
-                    }
+                    // cannot come before the park. Nothing may touch this
+                    // stack after `register` (a migratable goroutine may
+                    // already run elsewhere), so the outcome is not stored.
+                    proc::gopark(g, WaitReason::Join, &mut || core.register());
+                    // Either `register` found `DONE` (the waiter is still
+                    // there) or the finisher took it before readying us.
+                    // SAFETY: in both cases the finisher is done with the cell.
+                    drop(unsafe { core.take_waiter() });
                 }
                 None => {
                     // SAFETY: as above.

@@ -17,7 +17,11 @@
 //! its waiter back). No wake-up is lost, and the waiter cell is touched by
 //! one side at a time. A goroutine joiner registers inside its park's
 //! unlock callback, after it has switched out (Go's `goparkunlock`), so
-//! the wake-up cannot come before the park.
+//! the wake-up cannot come before the park. Once `register` has set
+//! `WAITING`, the joiner may be readied and (if migratable) resumed on
+//! another thread at once: the callback must not write to the joiner's
+//! stack afterwards, so the joiner, once resumed, takes its waiter cell
+//! back unconditionally instead of learning what `register` returned.
 //!
 //! Rejected: a `Mutex` around `done` and the waiter (the previous design):
 //! two lock/unlock pairs per spawn and join where two `fetch_or`s do.
@@ -84,11 +88,14 @@ impl<W> JoinCore<W> {
         self.state.fetch_or(WAITING, Ordering::AcqRel) & DONE == 0
     }
 
-    /// The joiner, after `register` returned false: takes its waiter back.
+    /// The joiner, after `register` returned false, or after its waiter
+    /// was woken: takes its waiter back (`None` if the finisher took it).
     ///
     /// # Safety
     /// Only the joiner calls it, after `register` returned false (the
-    /// finisher saw no `WAITING` and never touches the cell).
+    /// finisher saw no `WAITING` and never touches the cell) or after the
+    /// wake-up (which the finisher sends after taking the waiter, and
+    /// which must order that take before this call).
     pub unsafe fn take_waiter(&self) -> Option<W> {
         // SAFETY: per the contract the cell is the joiner's alone.
         self.waiter.with_mut(|c| unsafe { (*c).take() })
