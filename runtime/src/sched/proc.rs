@@ -266,30 +266,33 @@ pub(crate) fn newproc(opts: NewG, entry: super::api::Entry) -> std::io::Result<u
     let cur = current();
     let curp = cur.and_then(|(m, _)| m.p());
     let id = newgoid(curp);
-    let g = G {
-        id,
-        parent_id: cur.map_or(0, |(_, g)| g.id),
-        name: opts.name,
-        status: AtomicU32::new(Status::Runnable as u32),
-        wait_reason: Cell::new(WaitReason::None),
-        home: AtomicPtr::new(ptr::null_mut()),
-        migratable: opts.migratable,
-        born_locked: opts.locked,
-        detached: opts.detached,
-        system: opts.system,
-        stack_size: opts.stack_size,
-        locked_ext: Cell::new(0),
-        entry: std::cell::UnsafeCell::new(Some(entry)),
-        coro: std::cell::UnsafeCell::new(None),
-        yielder: Cell::new(ptr::null()),
-        allg_prev: Cell::new(ptr::null_mut()),
-        allg_next: Cell::new(ptr::null_mut()),
-        locals: std::cell::UnsafeCell::new(Vec::new()),
-        panic_report: std::cell::UnsafeCell::new(None),
-    };
+    // Allocate first and build the G in place (a G built before its
+    // memory is known is assembled on the stack and copied).
     let mem = galloc(curp);
     // SAFETY: `mem` is memory for a G that no live G occupies.
-    unsafe { mem.as_ptr().write(g) };
+    unsafe {
+        mem.as_ptr().write(G {
+            id,
+            parent_id: cur.map_or(0, |(_, g)| g.id),
+            name: opts.name,
+            status: AtomicU32::new(Status::Runnable as u32),
+            wait_reason: Cell::new(WaitReason::None),
+            home: AtomicPtr::new(ptr::null_mut()),
+            migratable: opts.migratable,
+            born_locked: opts.locked,
+            detached: opts.detached,
+            system: opts.system,
+            stack_size: opts.stack_size,
+            locked_ext: Cell::new(0),
+            entry: std::cell::UnsafeCell::new(Some(entry)),
+            coro: std::cell::UnsafeCell::new(None),
+            yielder: Cell::new(ptr::null()),
+            allg_prev: Cell::new(ptr::null_mut()),
+            allg_next: Cell::new(ptr::null_mut()),
+            locals: std::cell::UnsafeCell::new(Vec::new()),
+            panic_report: std::cell::UnsafeCell::new(None),
+        })
+    };
     let g = mem;
     // Counted before it is published, so its exit is counted after.
     if !opts.system {
