@@ -118,6 +118,7 @@ pub mod __internals {
 pub mod __loom {
     /// The channel protocol core (`RawChan`, sudogs, the claim, select).
     pub use crate::chan;
+    pub use crate::sched::join::JoinCore;
     pub use crate::sched::note::Note;
     pub use crate::sched::runq::RunQ;
     pub use crate::sched::spin::{Spinning, SyscallSlot, SYSCALL_HAS_P, SYSCALL_LOST_P, SYSCALL_NONE};

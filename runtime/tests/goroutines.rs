@@ -11,6 +11,33 @@ use std::sync::{mpsc, Arc, Barrier};
 
 use common::{eventually, in_child, spin_until, with_timeout};
 
+/// A migratable joiner may resume on another thread as soon as the
+/// finishing goroutine readies it, while the thread it parked on is still
+/// finishing the park: nothing may write to the joiner's stack then. (An
+/// earlier lock-free join stored the park's outcome there and corrupted
+/// the joiner's frame about every other run of this loop.)
+#[test]
+fn migratable_goroutines_join_one_child_at_a_time() {
+    const N: u64 = 50_000;
+    let sum = with_timeout("migratable joins", 120, || {
+        gort::run(|| {
+            let mig = || {
+                // SAFETY: these bodies keep no thread-bound state.
+                unsafe { gort::Builder::new().migratable() }
+            };
+            let driver = mig().spawn(move || {
+                let mut sum = 0u64;
+                for i in 0..N {
+                    sum += mig().spawn(move || std::hint::black_box(i)).unwrap().join().or_panic();
+                }
+                sum
+            });
+            driver.unwrap().join().or_panic()
+        })
+    });
+    assert_eq!(sum, N * (N - 1) / 2);
+}
+
 #[test]
 fn spawn_and_join_100k_goroutines() {
     const N: u64 = 100_000;

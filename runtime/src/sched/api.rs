@@ -5,10 +5,12 @@ use std::cell::UnsafeCell;
 use std::io;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::g::WaitReason;
+use super::join::JoinCore;
 use super::park::{park_unlock, Waiter};
 use super::proc::{self, NewG, SCHED};
 use crate::stack;
@@ -218,32 +220,23 @@ impl Builder {
         if let Some(s) = &scope {
             s.running.fetch_add(1, Ordering::Relaxed);
         }
-        // One allocation holds the closure and the result slot: the
-        // goroutine runs it through `Entry`, the joiner reads the result.
-        let task: Arc<Task<F, T>> = Arc::new(Task {
-            f: UnsafeCell::new(Some(f)),
-            packet: Packet { result: UnsafeCell::new(None), state: Mutex::new(State::default()), scope },
-        });
-        let packet: Arc<dyn HasPacket<T> + 'a> = task.clone();
+        // One allocation holds the closure, then the result in its place:
+        // the goroutine runs it through `Entry`, the joiner reads the result.
+        let task: Arc<Task<F, T>> =
+            Arc::new(Task { stage: UnsafeCell::new(Stage::Pending(f)), join: JoinCore::new(), scope });
+        let joinable: Arc<dyn Joinable<T> + 'a> = task.clone();
         let main: Arc<dyn Run + 'a> = task;
         // SAFETY: only the lifetimes are erased; the caller's contract
         // keeps the borrows alive until the goroutine finished (and the
         // scope, or the caller, outlives every handle).
-        let (main, packet) = unsafe {
+        let (main, task) = unsafe {
             (
                 std::mem::transmute::<Arc<dyn Run + 'a>, Arc<dyn Run>>(main),
-                std::mem::transmute::<Arc<dyn HasPacket<T> + 'a>, Arc<dyn HasPacket<T>>>(packet),
+                std::mem::transmute::<Arc<dyn Joinable<T> + 'a>, Arc<dyn Joinable<T>>>(joinable),
             )
         };
-        match proc::newproc(opts, Entry(main)) {
-            Ok(id) => Ok(JoinInner { id, packet }),
-            Err(e) => {
-                if let Some(s) = &packet.packet().scope {
-                    s.running.fetch_sub(1, Ordering::Relaxed);
-                }
-                Err(e)
-            }
-        }
+        // On failure the task is dropped unrun, which tells the scope.
+        proc::newproc(opts, Entry(main)).map(|id| JoinInner { id, task })
     }
 }
 
@@ -284,76 +277,59 @@ impl<F: FnOnce() + Send> Run for Detached<F> {
     }
 }
 
-/// A joinable goroutine's closure and result slot.
-struct Task<F, T> {
-    f: UnsafeCell<Option<F>>,
-    packet: Packet<T>,
+/// What a joinable goroutine's cell holds: its closure until it starts,
+/// then nothing while it runs, then its result until joined (tokio's
+/// `Stage`). The closure and the result share the space.
+enum Stage<F, T> {
+    Pending(F),
+    Taken,
+    Done(std::thread::Result<T>),
 }
 
-// SAFETY: `f` is taken once by the goroutine; `packet` is `Sync` on its own.
+/// A joinable goroutine's closure or result, and the join handshake.
+struct Task<F, T> {
+    /// Touched by the goroutine until it sets `DONE` in `join`, then by
+    /// the joiner (or whoever drops the task last).
+    stage: UnsafeCell<Stage<F, T>>,
+    join: JoinCore<Waiter>,
+    scope: Option<Arc<ScopeData>>,
+}
+
+// SAFETY: `stage` is handed from the goroutine to the joiner through
+// `join` (written before `complete`, read after `is_done`); `join` is
+// `Sync` on its own.
 unsafe impl<F: Send, T: Send> Sync for Task<F, T> {}
 
 impl<F: FnOnce() -> T + Send, T: Send> Run for Task<F, T> {
     fn run(&self) {
-        // SAFETY: only the goroutine takes the closure, once.
-        let f = unsafe { (*self.f.get()).take() }.expect("goroutine started twice");
+        // SAFETY: before `complete`, only the goroutine touches the stage.
+        let f = match unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Taken) } {
+            Stage::Pending(f) => f,
+            _ => unreachable!("goroutine started twice"),
+        };
         let r = panic::catch_unwind(AssertUnwindSafe(f));
         // Like a thread's locals, a goroutine's are gone once it can be joined.
         let r = match super::local::destroy_current() {
             Err(p) if r.is_ok() => Err(p),
             _ => r,
         };
-        let p = &self.packet;
-        // SAFETY: only this goroutine writes the result, before `done`.
-        unsafe { *p.result.get() = Some(r) };
-        let waiter = {
-            let mut st = p.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.done = true;
-            st.waiter.take()
-        };
-        if let Some(w) = waiter {
+        // SAFETY: as above; `complete` publishes the write.
+        unsafe { *self.stage.get() = Stage::Done(r) };
+        // SAFETY: the goroutine completes once. The task stays alive
+        // until this returns (the goroutine holds a reference).
+        if let Some(w) = unsafe { self.join.complete() } {
             w.wake();
         }
     }
 }
 
-/// The joiner's view of a [`Task`], without its closure type.
-trait HasPacket<T>: Send + Sync {
-    fn packet(&self) -> &Packet<T>;
-}
-
-impl<F: FnOnce() -> T + Send, T: Send> HasPacket<T> for Task<F, T> {
-    fn packet(&self) -> &Packet<T> {
-        &self.packet
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Joining.
-
-#[derive(Default)]
-struct State {
-    done: bool,
-    waiter: Option<Waiter>,
-}
-
-/// What a goroutine leaves for its joiner (std's `Packet`).
-struct Packet<T> {
-    result: UnsafeCell<Option<std::thread::Result<T>>>,
-    state: Mutex<State>,
-    scope: Option<Arc<ScopeData>>,
-}
-
-// SAFETY: `result` is written by the goroutine before `done` is set under
-// `state`'s lock and read by the joiner only after seeing `done` under it.
-unsafe impl<T: Send> Sync for Packet<T> {}
-
-impl<T> Drop for Packet<T> {
+impl<F, T> Drop for Task<F, T> {
     fn drop(&mut self) {
         // An unjoined panic in a scoped goroutine makes `scope` panic (std's rule).
-        let unhandled = matches!(self.result.get_mut(), Some(Err(p)) if !p.is::<Goexit>());
-        // Drop the result before telling the scope, as it may borrow from it.
-        *self.result.get_mut() = None;
+        let unhandled = matches!(self.stage.get_mut(), Stage::Done(Err(p)) if !p.is::<Goexit>());
+        // Drop the result (or an unrun closure) before telling the scope,
+        // as it may borrow from it.
+        *self.stage.get_mut() = Stage::Taken;
         if let Some(scope) = self.scope.take() {
             if unhandled {
                 scope.panicked.store(true, Ordering::Relaxed);
@@ -363,27 +339,79 @@ impl<T> Drop for Packet<T> {
     }
 }
 
+/// The joiner's view of a [`Task`], without its closure type.
+trait Joinable<T>: Send + Sync {
+    fn core(&self) -> &JoinCore<Waiter>;
+    /// Takes the result.
+    ///
+    /// # Safety
+    /// Only the joiner, once, after seeing `core().is_done()`.
+    unsafe fn take_result(&self) -> std::thread::Result<T>;
+}
+
+impl<F: FnOnce() -> T + Send, T: Send> Joinable<T> for Task<F, T> {
+    fn core(&self) -> &JoinCore<Waiter> {
+        &self.join
+    }
+
+    unsafe fn take_result(&self) -> std::thread::Result<T> {
+        // SAFETY: `DONE` was seen (acquire): the goroutine no longer
+        // touches the stage, and only the joiner reads it.
+        match unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Taken) } {
+            Stage::Done(r) => r,
+            _ => unreachable!("goroutine result taken twice"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Joining.
+
 struct JoinInner<T> {
     id: u64,
-    packet: Arc<dyn HasPacket<T>>,
+    task: Arc<dyn Joinable<T>>,
 }
 
 impl<T> JoinInner<T> {
     fn join(self) -> std::thread::Result<T> {
-        let p = self.packet.packet();
-        let mut st = p.state.lock().unwrap_or_else(|e| e.into_inner());
-        while !st.done {
-            st.waiter = Some(Waiter::current());
-            st = park_unlock(&p.state, st, WaitReason::Join);
+        let core = self.task.core();
+        if !core.is_done() {
+            match proc::current() {
+                Some((_, g)) => {
+                    // SAFETY: the handle is consumed: we are the only joiner.
+                    unsafe { core.set_waiter(Waiter::G(NonNull::from(g))) };
+                    // Registering after the switch: the wake-up (a `ready`)
+                    // cannot come before the park. Nothing may touch this
+                    // stack after `register` (a migratable goroutine may
+                    // already run elsewhere), so the outcome is not stored.
+                    proc::gopark(g, WaitReason::Join, &mut || core.register());
+                    // Either `register` found `DONE` (the waiter is still
+                    // there) or the finisher took it before readying us.
+                    // SAFETY: in both cases the finisher is done with the cell.
+                    drop(unsafe { core.take_waiter() });
+                }
+                None => {
+                    // SAFETY: as above.
+                    unsafe { core.set_waiter(Waiter::Thread(std::thread::current())) };
+                    if core.register() {
+                        while !core.is_done() {
+                            std::thread::park();
+                        }
+                    } else {
+                        // SAFETY: `register` found `DONE`.
+                        drop(unsafe { core.take_waiter() });
+                    }
+                }
+            }
         }
-        drop(st);
-        // SAFETY: `done` was seen under the lock; the goroutine no longer
-        // touches the result.
-        unsafe { (*p.result.get()).take() }.expect("goroutine result taken twice")
+        // A goroutine is readied exactly once, by the finisher after `DONE`.
+        assert!(core.is_done(), "join woken before the goroutine finished");
+        // SAFETY: `DONE` seen; the handle is consumed, so this runs once.
+        unsafe { self.task.take_result() }
     }
 
     fn is_finished(&self) -> bool {
-        self.packet.packet().state.lock().unwrap_or_else(|e| e.into_inner()).done
+        self.task.core().is_done()
     }
 }
 
@@ -472,7 +500,7 @@ where
     match r {
         Ok(v) => v,
         Err(p) if p.is::<Goexit>() => {
-            while SCHED.ngoroutines.load(Ordering::Acquire) > 0 {
+            while proc::gcount() > 0 {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             proc::fatal("no goroutines (main called runtime.Goexit) - deadlock!")
@@ -662,7 +690,7 @@ pub fn goexit() -> ! {
 /// assert!(h.join().unwrap() >= 1);
 /// ```
 pub fn num_goroutine() -> usize {
-    SCHED.ngoroutines.load(Ordering::Relaxed).max(0) as usize
+    proc::gcount().max(0) as usize
 }
 
 /// The number of CPUs this process may use (Go's `runtime.NumCPU`).

@@ -131,7 +131,7 @@ impl Drop for Busy {
 /// Called with `sched.lock` held when every P has just become idle.
 pub(crate) fn checkdead(l: &Locked) {
     let callers = RUN_CALLERS.load(Ordering::SeqCst);
-    if callers == 0 || SCHED.ngoroutines.load(Ordering::SeqCst) <= 0 {
+    if callers == 0 || proc::gcount() <= 0 {
         return;
     }
     if !l.runq.is_empty() || !l.mwantp.is_empty() || SCHED.gcwaiting.load(Ordering::SeqCst) {

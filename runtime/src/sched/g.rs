@@ -97,6 +97,11 @@ impl WaitReason {
 /// only by its M after its coroutine returned, so a parked goroutine that is
 /// never readied is leaked, never dropped: dropping a suspended coroutine
 /// would unwind its stack on whatever thread dropped it.
+///
+/// Cache-line aligned and kept to three lines (192 bytes): a G's memory is
+/// reused through the free lists, often by another thread than the one
+/// that freed it, and `newproc` writes all of it.
+#[repr(align(64))]
 pub(crate) struct G {
     pub(crate) id: u64,
     /// Id of the goroutine that created this one (0: created by a plain thread).
@@ -135,8 +140,8 @@ pub(crate) struct G {
     /// Goroutine-local storage (`gort::local!`), dropped when the body ends.
     pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
     /// Message and backtrace of a panic captured by the hook, for the fatal
-    /// report of a detached goroutine.
-    pub(crate) panic_report: UnsafeCell<Option<(String, std::backtrace::Backtrace)>>,
+    /// report of a detached goroutine (boxed: rare, and the G stays small).
+    pub(crate) panic_report: UnsafeCell<Option<Box<(String, std::backtrace::Backtrace)>>>,
 }
 
 // SAFETY: a G is handed between threads only through the scheduler's queues
@@ -197,3 +202,5 @@ impl G {
         unsafe { (*self.coro.get()).is_some() }
     }
 }
+
+const _: () = assert!(std::mem::size_of::<G>() <= 192, "G grew past three cache lines");

@@ -112,6 +112,7 @@ pub(crate) mod checkdead;
 mod env;
 #[cfg(not(loom))]
 pub(crate) mod g;
+pub(crate) mod join;
 #[cfg(not(loom))]
 pub(crate) mod local;
 #[cfg(not(loom))]

@@ -1,9 +1,9 @@
 //! P: a logical processor (Go's `p`). GOMAXPROCS of them exist; an M must
 //! hold one to run goroutines.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use super::g::G;
 use super::m::M;
@@ -40,9 +40,45 @@ pub(crate) struct P {
     pub(crate) timers: Timers,
     /// Memory of exited goroutines, for reuse (Go's `p.gFree`). Owner only.
     pub(crate) gfree: UnsafeCell<Vec<NonNull<G>>>,
+    /// Goroutines created and exited on this P (see [`GCount`]).
+    pub(crate) gcount: GCount,
+    /// Go's `p.goidcache`/`p.goidcacheend`: ids `[next, end)` reserved
+    /// from `sched.goidgen` in batches, so creating a goroutine touches no
+    /// shared cache line. Owner only.
+    pub(crate) goidcache: Cell<u64>,
+    pub(crate) goidcacheend: Cell<u64>,
 }
 
-// SAFETY: `stacks` and `gfree` are only accessed by the M that owns the P (ownership
+/// A P's share of the goroutine count (Go computes `gcount` from per-P
+/// free lists for the same reason: one shared counter, incremented by the
+/// spawning thread and decremented by the exiting one, bounces its cache
+/// line on every spawn). Two monotonic counters, each written only by the
+/// P's owner (load, then store-release: no read-modify-write needed).
+/// `proc::gcount` sums every P's `exited` first and then every P's
+/// `created` with acquire loads, so each exit it counts brings its
+/// creation along (the creation happens before the goroutine is queued,
+/// hence before it exits): the sum may count a goroutine that has just
+/// exited, but never misses a live one. On its own cache line, away from
+/// the run queue that thieves write.
+#[repr(align(64))]
+pub(crate) struct GCount {
+    pub(crate) created: AtomicU64,
+    pub(crate) exited: AtomicU64,
+}
+
+impl GCount {
+    const fn new() -> GCount {
+        GCount { created: AtomicU64::new(0), exited: AtomicU64::new(0) }
+    }
+
+    /// Adds one to `c`. Only the owner of the P (or the coordinator of a
+    /// stopped world) writes these counters.
+    pub(crate) fn bump(c: &AtomicU64) {
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
+    }
+}
+
+// SAFETY: `stacks`, `gfree` and the `goidcache` cells are only accessed by the M that owns the P (ownership
 // handed over under `sched.lock`, which orders the accesses) or by the
 // stop-the-world coordinator while no M owns it. Everything else is atomic
 // or `RunQ` (itself Sync).
@@ -61,6 +97,9 @@ impl P {
             stacks: UnsafeCell::new(StackCache::new()),
             timers: Timers::new(),
             gfree: UnsafeCell::new(Vec::new()),
+            gcount: GCount::new(),
+            goidcache: Cell::new(0),
+            goidcacheend: Cell::new(0),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Blocking that works for goroutines and plain threads alike: a goroutine
 //! parks (its M runs others), a thread that is not a goroutine parks the
-//! OS thread. Used by `JoinHandle::join`, `scope`, and later by channels and
+//! OS thread. Used by `scope`, and later by channels and
 //! `gort::sync`.
 
 use std::ptr::NonNull;

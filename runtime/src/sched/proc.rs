@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
@@ -59,8 +59,10 @@ pub(crate) struct Sched {
     pub(crate) stopnote: Note,
     /// Go's `worldsema`: one stop-the-world at a time.
     pub(crate) worldsema: AtomicBool,
-    /// Live goroutines (Go's `gcount`).
-    pub(crate) ngoroutines: AtomicI64,
+    /// Goroutines created and exited by threads without a P; each P
+    /// counts its own (`P::gcount`). `gcount()` sums them.
+    pub(crate) gcreated: AtomicU64,
+    pub(crate) gexited: AtomicU64,
     pub(crate) goidgen: AtomicU64,
     pub(crate) mnext: AtomicU64,
     pub(crate) ncgocall: AtomicU64,
@@ -90,7 +92,8 @@ pub(crate) static SCHED: Sched = Sched {
     gcwaiting: AtomicBool::new(false),
     stopnote: Note::new(),
     worldsema: AtomicBool::new(false),
-    ngoroutines: AtomicI64::new(0),
+    gcreated: AtomicU64::new(0),
+    gexited: AtomicU64::new(0),
     goidgen: AtomicU64::new(0),
     mnext: AtomicU64::new(0),
     ncgocall: AtomicU64::new(0),
@@ -112,6 +115,48 @@ pub(crate) fn allp(i: u32) -> &'static P {
     // SAFETY: entries below gomaxprocs (and any ever created) are non-null
     // and never freed.
     unsafe { &*SCHED.allp[i as usize].load(Ordering::Acquire) }
+}
+
+/// Every P ever created (`allp` entries are filled in order and never
+/// cleared, including those beyond a lowered GOMAXPROCS).
+fn allp_ever() -> impl Iterator<Item = &'static P> {
+    SCHED.allp.iter().map_while(|p| {
+        // SAFETY: non-null entries are Ps that are never freed.
+        unsafe { p.load(Ordering::Acquire).as_ref() }
+    })
+}
+
+/// Live goroutines, not counting system ones (Go's `gcount`). Exits are
+/// summed before creations (see `P::gcount`): the result may still count
+/// a goroutine that exited meanwhile, but never misses a live one, so
+/// "no goroutine left" is never reported early.
+pub(crate) fn gcount() -> i64 {
+    let mut exited = SCHED.gexited.load(Ordering::Acquire);
+    for p in allp_ever() {
+        exited += p.gcount.exited.load(Ordering::Acquire);
+    }
+    let mut created = SCHED.gcreated.load(Ordering::Acquire);
+    for p in allp_ever() {
+        created += p.gcount.created.load(Ordering::Acquire);
+    }
+    created as i64 - exited as i64
+}
+
+/// Go's goid allocation: from the P's batch (`_GoidCacheBatch`, 16),
+/// else one at a time from `sched.goidgen`.
+fn newgoid(p: Option<&P>) -> u64 {
+    const BATCH: u64 = 16;
+    let Some(p) = p else {
+        return SCHED.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
+    };
+    if p.goidcache.get() == p.goidcacheend.get() {
+        let end = SCHED.goidgen.fetch_add(BATCH, Ordering::Relaxed) + BATCH + 1;
+        p.goidcache.set(end - BATCH);
+        p.goidcacheend.set(end);
+    }
+    let id = p.goidcache.get();
+    p.goidcache.set(id + 1);
+    id
 }
 
 static START: Once = Once::new();
@@ -219,49 +264,68 @@ pub(crate) fn newproc(opts: NewG, entry: super::api::Entry) -> std::io::Result<u
     // in a loop must not keep its P's timers and home queue waiting).
     super::preempt::preempt_point();
     let cur = current();
-    let id = SCHED.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
-    let g = G {
-        id,
-        parent_id: cur.map_or(0, |(_, g)| g.id),
-        name: opts.name,
-        status: AtomicU32::new(Status::Runnable as u32),
-        wait_reason: Cell::new(WaitReason::None),
-        home: AtomicPtr::new(ptr::null_mut()),
-        migratable: opts.migratable,
-        born_locked: opts.locked,
-        detached: opts.detached,
-        system: opts.system,
-        stack_size: opts.stack_size,
-        locked_ext: Cell::new(0),
-        entry: std::cell::UnsafeCell::new(Some(entry)),
-        coro: std::cell::UnsafeCell::new(None),
-        yielder: Cell::new(ptr::null()),
-        allg_prev: Cell::new(ptr::null_mut()),
-        allg_next: Cell::new(ptr::null_mut()),
-        locals: std::cell::UnsafeCell::new(Vec::new()),
-        panic_report: std::cell::UnsafeCell::new(None),
-    };
-    let mem = galloc(cur.and_then(|(m, _)| m.p()));
+    let curp = cur.and_then(|(m, _)| m.p());
+    let id = newgoid(curp);
+    // Allocate first and build the G in place (a G built before its
+    // memory is known is assembled on the stack and copied).
+    let mem = galloc(curp);
     // SAFETY: `mem` is memory for a G that no live G occupies.
-    unsafe { mem.as_ptr().write(g) };
+    unsafe {
+        mem.as_ptr().write(G {
+            id,
+            parent_id: cur.map_or(0, |(_, g)| g.id),
+            name: opts.name,
+            status: AtomicU32::new(Status::Runnable as u32),
+            wait_reason: Cell::new(WaitReason::None),
+            home: AtomicPtr::new(ptr::null_mut()),
+            migratable: opts.migratable,
+            born_locked: opts.locked,
+            detached: opts.detached,
+            system: opts.system,
+            stack_size: opts.stack_size,
+            locked_ext: Cell::new(0),
+            entry: std::cell::UnsafeCell::new(Some(entry)),
+            coro: std::cell::UnsafeCell::new(None),
+            yielder: Cell::new(ptr::null()),
+            allg_prev: Cell::new(ptr::null_mut()),
+            allg_next: Cell::new(ptr::null_mut()),
+            locals: std::cell::UnsafeCell::new(Vec::new()),
+            panic_report: std::cell::UnsafeCell::new(None),
+        })
+    };
     let g = mem;
-    let counted = i64::from(!opts.system);
-    SCHED.ngoroutines.fetch_add(counted, Ordering::Relaxed);
+    // Counted before it is published, so its exit is counted after.
+    if !opts.system {
+        count_g(curp, true);
+    }
     if opts.locked {
         if let Err(e) = newm_locked(g) {
-            SCHED.ngoroutines.fetch_sub(counted, Ordering::Relaxed);
+            if !opts.system {
+                count_g(curp, false);
+            }
             // SAFETY: the G was never published.
             unsafe { gfree(None, g) };
             return Err(e);
         }
         return Ok(id);
     }
-    match cur.and_then(|(m, _)| m.p()) {
+    match curp {
         Some(p) => runqput(p, g, true),
         None => globrunqput(g),
     }
     wakep();
     Ok(id)
+}
+
+/// Counts a goroutine created (or exited) by the caller: on its P, owned
+/// by the caller, else on the shared counters.
+fn count_g(p: Option<&P>, created: bool) {
+    match (p, created) {
+        (Some(p), true) => super::p::GCount::bump(&p.gcount.created),
+        (Some(p), false) => super::p::GCount::bump(&p.gcount.exited),
+        (None, true) => drop(SCHED.gcreated.fetch_add(1, Ordering::AcqRel)),
+        (None, false) => drop(SCHED.gexited.fetch_add(1, Ordering::AcqRel)),
+    }
 }
 
 /// Memory of exited goroutines beyond what Ps keep (Go's `sched.gFree`).
@@ -1105,7 +1169,9 @@ fn gdestroy(m: &'static M, g: NonNull<G>) -> bool {
         m.pinned.set(m.pinned.get() - 1);
         m.retiring.set(true);
     }
-    SCHED.ngoroutines.fetch_sub(i64::from(!gr.system), Ordering::Relaxed);
+    if !gr.system {
+        count_g(m.p(), false);
+    }
     while m.inspect.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
         std::hint::spin_loop();
     }

@@ -41,7 +41,7 @@ pub(crate) fn install_panic_hook() {
                 // more stack than a goroutine may have, so it runs on the M's.
                 let bt = std::backtrace::Backtrace::force_capture();
                 // SAFETY: only the running goroutine touches its report.
-                unsafe { *g.panic_report.get() = Some((s, bt)) };
+                unsafe { *g.panic_report.get() = Some(Box::new((s, bt))) };
                 return;
             }
         }
@@ -101,7 +101,7 @@ pub(crate) fn go_traceback(bt: &str) -> String {
 /// An unrecovered panic in a detached goroutine: Go's report, exit code 2.
 pub(crate) fn fatal_panic(g: &G, payload: &(dyn Any + Send)) -> ! {
     // SAFETY: only the running goroutine touches its report.
-    let report = match unsafe { (*g.panic_report.get()).take() } {
+    let report = match unsafe { (*g.panic_report.get()).take() }.map(|b| *b) {
         Some((head, bt)) => {
             let y = g.yielder.get();
             // SAFETY: we run on this goroutine's coroutine, whose yielder is live.

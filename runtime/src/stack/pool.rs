@@ -24,7 +24,9 @@ const FIRST_SLAB_BYTES: usize = 32 << 20;
 /// Per-P cache capacity for a class: up to 32 stacks and 2 MiB of them;
 /// 0 for classes of 4 MiB and above, which always use the global pool.
 pub(crate) fn cache_cap(c: usize) -> usize {
-    ((2 << 20) / usable(c)).min(32)
+    // `usable(c)` is a power of two (a class size or the page size): a
+    // shift, not a division, on every alloc and free.
+    ((2usize << 20) >> usable(c).trailing_zeros()).min(32)
 }
 
 /// Usable bytes of a class-`c` slot.
