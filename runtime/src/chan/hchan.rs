@@ -11,7 +11,7 @@ use std::ptr;
 use super::super::sync::lock::RawLock;
 use super::super::sync::wake::{self, Reason, Waker};
 use super::timer::{self, Deadline};
-use crate::loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use crate::loom::sync::UnsafeCell;
 
 /// The case index a timer reports when it wins the claim.
@@ -280,6 +280,46 @@ pub enum RecvFail {
     Empty,
 }
 
+/// Whether a blocking channel operation that found nothing ready may spin
+/// one more round ([`spin_round`]) and poll again instead of parking now
+/// (counting the round in `spins`). As Go's mutex spins
+/// (`sync_runtime_canSpin`): on a multicore machine with GOMAXPROCS > 1,
+/// a few rounds, and only while nothing else could run on this thread.
+///
+/// Go parks at once. But where Go's scheduler delays a woken goroutine
+/// (it waits in the waker's P's `runnext`), so that a sender woken by a
+/// receiver draining a full channel finds many free slots when it runs,
+/// gort wakes it on its own thread at once, and each value would cost a
+/// cross-thread wake-up. A short spin on the other side of that exchange
+/// avoids the park.
+#[cfg(not(loom))]
+pub(crate) fn may_spin(spins: &mut u32) -> bool {
+    const ROUNDS: u32 = 8;
+    if *spins >= ROUNDS || crate::sched::proc::gomaxprocs() < 2 || !crate::sched::proc::nothing_else_to_run() {
+        return false;
+    }
+    *spins += 1;
+    true
+}
+
+/// Under loom the models park at once (the spin is a performance
+/// heuristic: the protocol is the same either way).
+#[cfg(loom)]
+pub(crate) fn may_spin(_: &mut u32) -> bool {
+    false
+}
+
+/// One round of that spin: up to 200 pause instructions, ending early once
+/// `ready()` says polling again may succeed.
+pub(crate) fn spin_round(ready: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if ready() {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+}
+
 /// Go's `hchan`: a lock, a ring buffer and two FIFO wait queues.
 #[derive(Debug)]
 pub struct RawChan<T> {
@@ -287,6 +327,9 @@ pub struct RawChan<T> {
     cap: usize,
     /// Written under the lock; read without it by `is_closed`.
     closed: AtomicBool,
+    /// The number of buffered values, written under the lock; read without
+    /// it by a sender spinning for room (`send_until`).
+    qcount: AtomicUsize,
     state: UnsafeCell<State<T>>,
 }
 
@@ -303,6 +346,7 @@ impl<T> RawChan<T> {
             lock: RawLock::new(),
             cap,
             closed: AtomicBool::new(false),
+            qcount: AtomicUsize::new(0),
             state: UnsafeCell::new(State {
                 buf: VecDeque::with_capacity(cap),
                 recvq: WaitQ::new(),
@@ -371,6 +415,7 @@ impl<T> RawChan<T> {
             }
             if st.buf.len() < cap {
                 st.buf.push_back(v);
+                self.qcount.store(st.buf.len(), Ordering::Relaxed);
                 return Ok(None);
             }
             Err(SendFail::Full(v))
@@ -399,7 +444,10 @@ impl<T> RawChan<T> {
                 }
             }
             match st.buf.pop_front() {
-                Some(v) => Ok((Some(v), None)),
+                Some(v) => {
+                    self.qcount.store(st.buf.len(), Ordering::Relaxed);
+                    Ok((Some(v), None))
+                }
                 None if closed => Ok((None, None)),
                 None => Err(RecvFail::Empty),
             }
@@ -444,19 +492,24 @@ impl<T> RawChan<T> {
     /// `deadline`. `Err(Closed(v))` if the channel is or gets closed
     /// (the caller panics), `Err(Full(v))` on timeout.
     pub fn send_until(&self, v: T, deadline: Option<Deadline>) -> Result<(), SendFail<T>> {
-        self.lock.lock();
-        let v = match self.send_locked(v) {
-            Ok(w) => {
-                self.lock.unlock();
-                if let Some(w) = w {
-                    w.wake();
+        let mut v = v;
+        let mut spins = 0;
+        let v = loop {
+            self.lock.lock();
+            match self.send_locked(v) {
+                Ok(w) => {
+                    self.lock.unlock();
+                    if let Some(w) = w {
+                        w.wake();
+                    }
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            Err(SendFail::Full(v)) => v,
-            Err(e) => {
-                self.lock.unlock();
-                return Err(e);
+                Err(SendFail::Full(back)) if self.spin_for_room(&mut spins) => v = back,
+                Err(SendFail::Full(v)) => break v,
+                Err(e) => {
+                    self.lock.unlock();
+                    return Err(e);
+                }
             }
         };
         let sel = Sel::new();
@@ -473,6 +526,27 @@ impl<T> RawChan<T> {
             return Err(SendFail::Full(sg.take().expect("gort: timed-out sender lost its value")));
         }
         Err(SendFail::Closed(sg.take().expect("gort: sender woken by close lost its value")))
+    }
+
+    /// Called with the lock held on a full buffer: either says to park
+    /// (false, the lock still held: nothing changed since the poll), or
+    /// unlocks and spins a round ([`spin_round`]) until a receiver may have
+    /// made room, and says to retry (true). Only when no sender is parked,
+    /// so parked senders keep their FIFO turn.
+    fn spin_for_room(&self, spins: &mut u32) -> bool {
+        if self.cap == 0 || self.with_state(|st| !st.sendq.is_empty()) || !may_spin(spins) {
+            return false;
+        }
+        self.lock.unlock();
+        spin_round(|| self.maybe_ready(true));
+        true
+    }
+
+    /// A hint read without the lock: whether a receive (`send`: a send)
+    /// might complete now from the buffer, or the channel is closed.
+    pub(crate) fn maybe_ready(&self, send: bool) -> bool {
+        let n = self.qcount.load(Ordering::Relaxed);
+        (if send { n < self.cap } else { n > 0 }) || self.closed.load(Ordering::Relaxed)
     }
 
     /// Blocking receive (Go's `chanrecv` with `block = true`), giving up

@@ -78,6 +78,10 @@ pub trait Case {
     fn dequeue(&self);
     /// Whether this is a send case.
     fn is_send(&self) -> bool;
+    /// A hint read without the lock: whether a poll might succeed now
+    /// (a buffered value or room, or a close). Never trusted for an
+    /// outcome: only to end a spin early.
+    fn maybe_ready(&self) -> bool;
 }
 
 /// How long a select may block.
@@ -114,6 +118,9 @@ impl<'a, T> RecvCase<'a, T> {
 impl<T> Case for RecvCase<'_, T> {
     fn key(&self) -> usize {
         self.ch.key()
+    }
+    fn maybe_ready(&self) -> bool {
+        self.ch.maybe_ready(false)
     }
     fn lock(&self) {
         self.ch.lock();
@@ -161,6 +168,9 @@ impl<'a, T> SendCase<'a, T> {
 impl<T> Case for SendCase<'_, T> {
     fn key(&self) -> usize {
         self.ch.key()
+    }
+    fn maybe_ready(&self) -> bool {
+        self.ch.maybe_ready(true)
     }
     fn lock(&self) {
         self.ch.lock();
@@ -318,18 +328,26 @@ pub fn select<const N: usize>(cases: [&dyn Case; N], block: Block) -> Option<usi
 
     // Pass 0 (see the module documentation): the first ready case in poll
     // order, one channel locked at a time. Nothing ready proves nothing,
-    // except with one case, whose lock is a snapshot already.
-    for &i in &pollorder {
-        match cases[i].poll_alone() {
-            Poll::Pending => {}
-            Poll::Ready(w) => {
-                if let Some(w) = w {
-                    w.wake();
+    // except with one case, whose lock is a snapshot already. A select
+    // that would block may spin a little and poll again (`may_spin`).
+    let mut spins = 0;
+    loop {
+        for &i in &pollorder {
+            match cases[i].poll_alone() {
+                Poll::Pending => {}
+                Poll::Ready(w) => {
+                    if let Some(w) = w {
+                        w.wake();
+                    }
+                    return Some(i);
                 }
-                return Some(i);
+                Poll::SendClosed => panic!("send on closed channel"),
             }
-            Poll::SendClosed => panic!("send on closed channel"),
         }
+        if matches!(block, Block::No) || !super::hchan::may_spin(&mut spins) {
+            break;
+        }
+        super::hchan::spin_round(|| cases.iter().any(|c| c.maybe_ready()));
     }
     if N == 1 && matches!(block, Block::No) {
         return None;

@@ -239,6 +239,15 @@ pub(crate) fn current() -> Option<(&'static M, &'static G)> {
     Some((m, unsafe { &*g }))
 }
 
+/// Whether the calling goroutine's thread has nothing else to run now:
+/// its P's run queue (`runnext` included) is empty and no goroutine homed
+/// on it is ready (Go's `runqempty` test in `sync_runtime_canSpin`). True
+/// on a thread that is not running a goroutine.
+pub(crate) fn nothing_else_to_run() -> bool {
+    let Some(m) = getm() else { return true };
+    !m.has_home_work() && m.p().is_none_or(|p| p.runq.is_empty())
+}
+
 // ---------------------------------------------------------------------------
 // Creating and readying goroutines.
 
