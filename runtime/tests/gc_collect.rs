@@ -892,3 +892,33 @@ fn mark_workers_scale_with_gomaxprocs() {
         out.assert_success();
     }
 }
+
+#[test]
+fn try_lock_fails_only_when_a_goroutine_holds_the_lock() {
+    // The collector (and assists) hold a cell briefly to copy its handles;
+    // as Go's TryLock, `try_lock` must not fail because of that: only a
+    // goroutine or thread holding the lock makes it fail.
+    let big: Gc<GcMutex<Vec<Gc<Node>>>> = Gc::new(GcMutex::new((0..10_000).map(|_| Node::leaf()).collect()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let collector = std::thread::spawn(move || {
+        let mut n = 0;
+        while !s2.load(SeqCst) {
+            gort::gc();
+            n += 1;
+        }
+        n
+    });
+    let mut tries = 0u64;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(500) || tries < 1000 {
+        let g = big.try_lock();
+        assert!(g.is_some(), "try_lock failed with no holder (try {tries}) while the collector traced the cell");
+        drop(g);
+        tries += 1;
+    }
+    stop.store(true, SeqCst);
+    let cycles = collector.join().or_panic();
+    assert!(cycles > 0);
+    assert_eq!(big.lock().len(), 10_000);
+}

@@ -33,7 +33,10 @@ use crate::sync::wake::Reason;
 
 const WRITER: u64 = 1;
 const READER: u64 = 2;
-const READERS: u64 = 0xFFFF_FFFE;
+const READERS: u64 = 0x7FFF_FFFE;
+/// Held by a tracer (the collector, an assist or a mark worker) reading
+/// the value: excludes writers, not readers.
+const COLLECTOR: u64 = 1 << 31;
 const WAITER: u64 = 1 << 32;
 
 /// A reader-writer lock word with waiters parked on a semaphore. Barging:
@@ -53,10 +56,34 @@ impl RawRw {
         }
     }
 
+    /// Takes the lock for writing if no goroutine holds it. A tracer's
+    /// hold is waited out (it copies the value's handles and never waits
+    /// for anything meanwhile): as Go's `TryLock`, this fails only when a
+    /// goroutine or thread holds the lock.
     fn try_write(&self) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
+        let mut turns = 0;
         while s & (WRITER | READERS) == 0 {
+            if s & COLLECTOR != 0 {
+                crate::loom::spin_turn(&mut turns);
+                s = self.state.load(Ordering::Relaxed);
+                continue;
+            }
             match self.state.compare_exchange_weak(s, s | WRITER, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(a) => s = a,
+            }
+        }
+        false
+    }
+
+    /// A tracer's hold: shared with readers, excluding writers and other
+    /// tracers (a cell busy with either is skipped: its holder shades, or
+    /// traces, its children).
+    fn try_collect(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & (WRITER | COLLECTOR) == 0 {
+            match self.state.compare_exchange_weak(s, s | COLLECTOR, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => return true,
                 Err(a) => s = a,
             }
@@ -79,7 +106,7 @@ impl RawRw {
     /// at once if it already is.
     #[cold]
     fn wait(&self, write: bool, reason: Reason) {
-        let busy = if write { WRITER | READERS } else { WRITER };
+        let busy = if write { WRITER | READERS | COLLECTOR } else { WRITER };
         let mut s = self.state.load(Ordering::Relaxed);
         while s & busy != 0 {
             match self.state.compare_exchange_weak(s, s + WAITER, Ordering::SeqCst, Ordering::Relaxed) {
@@ -98,7 +125,7 @@ impl RawRw {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             let mut n = s - delta;
-            let free = n & (WRITER | READERS) == 0;
+            let free = n & (WRITER | READERS | COLLECTOR) == 0;
             let woken = if free { n >> 32 } else { 0 };
             n -= woken * WAITER;
             match self.state.compare_exchange_weak(s, n, Ordering::SeqCst, Ordering::Relaxed) {
@@ -179,17 +206,19 @@ fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
     t.stop(stall::Kind::Barrier);
 }
 
-/// Traces the value behind a cell (`write`: a `GcMutex`, whose lock is
-/// exclusive), as the tracer's [`Mode`] says.
-fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, write: bool, v: &UnsafeCell<T>, t: &mut Tracer<'_>) {
+/// Traces the value behind a cell, as the tracer's [`Mode`] says. A
+/// tracer's hold on a `GcMutex` is exclusive in effect (the mutex has no
+/// readers; other tracers are excluded), on a `GcRwLock` shared with
+/// readers (`T: Sync` there).
+fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer<'_>) {
     match t.mode() {
         Mode::Collector => {
-            if if write { lock.try_write() } else { lock.try_read() } {
+            if lock.try_collect() {
                 let held = stall::start();
-                // SAFETY: the lock is held (exclusively for a mutex, shared
-                // for a read lock: readers never change the value).
+                // SAFETY: the tracer's hold excludes writers (readers never
+                // change the value).
                 unsafe { (*v.get()).trace(t) };
-                lock.unlock(if write { WRITER } else { READER });
+                lock.unlock(COLLECTOR);
                 held.stop(stall::Kind::CollectorHold);
             }
         }
@@ -296,7 +325,7 @@ impl<T: Trace + ?Sized + fmt::Debug> fmt::Debug for GcMutex<T> {
 // lock; a busy cell is skipped (its holder shaded the children).
 unsafe impl<T: Trace + ?Sized> Trace for GcMutex<T> {
     fn trace(&self, t: &mut Tracer<'_>) {
-        trace_cell(&self.raw, true, &self.value, t);
+        trace_cell(&self.raw, &self.value, t);
     }
 }
 
@@ -417,7 +446,7 @@ impl<T: ?Sized> fmt::Debug for GcRwLock<T> {
 // SAFETY: as for `GcMutex`, with a shared lock (readers never change it).
 unsafe impl<T: Trace + ?Sized> Trace for GcRwLock<T> {
     fn trace(&self, t: &mut Tracer<'_>) {
-        trace_cell(&self.raw, false, &self.value, t);
+        trace_cell(&self.raw, &self.value, t);
     }
 }
 
