@@ -624,6 +624,9 @@ fn mutex_shade_once_after_roots() {
         let x = Gc::new(M(GcMutex::new(Link(None))));
         let s = Gc::new(M(GcMutex::new(Link(None))));
         let garbage = Gc::new(M(GcMutex::new(Link(None))));
+        // A ring of one: only the collector frees it (an acyclic object
+        // is freed when its last handle goes).
+        garbage.0.lock().0 = Some(garbage.clone());
         ghost.setup(&[obj("S", &s), obj("X", &x), obj("G", &garbage)], &[1, 1, 0], 2);
         drop(garbage);
         let g = ghost.clone();
@@ -642,6 +645,32 @@ fn mutex_shade_once_after_roots() {
         ghost.discard(x);
     }
     both_orders("mutex_shade_once_after_roots", scenario);
+}
+
+/// Freeing at zero (PROTOCOL.md §2 `drop(Gc)`, `--prompt-free`): X holds
+/// Y in an immutable field; the mutator drops the last handle of X while a
+/// cycle runs. X and Y are freed once, at zero (when the claim comes
+/// before the cycle) or by the collector, which never traces, shades or
+/// chooses an object claimed at zero (the asserts in `header.rs` and
+/// `loom_heap::collect`). Fails without the grace period of
+/// `barrier::begin_cycle` (the count traces X while its value drops).
+#[test]
+fn last_drop_vs_cycle() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let y = Gc::new(Many(vec![]));
+        let yo = Object::of(&y);
+        let x = Gc::new(Many(vec![y]));
+        let garbage = Gc::new(M(GcMutex::new(Link(None))));
+        // A ring of one: only the collector frees it.
+        garbage.0.lock().0 = Some(garbage.clone());
+        ghost.setup(&[obj("X", &x), ("Y", yo), obj("G", &garbage)], &[1, 0, 0], 2);
+        drop(garbage);
+        let g = ghost.clone();
+        let m = thread::spawn(move || g.discard(x));
+        let _ = ghost.collect(rev);
+        m.join().unwrap();
+    }
+    both_orders("last_drop_vs_cycle", scenario);
 }
 
 // ---------------------------------------------------------- 4. weak pointers
@@ -766,7 +795,10 @@ fn assist_vs_termination() {
         let (b, d, e) = (Gc::new(Many(vec![])), Gc::new(Many(vec![])), Gc::new(Many(vec![])));
         let (bo, d_o, eo) = (Object::of(&b), Object::of(&d), Object::of(&e));
         let q = Gc::new(Many(vec![a, b, d, e]));
-        let garbage = Gc::new(Many(vec![]));
+        let garbage = Gc::new(M(GcMutex::new(Link(None))));
+        // A ring of one: only the collector frees it (an acyclic object
+        // is freed when its last handle goes).
+        garbage.0.lock().0 = Some(garbage.clone());
         ghost.setup(
             &[obj("Q", &q), ("A", ao), ("C", co), ("B", bo), ("D", d_o), ("E", eo), obj("G", &garbage)],
             &[1, 0, 0, 0, 0, 0, 0],

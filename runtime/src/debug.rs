@@ -53,14 +53,24 @@ pub fn set_gc_percent(percent: i64) -> i64 {
 /// [`sys`]: crate::MemStats::sys
 ///
 /// ```
-/// use gort::gc::Gc;
+/// use gort::gc::{Gc, GcMutex, Trace};
+///
+/// // Holds a handle to itself: only the collector frees it (an acyclic
+/// // object is freed as soon as its last handle goes).
+/// #[derive(Trace)]
+/// struct Looped {
+///     data: [u8; 1000],
+///     me: GcMutex<Option<Gc<Looped>>>,
+/// }
+///
 /// // With automatic cycles off, the limit alone starts cycles.
 /// gort::debug::set_gc_percent(-1);
 /// let prev = gort::debug::set_memory_limit(64 << 20); // i64::MAX unless GOMEMLIMIT is set
 /// assert_eq!(gort::debug::set_memory_limit(-1), 64 << 20); // negative: only reads
 /// let before = gort::read_mem_stats().num_gc;
 /// for _ in 0..256 * 1024 {
-///     drop(Gc::new([0u8; 1000])); // 256 MiB of garbage
+///     let g = Gc::new(Looped { data: [0; 1000], me: GcMutex::new(None) });
+///     *g.me.lock() = Some(g.clone()); // 256 MiB of garbage in all
 /// }
 /// let m = gort::read_mem_stats();
 /// assert!(m.num_gc > before, "the limit started no cycle");

@@ -732,12 +732,22 @@ fn objects_of_every_size_and_alignment() {
 
 // ------------------------------------------------------------- pacing --
 
-/// Allocates about `bytes` of garbage in 1 KiB objects; returns their ids.
+/// A 1 KiB object holding a handle to itself: garbage only the collector
+/// frees (dropping its last outside handle leaves the one inside).
+#[derive(Trace)]
+struct Looped {
+    blob: Blob<1000>,
+    me: GcMutex<Option<Gc<Looped>>>,
+}
+
+/// Allocates about `bytes` of garbage in 1 KiB self-referencing objects;
+/// returns their ids.
 fn garbage(bytes: usize) -> Vec<u64> {
     (0..bytes / 1024)
         .map(|_| {
-            let b = Gc::new(Blob::<1000>::new());
-            b.id
+            let b = Gc::new(Looped { blob: Blob::new(), me: GcMutex::new(None) });
+            *b.me.lock() = Some(b.clone());
+            b.blob.id
         })
         .collect()
 }

@@ -23,7 +23,8 @@ fn field(text: &str, key: &str) -> Option<u64> {
 // ----------------------------------------------------------- memory limit --
 
 /// Four goroutines, each keeping 2 MiB alive (and replacing it bit by bit)
-/// while it allocates 128 MiB of garbage, in 1 KiB objects: 8 MiB live,
+/// while it allocates 128 MiB of garbage, in 1 KiB objects (self-referencing: only
+/// the collector frees them): 8 MiB live,
 /// 512 MiB allocated in all. Prints the heap's figures at the end.
 fn churn() {
     gort::run(|| {
@@ -32,7 +33,7 @@ fn churn() {
                 gort::spawn(move || {
                     let mut live: Vec<Gc<[u8; 1000]>> = (0..2048).map(|_| Gc::new([k; 1000])).collect();
                     for i in 0..128 * 1024usize {
-                        drop(Gc::new([i as u8; 1000]));
+                        common::collector_garbage(i as u8);
                         if i % 64 == 0 {
                             live[(i / 64) % 2048] = Gc::new([k; 1000]);
                         }

@@ -1060,23 +1060,26 @@ scenario! {
                 },
                 AtomicOp::Swap => a0.atom.swap(None),
             });
-            let trap = PageTrap::arm_page(m.page2);
-            let gc = if op == AtomicOp::Swap {
+            // Armed once the collector is paused: its grace periods read
+            // the mutator's record too.
+            let (trap, gc) = if op == AtomicOp::Swap {
                 steps::script(&[Step::Rooted, Step::Swept]);
                 let gc = spawn_gc();
                 steps::wait_paused(Step::Rooted);
+                let trap = PageTrap::arm_page(m.page2);
                 m.go();
                 trap.wait_hit("the mutator's barrier mark");
                 trap.open();
                 steps::resume();
-                gc
+                (trap, gc)
             } else {
+                let trap = PageTrap::arm_page(m.page2);
                 m.go();
                 trap.wait_hit("the mutator's barrier mark");
                 trap.open();
                 drop(a.atom.swap(None));
                 steps::script(&[Step::Swept]);
-                spawn_gc()
+                (trap, spawn_gc())
             };
             steps::wait_paused(Step::Swept);
             trap.release();

@@ -187,7 +187,7 @@ fn set_gc_percent_returns_previous() {
         // Off: no automatic cycle, however much is allocated.
         let n0 = gort::read_mem_stats().num_gc;
         for _ in 0..64 * 1024 {
-            drop(Gc::new([0u8; 1000]));
+            common::collector_garbage(0);
         }
         assert_eq!(gort::read_mem_stats().num_gc, n0, "a cycle ran with GOGC off");
         assert!(gort::read_mem_stats().heap_alloc >= 60 << 20);
@@ -198,7 +198,7 @@ fn set_gc_percent_returns_previous() {
         assert_eq!(gort::debug::set_gc_percent(100), -1);
         let n1 = gort::read_mem_stats().num_gc;
         for _ in 0..64 * 1024 {
-            drop(Gc::new([0u8; 1000]));
+            common::collector_garbage(0);
         }
         assert!(
             common::eventually(30, || gort::read_mem_stats().num_gc > n1),
@@ -219,7 +219,7 @@ fn churn_cycles() -> u32 {
     let n0 = gort::read_mem_stats().num_gc;
     for _ in 0..1024 {
         for _ in 0..64 {
-            drop(Gc::new([2u8; 1000]));
+            common::collector_garbage(2);
         }
         // Over the goal, a cycle has started: wait for it (a collector
         // slower than the allocation would otherwise decide the count, and

@@ -26,6 +26,12 @@ use crate::loom::LoadSeqCst;
 /// On from the start of a cycle's counting until marking has terminated.
 #[cfg(not(loom))]
 static PHASE: AtomicBool = AtomicBool::new(false);
+/// On from before a cycle's phase goes on (and a grace period) until its
+/// choice of garbage is done: while it is off, no collector thread reads
+/// an object's header or value, so a mutator may free an object whose
+/// last handle it dropped (`reclaim`).
+#[cfg(not(loom))]
+static CYCLE_ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The number of the cycle under way or last run.
 #[cfg(not(loom))]
 static EPOCH: AtomicU32 = AtomicU32::new(0);
@@ -35,6 +41,7 @@ static ROOTED: AtomicU32 = AtomicU32::new(0);
 #[cfg(loom)]
 loom::lazy_static! {
     static ref PHASE: AtomicBool = AtomicBool::new(false);
+    static ref CYCLE_ACTIVE: AtomicBool = AtomicBool::new(false);
     static ref EPOCH: AtomicU32 = AtomicU32::new(0);
     static ref ROOTED: AtomicU32 = AtomicU32::new(0);
 }
@@ -151,6 +158,29 @@ fn register(slot: &Cell<Option<&'static ThreadRec>>) -> &'static ThreadRec {
 #[inline]
 pub(crate) fn phase_on() -> bool {
     PHASE.load_seqcst()
+}
+
+/// Whether a cycle's walks may read objects (see [`CYCLE_ACTIVE`]). Read
+/// under a barrier mark, "off" stays true until the mark goes down:
+/// [`begin_cycle`] waits for a grace period after turning it on.
+#[inline]
+pub(crate) fn cycle_active() -> bool {
+    CYCLE_ACTIVE.load_seqcst()
+}
+
+/// The start of a cycle, before its phase goes on: from here mutators
+/// leave objects whose last handle goes to the collector, and those that
+/// claimed one before are past the claim (the grace period), so every
+/// walk of this cycle sees it unpublished.
+pub(crate) fn begin_cycle() {
+    CYCLE_ACTIVE.store(true, Ordering::SeqCst);
+    grace_period();
+}
+
+/// The end of a cycle's walks (after C10's choice of garbage): mutators
+/// may free objects whose last handle goes again.
+pub(crate) fn end_cycle() {
+    CYCLE_ACTIVE.store(false, Ordering::SeqCst);
 }
 
 /// Turns the phase on (a new cycle, whose number goes up first) or off.
@@ -280,12 +310,19 @@ fn take_all_flushed(out: &mut Vec<Obj>) {
     }
 }
 
-/// A mutator's shade outside any other barrier (`Gc::clone` during a
-/// cycle), with the mark up so the grace period covers the buffer push.
+/// A mutator's shade outside any other barrier (`Gc::clone` that read
+/// the phase on). The phase is read again with the mark up, so the shade
+/// lands before the grace period that follows the phase going off, or not
+/// at all: no grey object outlives its cycle, and an object freed at zero
+/// after the cycle is in no grey buffer (model flag `--prompt-free`). A
+/// shade skipped that way is one that could have landed after the cycle
+/// chose its garbage anyway (PROTOCOL.md: the clone needs no mark).
 #[cold]
 pub(crate) fn shade_from_mutator(h: NonNull<Header>) {
     let e = enter();
-    e.shade(h);
+    if phase_on() {
+        e.shade(h);
+    }
 }
 
 /// The collector's grace period: returns once every registered thread has

@@ -23,7 +23,7 @@ use std::ptr::{self, NonNull};
 
 use super::barrier::{self, Entered};
 use super::handle::Gc;
-use super::header::Header;
+use super::header::{Header, IN_SLOT};
 use super::stall;
 use super::trace::{Mode, Trace, Tracer};
 use crate::loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -525,8 +525,15 @@ unsafe impl<T: Trace + Send + Sync + 'static> Send for GcAtomic<T> {}
 // SAFETY: as above; every access is atomic.
 unsafe impl<T: Trace + Send + Sync + 'static> Sync for GcAtomic<T> {}
 
+/// The pointer a slot stores for `v`. The object is flagged first: a
+/// `load` counts a handle to it from the slot's pointer alone, so it is
+/// never freed when its last handle goes (`reclaim`), only by the
+/// collector, after a grace period.
 fn raw<T: Trace + Send + Sync + 'static>(v: Option<Gc<T>>) -> *mut Header {
-    v.map_or(ptr::null_mut(), |g| g.into_header().as_ptr())
+    v.map_or(ptr::null_mut(), |g| {
+        g.header().set_flag(IN_SLOT);
+        g.into_header().as_ptr()
+    })
 }
 
 /// # Safety
@@ -622,7 +629,11 @@ impl<T: Trace + Send + Sync + 'static> GcAtomic<T> {
         new: Option<Gc<T>>,
     ) -> Result<Option<Gc<T>>, (Option<Gc<T>>, Option<Gc<T>>)> {
         let cur = current.map_or(ptr::null_mut(), |g| g.header_ptr().as_ptr());
-        let newp = new.as_ref().map_or(ptr::null_mut(), |g| g.header_ptr().as_ptr());
+        let newp = new.as_ref().map_or(ptr::null_mut(), |g| {
+            // As in `raw`, before the object can be in the slot.
+            g.header().set_flag(IN_SLOT);
+            g.header_ptr().as_ptr()
+        });
         let e = barrier::enter();
         // A failure reads the slot like `load` (under loom, that read needs
         // the fence of `load_seqcst`).

@@ -366,6 +366,8 @@ pub(crate) fn cycle(forced: bool) -> Option<String> {
     // allocated meanwhile would let a fast allocator raise the goal every
     // cycle without bound.
     let out = cycle::run(&SpanHeap, steps, |f| dead.push(f), |f| marked += f.span.get().size);
+    // Objects freed at zero whose slots waited for the walks to end.
+    heap::free_deferred();
     clock.step(Step::Swept);
     hook(Step::Swept);
     finalize::queue(out.finalizers);

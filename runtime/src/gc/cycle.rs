@@ -10,7 +10,7 @@
 use std::ptr::NonNull;
 
 use super::barrier::{self, Obj};
-use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD};
+use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SPECIAL};
 use super::special::{self, Job};
 use super::trace::{Mode, Tracer};
 use crate::loom::sync::atomic::Ordering;
@@ -76,6 +76,9 @@ pub(crate) fn run<O: Objects + ?Sized>(
     // not garbage is white, not newborn, with `internal` 0. Objects
     // allocated since are born so, or (having read the phase on in the last
     // cycle) newborn, and then not old in this one.
+    // Objects whose last handle goes are the collector's from here; those
+    // freed at zero before are unpublished (model flag `--prompt-free`).
+    barrier::begin_cycle();
     // C2.
     barrier::set_phase(true);
     hook(Step::PhaseOn);
@@ -173,7 +176,7 @@ pub(crate) fn run<O: Objects + ?Sized>(
             // The drop goroutine, the only reader, gets the garbage through
             // a channel.)
             h.state.store(st | GARBAGE, Ordering::Release);
-            if h.special.load(Ordering::SeqCst) {
+            if h.flags.load(Ordering::SeqCst) & SPECIAL != 0 {
                 special::remove_dead(O::obj(&f), &mut out.cleanups);
             }
             dead(f);
@@ -193,6 +196,9 @@ pub(crate) fn run<O: Objects + ?Sized>(
             h.internal.store(0, Ordering::Relaxed);
         }
     });
+    // No walk of this cycle reads an object from here: mutators may free
+    // objects at zero again.
+    barrier::end_cycle();
     out.double = mk.double;
     out
 }

@@ -10,6 +10,7 @@ use std::ptr::NonNull;
 use super::barrier;
 use super::header::{Header, VTable, GARBAGE};
 use super::heap;
+use super::reclaim;
 use super::trace::{Trace, Tracer};
 use crate::loom::sync::atomic::Ordering;
 
@@ -30,10 +31,14 @@ pub(crate) struct GcBox<T> {
 /// [`GcAtomic`](super::GcAtomic)), which carry the barriers the concurrent
 /// collector needs.
 ///
-/// Dropping the last handle frees nothing at once: the memory is reclaimed
-/// by the next collection (automatic when the heap has doubled, or
-/// [`gort::gc()`](crate::gc())). The value's `Drop` then runs on the
-/// collector's drop goroutine, never on a collector thread.
+/// Dropping the last handle of an object frees it at once, as with `Arc`
+/// (its `Drop` runs before that `drop` returns), unless a collection is
+/// under way, the object has a weak pointer, finalizer or cleanup, was
+/// ever stored in a [`GcAtomic`](super::GcAtomic), or is larger than
+/// 32 KiB. Those objects, and cycles, are reclaimed by the collector
+/// (automatic when the heap reaches its goal, or
+/// [`gort::gc()`](crate::gc())), whose drop goroutine runs their `Drop`,
+/// never a collector thread.
 ///
 /// ```
 /// use gort::gc::{Gc, GcMutex, Trace};
@@ -64,6 +69,13 @@ unsafe impl<T: Trace + Send + Sync + 'static> Send for Gc<T> {}
 unsafe impl<T: Trace + Send + Sync + 'static> Sync for Gc<T> {}
 
 impl<T: Trace + Send + Sync + 'static> Gc<T> {
+    /// The object's size class, `None` for a large object (under loom,
+    /// where objects are boxes, any).
+    #[cfg(not(loom))]
+    const CLASS: Option<usize> = heap::class_for(std::alloc::Layout::new::<GcBox<T>>());
+    #[cfg(loom)]
+    const CLASS: Option<usize> = Some(0);
+
     const VT: VTable = VTable {
         trace: trace_box::<T>,
         drop: drop_box::<T>,
@@ -175,6 +187,10 @@ impl<T: Trace + Send + Sync + 'static> Clone for Gc<T> {
 }
 
 impl<T: Trace + Send + Sync + 'static> Drop for Gc<T> {
+    /// Gives up the handle. The last handle of an object frees it at once
+    /// when no collection is walking the heap, and it has no weak pointer,
+    /// finalizer or cleanup and was never stored in a `GcAtomic` (see
+    /// [`Gc`]); otherwise the collector frees it.
     #[inline]
     fn drop(&mut self) {
         let h = self.header();
@@ -183,7 +199,18 @@ impl<T: Trace + Send + Sync + 'static> Drop for Gc<T> {
         if h.state.load(Ordering::Relaxed) & GARBAGE != 0 {
             return;
         }
-        h.handles.fetch_sub(1, Ordering::SeqCst);
+        // The only handle, of an object no `GcAtomic::load` or weak
+        // upgrade can count a handle to from a pointer: no other thread can
+        // change the count, so a plain store replaces the read-modify-write
+        // (often a cache miss, and a fence on x86). The Acquire load
+        // synchronizes with every earlier decrement, and the flags are read
+        // after it: one set before any of those decrements is seen.
+        if h.handles.load(Ordering::Acquire) == 1 && h.flags.load(Ordering::Relaxed) == 0 {
+            h.handles.store(0, Ordering::Release);
+            reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS);
+        } else if h.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
+            reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS);
+        }
     }
 }
 

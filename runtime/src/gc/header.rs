@@ -1,7 +1,7 @@
 //! The header in front of every object, and the per-type table.
 
 use super::trace::Tracer;
-use crate::loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use crate::loom::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use crate::loom::LoadSeqCst;
 
 /// Marked: grey or black (shaded this cycle). Which of the two is not
@@ -15,6 +15,17 @@ pub(crate) const OLD: u32 = 1 << 31;
 /// Found unreachable: its drop glue runs or has run, its memory is about
 /// to be freed. No longer published to the collector.
 pub(crate) const GARBAGE: u32 = 16;
+/// Under loom: freed at zero (the memory stays allocated until the model
+/// ends, so that a collector touching it is caught, not undefined).
+#[cfg(loom)]
+pub(crate) const FREED: u32 = 32;
+
+/// In `flags`: has an entry in the specials table (finalizer, cleanups,
+/// weak cell).
+pub(crate) const SPECIAL: u8 = 1;
+/// In `flags`: was stored in a `GcAtomic` slot, whose `load` counts a
+/// handle it read without one.
+pub(crate) const IN_SLOT: u8 = 2;
 
 /// Per-type operations on an object.
 pub(crate) struct VTable {
@@ -40,9 +51,10 @@ pub(crate) struct Header {
     /// Colour and cycle flags (the constants above). Mutators write only
     /// MARKED (a shade) and, before publishing, the allocation state.
     pub(crate) state: AtomicU32,
-    /// Has an entry in the specials table (finalizer, cleanups, weak
-    /// cell): set by a mutator holding a handle, at any time.
-    pub(crate) special: AtomicBool,
+    /// [`SPECIAL`] and [`IN_SLOT`]: set by a mutator holding a handle, at
+    /// any time, and never cleared. An object with either is never freed
+    /// when its last handle goes (`reclaim`): only the collector frees it.
+    pub(crate) flags: AtomicU8,
     pub(crate) vt: &'static VTable,
 }
 
@@ -50,6 +62,14 @@ impl Header {
     #[inline]
     pub(crate) fn state(&self) -> u32 {
         self.state.load_seqcst()
+    }
+
+    /// Sets `flag` (a bit of `flags`) for good; the caller holds a handle.
+    #[inline]
+    pub(crate) fn set_flag(&self, flag: u8) {
+        if self.flags.load(Ordering::Relaxed) & flag == 0 {
+            self.flags.fetch_or(flag, Ordering::SeqCst);
+        }
     }
 
     /// Old in the current cycle (collector only).
@@ -62,6 +82,8 @@ impl Header {
     /// to grey (the caller must then queue it for tracing).
     #[inline]
     pub(crate) fn shade(&self) -> bool {
+        #[cfg(loom)]
+        assert!(self.state.load(Ordering::SeqCst) & FREED == 0, "gort: shaded an object freed at zero");
         self.state.load(Ordering::Relaxed) & MARKED == 0 && self.state.fetch_or(MARKED, Ordering::SeqCst) & MARKED == 0
     }
 
@@ -72,6 +94,14 @@ impl Header {
     /// The object is live.
     #[inline]
     pub(crate) unsafe fn trace(h: std::ptr::NonNull<Header>, t: &mut Tracer<'_>) {
+        // No tracer reads a value being dropped or dropped: neither the
+        // sweep's garbage nor an object claimed at zero.
+        #[cfg(loom)]
+        assert!(
+            // SAFETY: the caller guarantees the object is live.
+            unsafe { h.as_ref() }.state.load(Ordering::SeqCst) & (FREED | GARBAGE) == 0,
+            "gort: traced an object claimed or freed"
+        );
         // SAFETY: the caller guarantees the object is live; `vt` matches it.
         unsafe { (h.as_ref().vt.trace)(h.as_ptr(), t) }
     }

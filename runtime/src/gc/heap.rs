@@ -48,6 +48,31 @@ pub(crate) const LARGE: u8 = u8::MAX;
 const SMALL_SPAN: usize = 64 << 10;
 const BIG_SPAN: usize = 256 << 10;
 const SPAN_ALIGN: usize = 4096;
+/// Bytes at the start of a small span holding its own [`SpanRef`], before
+/// slot 0: small spans are aligned to their size, so an object's span is
+/// found from its address alone ([`span_of`]).
+const SPAN_HEAD: usize = 64;
+
+/// The bytes of a small span of objects of `size` bytes.
+const fn span_size(size: usize) -> usize {
+    if size <= 8192 {
+        SMALL_SPAN
+    } else {
+        BIG_SPAN
+    }
+}
+
+/// Per class, `ceil(2^40 / size)`: `(off * M) >> 40` is `off / size` for
+/// every offset inside a span (`off * size < 2^40`), without a division.
+const SLOT_MAGIC: [u64; NCLASS] = {
+    let mut m = [0u64; NCLASS];
+    let mut c = 0;
+    while c < NCLASS {
+        m[c] = (1u64 << 40).div_ceil(CLASS_SIZES[c] as u64);
+        c += 1;
+    }
+    m
+};
 
 /// Smallest class index whose size is at least `size` (8-byte steps).
 const CLASS_OF: [u8; MAX_SMALL / 8 + 1] = {
@@ -167,8 +192,9 @@ impl Span {
     }
 
     fn slot(&self, i: usize) -> NonNull<Header> {
+        let head = if self.class == LARGE { 0 } else { SPAN_HEAD };
         // SAFETY: `i < nslots`, so the slot lies inside the span.
-        unsafe { NonNull::new_unchecked(self.base.as_ptr().add(i * self.size).cast()) }
+        unsafe { NonNull::new_unchecked(self.base.as_ptr().add(head + i * self.size).cast()) }
     }
 
     /// Published slots.
@@ -238,8 +264,12 @@ impl ClassCache {
             Some(s) => s,
             None => {
                 let size = CLASS_SIZES[class] as usize;
-                let bytes = if size <= 8192 { SMALL_SPAN } else { BIG_SPAN };
-                Span::create(size, bytes / size, class as u8, bytes, SPAN_ALIGN)
+                let bytes = span_size(size);
+                let s = Span::create(size, (bytes - SPAN_HEAD) / size, class as u8, bytes, bytes);
+                // SAFETY: the span's first `SPAN_HEAD` bytes are no slot's,
+                // and `base` is aligned for a pointer.
+                unsafe { s.get().base.as_ptr().cast::<SpanRef>().write(s) };
+                s
             }
         };
         let span = s.get();
@@ -335,7 +365,7 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>
                 handles: std::sync::atomic::AtomicU32::new(1),
                 internal: std::sync::atomic::AtomicU32::new(0),
                 state: std::sync::atomic::AtomicU32::new(state),
-                special: std::sync::atomic::AtomicBool::new(false),
+                flags: std::sync::atomic::AtomicU8::new(0),
                 vt,
             },
             value,
@@ -346,17 +376,21 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>
 }
 
 /// The size class for a layout, or `None` for a large object.
-fn class_for(l: Layout) -> Option<usize> {
+pub(crate) const fn class_for(l: Layout) -> Option<usize> {
     if l.size() > MAX_SMALL || l.align() > 64 {
         return None;
     }
     let mut c = CLASS_OF[l.size().div_ceil(8)] as usize;
-    // Slots of a class sit at multiples of its size from a 4 KiB-aligned
-    // base: the size must be a multiple of the alignment.
+    // Slots of a class sit at multiples of its size from a 64-byte-aligned
+    // offset: the size must be a multiple of the alignment.
     while c < NCLASS && CLASS_SIZES[c] as usize % l.align() != 0 {
         c += 1;
     }
-    (c < NCLASS).then_some(c)
+    if c < NCLASS {
+        Some(c)
+    } else {
+        None
+    }
 }
 
 /// An object found by [`for_each_object`]: where it lives.
@@ -547,18 +581,126 @@ pub(crate) fn release_free_spans_upto(want: usize) -> usize {
             if span.released.load(Ordering::SeqCst) || span.allocated() != 0 {
                 continue;
             }
-            // SAFETY: `[base, base + size)` is the span's own allocation,
-            // which holds no object (see above) and no other data (the
-            // allocation map is a separate box); the range is page aligned
+            // The first page keeps the span's own reference (`SPAN_HEAD`).
+            let keep = SPAN_ALIGN;
+            // SAFETY: `[base + keep, base + size)` is the span's own
+            // allocation, which holds no object (see above) and no other
+            // data (the allocation map is a separate box, the span's
+            // reference is in the first page); the range is page aligned
             // (`SPAN_ALIGN`, sizes are multiples of 64 KiB; a bigger page
             // makes madvise fail without effect). Zeroed pages are fine:
             // every slot is written in full before it is published.
-            let r = unsafe { libc::madvise(span.base.as_ptr().cast(), span.layout.size(), libc::MADV_DONTNEED) };
+            let r = unsafe {
+                libc::madvise(span.base.as_ptr().add(keep).cast(), span.layout.size() - keep, libc::MADV_DONTNEED)
+            };
             if r == 0 {
                 span.released.store(true, Ordering::SeqCst);
-                released += span.layout.size();
+                released += span.layout.size() - keep;
             }
         }
     }
     released
+}
+
+/// The span of a small object of class `class`, and its slot: a small
+/// span is aligned to its size and starts with its own reference.
+///
+/// # Safety
+/// `h` points to a published object of class `class` (with the span's
+/// provenance, as every object pointer has).
+#[inline]
+unsafe fn span_of(h: NonNull<Header>, class: usize) -> Found {
+    let size = CLASS_SIZES[class] as usize;
+    let off = h.as_ptr() as usize & (span_size(size) - 1);
+    // SAFETY: the span's base is `off` bytes below the object, in the same
+    // allocation, and holds the span's reference (`refill`).
+    let s = unsafe { h.as_ptr().cast::<u8>().sub(off).cast::<SpanRef>().read() };
+    let slot = ((off - SPAN_HEAD) as u64 * SLOT_MAGIC[class]) >> 40;
+    Found { obj: Obj(h), span: s, slot: slot as u32 }
+}
+
+/// Freed objects whose slot could not be freed at once (a cycle had
+/// started): the collector frees them after its walks ([`free_deferred`]).
+static DEFERRED: Mutex<Vec<Found>> = Mutex::new(Vec::new());
+
+/// Takes [`FREEING`] for a batch of [`free_claimed`]: taken before the
+/// barrier mark goes up, so that no thread waits for a lock with its mark
+/// up.
+pub(crate) fn freeing() -> std::sync::MutexGuard<'static, ()> {
+    lock(&FREEING)
+}
+
+/// Frees small objects of the given classes that a mutator claimed when
+/// their last handle went (`reclaim`), their drop glue having run. With no
+/// cycle walking the heap (`cycle_active` read false under the caller's
+/// barrier mark, held for the whole call) the slots are free at once: into
+/// the calling thread's cache when its span is the one cached there (the
+/// slot is reused by the next allocation of that class), else back to
+/// their span. During a cycle they wait for [`free_deferred`].
+///
+/// # Safety
+/// Each object is small, of its class, unpublished (GARBAGE) by the
+/// caller, and its value dropped; nothing else refers to it. The caller
+/// holds [`freeing`] and a barrier mark.
+pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], cycle_active: bool) {
+    if cycle_active {
+        // SAFETY: as the caller guarantees.
+        let found = objs.iter().map(|&(o, c)| unsafe { span_of(o.0, c as usize) });
+        lock(&DEFERRED).extend(found);
+        return;
+    }
+    let mut freed = [0u32; NCLASS];
+    let mut bytes = 0usize;
+    let cached = |f: &Found, class: usize| {
+        CACHE
+            .try_with(|c| {
+                // SAFETY: the cache is this thread's, and no reference into
+                // it outlives this call.
+                let cc = unsafe { &mut (&mut *c.classes.get())[class] };
+                if cc.span != Some(f.span) {
+                    return false;
+                }
+                let i = f.slot as usize;
+                cc.free[i / 64] |= 1 << (i % 64);
+                cc.word = cc.word.min(i / 64);
+                true
+            })
+            .unwrap_or(false)
+    };
+    for &(o, class) in objs {
+        let class = class as usize;
+        // SAFETY: as the caller guarantees.
+        let f = unsafe { span_of(o.0, class) };
+        let span = f.span.get();
+        // Release: the drop glue comes before the slot's reuse.
+        span.alloc[f.slot as usize].store(0, Ordering::Release);
+        freed[class] += 1;
+        if cached(&f, class) {
+            // Now a free slot of a cached span: still in `HEAP_LIVE`.
+            continue;
+        }
+        bytes += span.size;
+        if span.state.load(Ordering::SeqCst) == FULL
+            && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        {
+            lock(&PARTIALS[class]).push(f.span);
+        }
+    }
+    for (c, n) in freed.iter().enumerate().filter(|(_, n)| **n > 0) {
+        STATS[c].frees.fetch_add(u64::from(*n), Ordering::Relaxed);
+    }
+    if bytes > 0 {
+        HEAP_LIVE.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Frees the objects [`free_claimed`] deferred (the collector, after its
+/// walks).
+pub(crate) fn free_deferred() {
+    let mut d = std::mem::take(&mut *lock(&DEFERRED));
+    if !d.is_empty() {
+        // `free` wants them grouped by span.
+        d.sort_unstable_by_key(|f| (f.span.0.as_ptr() as usize, f.slot));
+        free(&d);
+    }
 }

@@ -13,9 +13,9 @@ use std::ptr::NonNull;
 use super::barrier::{self, Obj};
 use super::cycle::{self, Objects};
 use super::handle::{Gc, GcBox};
-use super::header::{Header, VTable, MARKED, NEWBORN};
+use super::header::{Header, VTable, FREED, GARBAGE, MARKED, NEWBORN};
 use super::trace::Trace;
-use crate::loom::sync::atomic::{AtomicBool, AtomicU32};
+use crate::loom::sync::atomic::{AtomicU32, AtomicU8};
 
 /// Allocates a `GcBox<T>` holding `value`, with one handle (the protocol
 /// of `heap::alloc_object`: the phase is read before the object exists).
@@ -26,7 +26,7 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>
         handles: AtomicU32::new(1),
         internal: AtomicU32::new(0),
         state: AtomicU32::new(state),
-        special: AtomicBool::new(false),
+        flags: AtomicU8::new(0),
         vt,
     };
     NonNull::from(Box::leak(Box::new(GcBox { header, value })))
@@ -80,8 +80,14 @@ pub struct Collected {
 /// up to the choice of garbage (C1–C9, C10's choice). `dead` gets each
 /// object found garbage the moment it is marked so, before the next object
 /// is looked at.
-pub fn collect(objects: &[Object], dead: impl FnMut(Object)) -> Collected {
-    let out = cycle::run(objects, |_| {}, dead, |_| {});
+pub fn collect(objects: &[Object], mut dead: impl FnMut(Object)) -> Collected {
+    let mut dead = |o: Object| {
+        // SAFETY: the model's objects are allocated until it ends.
+        let st = unsafe { o.0 .0.as_ref() }.state.load(crate::loom::sync::atomic::Ordering::SeqCst);
+        assert!(st & FREED == 0, "gort: the collector chose an object freed at zero");
+        dead(o)
+    };
+    let out = cycle::run(objects, |_| {}, &mut dead, |_| {});
     Collected { double: out.double, finalizers: out.finalizers, cleanups: out.cleanups }
 }
 
@@ -97,8 +103,23 @@ pub fn phase_on() -> bool {
 /// The objects are distinct, no handle to any of them is used again, and
 /// every handle their values hold points into `objects`.
 pub unsafe fn free(objects: &[Object]) {
+    // As the sweep: handles between them are not decremented (nor their
+    // targets freed at zero).
+    for o in objects {
+        // SAFETY: every object is still allocated.
+        let h = unsafe { o.0 .0.as_ref() };
+        h.state.store(
+            h.state.load(crate::loom::sync::atomic::Ordering::SeqCst) | GARBAGE,
+            crate::loom::sync::atomic::Ordering::SeqCst,
+        );
+    }
     for o in objects {
         let h = o.0 .0.as_ptr();
+        // Freed at zero: its value is dropped already.
+        // SAFETY: every object is still allocated (pass 2 frees them).
+        if unsafe { (*h).state.load(crate::loom::sync::atomic::Ordering::SeqCst) } & FREED != 0 {
+            continue;
+        }
         // SAFETY: every object is still allocated (pass 2 frees them), and
         // the caller gives up all handles to them.
         unsafe { ((*h).vt.drop)(h) };

@@ -62,6 +62,7 @@ pub(crate) mod heap;
 mod impls;
 #[cfg(not(loom))]
 mod pacer;
+mod reclaim;
 mod special;
 mod stall;
 #[cfg(not(loom))]

@@ -69,9 +69,7 @@ pub(crate) fn with_entry<R>(h: NonNull<Header>, f: impl FnOnce(&mut Entry) -> R)
     let hdr = unsafe { h.as_ref() };
     // Set before the entry exists: the sweep looks for an entry only in
     // objects with the flag, and a flag without an entry is harmless.
-    if !hdr.special.load(Ordering::Relaxed) {
-        hdr.special.store(true, Ordering::SeqCst);
-    }
+    hdr.set_flag(super::header::SPECIAL);
     f(crate::loom::lock(&TABLE.0).entry(h.as_ptr() as usize).or_default())
 }
 

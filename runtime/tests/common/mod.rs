@@ -212,3 +212,18 @@ impl<T> OrPanic<T> for std::thread::Result<T> {
         }
     }
 }
+
+/// A 1 KiB object holding a handle to itself.
+#[derive(gort::gc::Trace)]
+pub struct Looped {
+    pub data: [u8; 1000],
+    me: gort::gc::GcMutex<Option<gort::gc::Gc<Looped>>>,
+}
+
+/// Allocates 1 KiB of garbage that only the collector frees: an object
+/// that holds a handle to itself (an acyclic object is freed at once when
+/// its last handle goes, and then never makes the heap grow).
+pub fn collector_garbage(b: u8) {
+    let g = gort::gc::Gc::new(Looped { data: [b; 1000], me: gort::gc::GcMutex::new(None) });
+    *g.me.lock() = Some(g.clone());
+}

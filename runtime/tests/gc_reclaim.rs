@@ -1,0 +1,252 @@
+//! Freeing at zero: an object whose last handle goes is freed at once, as
+//! with `Arc`, when no cycle is walking the heap and nothing can count a
+//! handle to it from a pointer (PROTOCOL.md §2 `drop(Gc)`, model flag
+//! `--prompt-free`); otherwise the collector frees it.
+//!
+//! Every test runs in a child process with `GOGC=off`: no automatic cycle
+//! may make an object the collector's by accident.
+
+mod common;
+#[path = "common/gc.rs"]
+mod gcc;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use common::OrPanic;
+use gcc::*;
+use gort::gc::__hooks::Step;
+use gort::gc::{Gc, GcAtomic, Trace};
+
+macro_rules! isolated_test {
+    ($(#[$m:meta])* fn $name:ident() $body:block) => {
+        $(#[$m])*
+        #[test]
+        fn $name() {
+            isolated(stringify!($name), || $body)
+        }
+    };
+}
+
+/// A binary tree of `depth` levels of test nodes (immutable edges).
+fn tree(depth: u32, ids: &mut Vec<u64>) -> Gc<Node> {
+    let (imm, cell) = if depth == 0 { (None, None) } else { (Some(tree(depth - 1, ids)), Some(tree(depth - 1, ids))) };
+    let n = Node::new(Parts { imm, cell, ..Default::default() });
+    ids.push(n.id);
+    n
+}
+
+isolated_test! {
+    /// Dropping a tree's root handle drops every node before `drop`
+    /// returns, and MemStats counts the frees; the slots are reused.
+    fn the_last_handle_frees_a_tree_at_once() {
+        let mut ids = Vec::new();
+        let root = tree(10, &mut ids);
+        let before = gort::read_mem_stats();
+        drop(root);
+        assert_all_freed_now(&ids);
+        let after = gort::read_mem_stats();
+        assert_eq!(after.num_gc, before.num_gc, "a cycle ran");
+        assert!(after.frees >= before.frees + ids.len() as u64, "frees {} -> {}", before.frees, after.frees);
+        assert!(after.heap_objects + ids.len() as u64 <= before.heap_objects, "{} -> {}", before.heap_objects, after.heap_objects);
+        // The heap does not grow when the same tree is built again and again.
+        let sys = gort::read_mem_stats().heap_sys;
+        for _ in 0..200 {
+            drop(tree(10, &mut Vec::new()));
+        }
+        assert_eq!(gort::read_mem_stats().heap_sys, sys, "freed slots were not reused");
+    }
+}
+
+isolated_test! {
+    /// A shared object is freed when the last of its handles goes, on
+    /// whichever thread drops it.
+    fn the_last_of_several_handles_frees() {
+        let x = Node::leaf();
+        let id = x.id;
+        let copies: Vec<Gc<Node>> = (0..8).map(|_| x.clone()).collect();
+        drop(x);
+        let t = std::thread::spawn(move || drop(copies));
+        t.join().or_panic();
+        assert!(dropped(id), "the last handle, dropped on another thread, did not free X");
+    }
+}
+
+/// A singly linked list node.
+#[derive(Trace)]
+struct Link {
+    next: Option<Gc<Link>>,
+    #[trace(skip)]
+    _count: Counted,
+}
+
+struct Counted;
+static LINKS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+impl Drop for Counted {
+    fn drop(&mut self) {
+        LINKS_DROPPED.fetch_add(1, SeqCst);
+    }
+}
+
+isolated_test! {
+    /// A million-node list is dropped iteratively: on a goroutine's small
+    /// stack, where a recursive drop (as `Arc`'s) would overflow.
+    fn a_long_list_drops_without_recursion() {
+        const N: usize = 1_000_000;
+        let head = (0..N).fold(None, |next, _| Some(Gc::new(Link { next, _count: Counted })));
+        gort::run(move || {
+            gort::spawn(move || drop(head)).join().or_panic();
+        });
+        assert_eq!(LINKS_DROPPED.load(SeqCst), N);
+    }
+}
+
+/// A value whose `Drop` panics.
+#[derive(Trace)]
+struct Bomb {
+    #[trace(skip)]
+    _fuse: Fuse,
+    child: Option<Gc<Node>>,
+}
+
+struct Fuse;
+impl Drop for Fuse {
+    fn drop(&mut self) {
+        panic!("boom");
+    }
+}
+
+isolated_test! {
+    /// A panic in a drop glue run at zero propagates from `drop`; what the
+    /// unwinding drops reaches zero too and is left to the collector (the
+    /// panicking object's own memory leaks, as an `Arc`'s does), and
+    /// freeing at zero goes on working afterwards on that thread.
+    fn a_panicking_drop_does_not_stop_later_frees() {
+        let child = Node::leaf();
+        let cid = child.id;
+        let b = Gc::new(Bomb { _fuse: Fuse, child: Some(child) });
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(b)));
+        assert!(r.is_err(), "the Drop's panic was lost");
+        // The other fields were dropped while unwinding, as for any value.
+        gort::gc();
+        assert!(dropped(cid), "the child of the panicking value was not freed");
+        let x = Node::leaf();
+        let id = x.id;
+        drop(x);
+        assert!(dropped(id), "freeing at zero stopped after a panic");
+    }
+}
+
+isolated_test! {
+    /// Objects that `GcAtomic::load` or a weak pointer could still count a
+    /// handle to, or with a finalizer, are left to the collector.
+    fn objects_a_pointer_can_reach_are_left_to_the_collector() {
+        // Once in a slot.
+        let x = Node::leaf();
+        let xid = x.id;
+        let slot = GcAtomic::new(Some(x));
+        drop(slot.take());
+        drop(slot);
+        // With a weak pointer.
+        let y = Node::leaf();
+        let yid = y.id;
+        let w = gort::weak::Weak::new(&y);
+        drop(y);
+        // With a finalizer.
+        let z = Node::leaf();
+        let zid = z.id;
+        gort::set_finalizer(&z, |_| {});
+        drop(z);
+        assert_eq!(count_dropped(&[xid, yid, zid]), 0, "freed at zero");
+        gort::gc();
+        assert!(dropped(xid) && dropped(yid), "the collector did not free them");
+        assert!(w.upgrade().is_none());
+        // The finalizer ran in that cycle; the object goes in a later one.
+        gort::gc();
+        gort::gc();
+        assert!(dropped(zid), "the finalized object was not freed");
+    }
+}
+
+isolated_test! {
+    /// During a cycle a dropped last handle leaves the object to the
+    /// collector (its walks may be reading it); it is freed by that cycle
+    /// or the next.
+    fn during_a_cycle_the_collector_frees() {
+        let x = Node::leaf();
+        let xid = x.id;
+        let parent = Node::new(Parts { imm: Some(x), ..Default::default() });
+        let pid = parent.id;
+        steps::script(&[Step::Counted]);
+        let gc = spawn_gc();
+        steps::wait_paused(Step::Counted);
+        drop(parent);
+        assert_eq!(count_dropped(&[pid, xid]), 0, "freed at zero while the cycle walks the heap");
+        steps::resume();
+        gc.join().or_panic();
+        gort::gc();
+        assert_all_freed_now(&[pid, xid]);
+        // After the cycles, freeing at zero is back.
+        let y = Node::leaf();
+        let yid = y.id;
+        drop(y);
+        assert!(dropped(yid));
+    }
+}
+
+isolated_test! {
+    /// A cycle is still the collector's: dropping the last outside handle
+    /// of a ring leaves it (each node holds the next), and `gort::gc()`
+    /// frees it.
+    fn cycles_are_left_to_the_collector() {
+        let a = Node::leaf();
+        let b = Node::new(Parts { cell: Some(a.clone()), ..Default::default() });
+        a.cell.lock().0 = Some(b.clone());
+        let ids = [a.id, b.id];
+        drop((a, b));
+        assert_eq!(count_dropped(&ids), 0);
+        gort::gc();
+        assert_all_freed_now(&ids);
+    }
+}
+
+isolated_test! {
+    /// The race the "never in a slot" rule is for: a `GcAtomic::load` has
+    /// read X from the slot and is held (a page trap on X's header) before
+    /// it counts its handle; meanwhile the test thread swaps X out and
+    /// drops the last counted handle. Freed at zero, X would be gone under
+    /// the load's new handle. Fails with `raw` in `cell.rs` not setting
+    /// `IN_SLOT`.
+    fn a_load_racing_the_last_drop_keeps_its_object() {
+        PageTrap::install();
+        let a = Node::leaf();
+        // X on another page than A (whose slot the load reads first); the
+        // fillers around X are not touched while the trap is armed.
+        let fill: Vec<Gc<Node>> = (0..64).map(|_| Node::leaf()).collect();
+        let x = Node::leaf();
+        let xid = x.id;
+        let header = Gc::as_ptr(&x) as usize - 24;
+        assert_ne!(header / 4096, Gc::as_ptr(&a) as usize / 4096, "X shares A's page");
+        a.atom.store(Some(x));
+        let a0 = a.clone();
+        let trap = PageTrap::arm_page(header & !4095);
+        let m = std::thread::spawn(move || a0.atom.load());
+        trap.wait_hit("the load's increment");
+        trap.open();
+        drop(a.atom.swap(None));
+        trap.release();
+        let got = m.join().or_panic().expect("the load found X");
+        churn::<0>(2000);
+        assert!(!dropped(xid), "X was freed while a load was counting a handle to it");
+        assert_eq!(got.id, xid, "the load's handle reads another node (freed and reused)");
+        assert!(got.intact(), "X was damaged");
+        drop((got, a, fill));
+        gort::gc();
+        assert!(dropped(xid));
+    }
+}
+
+#[track_caller]
+fn assert_all_freed_now(ids: &[u64]) {
+    let n = count_dropped(ids);
+    assert_eq!(n, ids.len(), "only {n} of {} objects were freed", ids.len());
+}
