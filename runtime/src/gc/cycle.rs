@@ -185,11 +185,15 @@ pub(crate) fn run<O: Objects + ?Sized>(
         if iv & OLD != 0 {
             survived(f);
         }
-        // A plain store: the only write a mutator may race it with is a
-        // late shade from a barrier that read the phase on before it went
-        // off, and losing that MARKED is harmless (the object is in the
-        // barrier's grey buffer, and the next cycle traces it anyway).
-        if st != 0 {
+        // Plain stores but for newborns: no mutator writes the state of
+        // the others now (every shade lands before the last grace period,
+        // `shade_from_mutator` re-reading the phase under its mark, and
+        // only newborns are claimed at zero during a cycle).
+        if st & NEWBORN != 0 {
+            // A newborn may be claimed at zero meanwhile (`reclaim`): keep
+            // its GARBAGE.
+            h.state.fetch_and(GARBAGE, Ordering::Release);
+        } else if st != 0 {
             h.state.store(0, Ordering::Release);
         }
         if iv != 0 {

@@ -19,6 +19,9 @@ pub(crate) const GARBAGE: u32 = 16;
 /// ends, so that a collector touching it is caught, not undefined).
 #[cfg(loom)]
 pub(crate) const FREED: u32 = 32;
+/// Under loom: its value was dropped by a claim at zero.
+#[cfg(loom)]
+pub(crate) const DROPPED: u32 = 64;
 
 /// In `flags`: has an entry in the specials table (finalizer, cleanups,
 /// weak cell).

@@ -649,49 +649,49 @@ pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], cycle_active: bool) {
         lock(&DEFERRED).extend(found);
         return;
     }
-    let mut freed = [0u32; NCLASS];
-    let mut bytes = 0usize;
-    let cached = |f: &Found, class: usize| {
-        CACHE
-            .try_with(|c| {
-                // SAFETY: the cache is this thread's, and no reference into
-                // it outlives this call.
-                let cc = unsafe { &mut (&mut *c.classes.get())[class] };
-                if cc.span != Some(f.span) {
-                    return false;
+    let body = |mut classes: Option<&mut Vec<ClassCache>>| {
+        let mut bytes = 0usize;
+        // Frees counted per run of one class (a batch is mostly one).
+        let (mut class_run, mut n) = (usize::MAX, 0u64);
+        for &(o, class) in objs {
+            let class = class as usize;
+            if class != class_run {
+                if n > 0 {
+                    STATS[class_run].frees.fetch_add(n, Ordering::Relaxed);
                 }
+                (class_run, n) = (class, 0);
+            }
+            n += 1;
+            // SAFETY: as the caller guarantees.
+            let f = unsafe { span_of(o.0, class) };
+            let span = f.span.get();
+            // Release: the drop glue comes before the slot's reuse.
+            span.alloc[f.slot as usize].store(0, Ordering::Release);
+            if let Some(cc) = classes.as_deref_mut().map(|c| &mut c[class]).filter(|cc| cc.span == Some(f.span)) {
+                // A free slot of this thread's span: the next allocation of
+                // the class may take it (and it stays in `HEAP_LIVE`).
                 let i = f.slot as usize;
                 cc.free[i / 64] |= 1 << (i % 64);
                 cc.word = cc.word.min(i / 64);
-                true
-            })
-            .unwrap_or(false)
+                continue;
+            }
+            bytes += span.size;
+            if span.state.load(Ordering::SeqCst) == FULL
+                && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+            {
+                lock(&PARTIALS[class]).push(f.span);
+            }
+        }
+        if n > 0 {
+            STATS[class_run].frees.fetch_add(n, Ordering::Relaxed);
+        }
+        if bytes > 0 {
+            HEAP_LIVE.fetch_sub(bytes, Ordering::Relaxed);
+        }
     };
-    for &(o, class) in objs {
-        let class = class as usize;
-        // SAFETY: as the caller guarantees.
-        let f = unsafe { span_of(o.0, class) };
-        let span = f.span.get();
-        // Release: the drop glue comes before the slot's reuse.
-        span.alloc[f.slot as usize].store(0, Ordering::Release);
-        freed[class] += 1;
-        if cached(&f, class) {
-            // Now a free slot of a cached span: still in `HEAP_LIVE`.
-            continue;
-        }
-        bytes += span.size;
-        if span.state.load(Ordering::SeqCst) == FULL
-            && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-        {
-            lock(&PARTIALS[class]).push(f.span);
-        }
-    }
-    for (c, n) in freed.iter().enumerate().filter(|(_, n)| **n > 0) {
-        STATS[c].frees.fetch_add(u64::from(*n), Ordering::Relaxed);
-    }
-    if bytes > 0 {
-        HEAP_LIVE.fetch_sub(bytes, Ordering::Relaxed);
-    }
+    // SAFETY: the cache is this thread's, and no reference into it
+    // outlives this call (nothing here allocates from it).
+    CACHE.try_with(|c| body(Some(unsafe { &mut *c.classes.get() }))).unwrap_or_else(|_| body(None));
 }
 
 /// Frees the objects [`free_claimed`] deferred (the collector, after its

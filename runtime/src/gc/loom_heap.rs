@@ -13,7 +13,7 @@ use std::ptr::NonNull;
 use super::barrier::{self, Obj};
 use super::cycle::{self, Objects};
 use super::handle::{Gc, GcBox};
-use super::header::{Header, VTable, FREED, GARBAGE, MARKED, NEWBORN};
+use super::header::{Header, VTable, DROPPED, FREED, GARBAGE, MARKED, NEWBORN};
 use super::trace::Trace;
 use crate::loom::sync::atomic::{AtomicU32, AtomicU8};
 
@@ -84,7 +84,7 @@ pub fn collect(objects: &[Object], mut dead: impl FnMut(Object)) -> Collected {
     let mut dead = |o: Object| {
         // SAFETY: the model's objects are allocated until it ends.
         let st = unsafe { o.0 .0.as_ref() }.state.load(crate::loom::sync::atomic::Ordering::SeqCst);
-        assert!(st & FREED == 0, "gort: the collector chose an object freed at zero");
+        assert!(st & (FREED | DROPPED) == 0, "gort: the collector chose an object claimed at zero");
         dead(o)
     };
     let out = cycle::run(objects, |_| {}, &mut dead, |_| {});
@@ -115,9 +115,9 @@ pub unsafe fn free(objects: &[Object]) {
     }
     for o in objects {
         let h = o.0 .0.as_ptr();
-        // Freed at zero: its value is dropped already.
+        // Claimed at zero: its value is dropped already.
         // SAFETY: every object is still allocated (pass 2 frees them).
-        if unsafe { (*h).state.load(crate::loom::sync::atomic::Ordering::SeqCst) } & FREED != 0 {
+        if unsafe { (*h).state.load(crate::loom::sync::atomic::Ordering::SeqCst) } & DROPPED != 0 {
             continue;
         }
         // SAFETY: every object is still allocated (pass 2 frees them), and

@@ -13,11 +13,13 @@
 //! (marks it GARBAGE, which every walk skips) with its barrier mark up and
 //! only if no cycle is active (`barrier::cycle_active`), and a cycle starts
 //! with a grace period after turning that flag on, so a claim is either
-//! seen by all its walks or not made. The value's drop glue then runs on
-//! this thread, and its handles that reach zero are claimed the same way.
-//! The slot is freed under a second check of the flag (a walk must never
-//! see a slot freed and reused under it); during a cycle the collector
-//! frees it after its walks.
+//! seen by all its walks or not made. During a cycle, an object that is
+//! not old in it (born during it: NEWBORN) may be claimed too: the walks
+//! skip it and the marker never traces it. The value's drop glue then runs
+//! on this thread, and its handles that reach zero are claimed the same
+//! way. The slot is freed under a second check of the flag (a walk must
+//! never see a slot freed and reused under it); during a cycle the
+//! collector frees it after its walks.
 //!
 //! Objects reaching zero while a drop glue runs here are queued and taken
 //! in batches, one barrier mark per batch: dropping a tree of a million
@@ -32,7 +34,7 @@ use std::cell::RefCell;
 use std::ptr::NonNull;
 
 use super::barrier::{self, Obj};
-use super::header::{Header, GARBAGE, IN_SLOT, SPECIAL};
+use super::header::{Header, GARBAGE, IN_SLOT, NEWBORN, SPECIAL};
 use crate::loom::sync::atomic::Ordering;
 
 /// Objects with their size class.
@@ -131,10 +133,25 @@ fn drain() {
                     hd.state.store(hd.state.load(Ordering::Relaxed) | GARBAGE, Ordering::Relaxed);
                 }
                 std::mem::swap(&mut batch, &mut claimed);
+            } else {
+                // During a cycle only objects that are not old in it
+                // (NEWBORN) are claimed: its walks read their headers but
+                // skip them, and its marker never traces them (born
+                // marked, nothing queues them); their slots are freed
+                // after the walks. The others stay the collector's:
+                // garbage it frees in this cycle if old and unmarked, else
+                // in the next.
+                for &(Obj(o), class) in &batch {
+                    // SAFETY: still allocated (see `last_handle_dropped`).
+                    let hd = unsafe { o.as_ref() };
+                    if hd.state.load(Ordering::Relaxed) & NEWBORN != 0 {
+                        // A read-modify-write: the cycle's last walk resets
+                        // NEWBORN with one too, keeping GARBAGE.
+                        hd.state.fetch_or(GARBAGE, Ordering::Relaxed);
+                        claimed.push((Obj(o), class));
+                    }
+                }
             }
-            // During a cycle the batch stays the collector's: each object
-            // is garbage it frees (in this cycle if old and unmarked, else
-            // in the next).
             batch.clear();
             drop(e);
         }
@@ -164,16 +181,20 @@ unsafe fn free(objs: &[(Obj, u8)], active: bool) {
 fn free_lock() {}
 
 /// Under loom the memory stays allocated (the model frees every object at
-/// its end): the object is marked FREED, and the collector asserts it
-/// never touches such an object.
+/// its end): the object is marked DROPPED, and FREED unless a cycle is
+/// active (the real heap then defers the slot: its header stays readable
+/// until the cycle's walks end). The collector asserts it never touches a
+/// FREED object nor traces a claimed one.
 ///
 /// # Safety
 /// As [`super::heap::free_claimed`].
 #[cfg(loom)]
-unsafe fn free(objs: &[(Obj, u8)], _active: bool) {
+unsafe fn free(objs: &[(Obj, u8)], active: bool) {
+    use super::header::{DROPPED, FREED};
+    let bits = if active { DROPPED } else { DROPPED | FREED };
     for &(Obj(o), _) in objs {
         // SAFETY: allocated until the model ends.
         let hd = unsafe { o.as_ref() };
-        hd.state.fetch_or(super::header::FREED, Ordering::SeqCst);
+        hd.state.fetch_or(bits, Ordering::SeqCst);
     }
 }
