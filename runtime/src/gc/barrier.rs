@@ -26,12 +26,16 @@ use crate::loom::LoadSeqCst;
 /// On from the start of a cycle's counting until marking has terminated.
 #[cfg(not(loom))]
 static PHASE: AtomicBool = AtomicBool::new(false);
-/// On from before a cycle's phase goes on (and a grace period) until its
-/// choice of garbage is done: while it is off, no collector thread reads
-/// an object's header or value, so a mutator may free an object whose
-/// last handle it dropped (`reclaim`).
+/// Bumped at the start of every cycle (before its phase goes on, then a
+/// grace period) and at the end of its walks: odd while a cycle is
+/// active. While it is even no collector thread reads an object's header
+/// or value, so a mutator may free an object whose last handle it dropped
+/// (`reclaim`) — if the number it read before the decrement is the one it
+/// reads after: a whole cycle may otherwise have run in between, found the
+/// object unreachable and freed it (model flag `--pf-drop-seq`,
+/// `counterexamples/pf-proposed.s18.txt`).
 #[cfg(not(loom))]
-static CYCLE_ACTIVE: AtomicBool = AtomicBool::new(false);
+static CYCLE_SEQ: AtomicU32 = AtomicU32::new(0);
 /// The number of the cycle under way or last run.
 #[cfg(not(loom))]
 static EPOCH: AtomicU32 = AtomicU32::new(0);
@@ -41,7 +45,7 @@ static ROOTED: AtomicU32 = AtomicU32::new(0);
 #[cfg(loom)]
 loom::lazy_static! {
     static ref PHASE: AtomicBool = AtomicBool::new(false);
-    static ref CYCLE_ACTIVE: AtomicBool = AtomicBool::new(false);
+    static ref CYCLE_SEQ: AtomicU32 = AtomicU32::new(0);
     static ref EPOCH: AtomicU32 = AtomicU32::new(0);
     static ref ROOTED: AtomicU32 = AtomicU32::new(0);
 }
@@ -61,6 +65,33 @@ pub(crate) struct Obj(pub(crate) NonNull<Header>);
 // SAFETY: headers are shared between threads by design; every access to
 // their fields is atomic, and values are reached only under the protocol.
 unsafe impl Send for Obj {}
+
+impl Obj {
+    /// A grey-buffer entry for `h` not shaded yet (the low address bit:
+    /// headers are 8-aligned): the drain shades it, and traces it if that
+    /// turned it grey ([`to_trace`](Self::to_trace)).
+    #[inline]
+    pub(crate) fn pending(h: NonNull<Header>) -> Obj {
+        Obj(h.map_addr(|a| a | 1))
+    }
+
+    /// What to trace for a grey-buffer entry: a shaded object as it is; a
+    /// pending one only if this call shades it (else it was marked
+    /// already, and whoever marked it traces it or has).
+    #[inline]
+    pub(crate) fn to_trace(self) -> Option<Obj> {
+        if self.0.addr().get() & 1 == 0 {
+            return Some(self);
+        }
+        // The untagged address is the header's, which is never null.
+        let h = self.0.map_addr(|a| std::num::NonZero::new(a.get() & !1).unwrap());
+        // SAFETY: a pending object was live when queued under a barrier
+        // mark during this cycle: an old one is freed only by this cycle's
+        // sweep (after the drains), a newborn's header stays readable until
+        // the cycle's walks end (`reclaim`).
+        unsafe { h.as_ref() }.shade().then_some(Obj(h))
+    }
+}
 
 /// Every record ever made.
 struct Registry(Mutex<Vec<&'static ThreadRec>>);
@@ -160,12 +191,14 @@ pub(crate) fn phase_on() -> bool {
     PHASE.load_seqcst()
 }
 
-/// Whether a cycle's walks may read objects (see [`CYCLE_ACTIVE`]). Read
-/// under a barrier mark, "off" stays true until the mark goes down:
-/// [`begin_cycle`] waits for a grace period after turning it on.
+/// The cycle number of [`CYCLE_SEQ`] (odd: a cycle's walks may read
+/// objects). Read under a barrier mark, an even value stays current until
+/// the mark goes down: [`begin_cycle`] waits for a grace period after
+/// bumping it. `Gc::drop` reads it before its decrement too (SeqCst both:
+/// the collector bumps it before it reads any count).
 #[inline]
-pub(crate) fn cycle_active() -> bool {
-    CYCLE_ACTIVE.load_seqcst()
+pub(crate) fn cycle_seq() -> u32 {
+    CYCLE_SEQ.load_seqcst()
 }
 
 /// The start of a cycle, before its phase goes on: from here mutators
@@ -173,14 +206,15 @@ pub(crate) fn cycle_active() -> bool {
 /// claimed one before are past the claim (the grace period), so every
 /// walk of this cycle sees it unpublished.
 pub(crate) fn begin_cycle() {
-    CYCLE_ACTIVE.store(true, Ordering::SeqCst);
+    CYCLE_SEQ.fetch_add(1, Ordering::SeqCst);
     grace_period();
 }
 
 /// The end of a cycle's walks (after C10's choice of garbage): mutators
-/// may free objects whose last handle goes again.
+/// may free objects whose last handle goes again (those whose count they
+/// decremented from here on).
 pub(crate) fn end_cycle() {
-    CYCLE_ACTIVE.store(false, Ordering::SeqCst);
+    CYCLE_SEQ.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Turns the phase on (a new cycle, whose number goes up first) or off.
@@ -242,6 +276,20 @@ impl Entered {
                 push_grey(&mut grey, Obj(h));
             }
         });
+    }
+}
+
+impl Entered {
+    /// Queues every object `each` reports for the drain to shade (a cell's
+    /// barrier, whose children may number thousands): the barrier touches
+    /// none of their headers, the collector does when it drains them.
+    /// Equivalent to shading them here for the protocol: no decision reads
+    /// a colour before the drains of the termination loop, which take
+    /// every queued object (PROTOCOL.md §8, deferred shading).
+    #[inline]
+    pub(crate) fn queue_all(&self, each: impl FnOnce(&mut dyn FnMut(NonNull<Header>))) {
+        let mut grey = crate::loom::lock(&self.0.grey);
+        each(&mut |h| push_grey(&mut grey, Obj::pending(h)));
     }
 }
 
@@ -417,7 +465,11 @@ pub fn assist_mark(budget: usize) -> (usize, usize) {
             break;
         }
         while work < budget {
-            let Some(Obj(o)) = batch.pop() else { break };
+            let Some(g) = batch.pop() else { break };
+            let Some(Obj(o)) = g.to_trace() else {
+                work += 1;
+                continue;
+            };
             // A grey object is live until the sweep (above).
             children.clear();
             let tracer = &mut |c, _| children.push(c);

@@ -135,6 +135,11 @@ pub(crate) fn run<O: Objects + ?Sized>(
     mk.mark();
     // C8, before any finalizer is queued (Go's order).
     special::clear_weak_and_reopen(|h| h.is_old() && h.state() & MARKED == 0);
+    // An upgrade that read "closed" and "not cleared" before the clearing
+    // reads its object's colour next: wait for it before anything is
+    // chosen as garbage (model flag `--clear-grace`,
+    // `counterexamples/rb-no-clear-grace.s15.txt`).
+    barrier::grace_period();
     // C9: each finalizable object left unmarked is resurrected for its
     // finalizer and made black without tracing: its children are marked
     // already. They were shaded as finalizer roots above, or they were
@@ -185,15 +190,11 @@ pub(crate) fn run<O: Objects + ?Sized>(
         if iv & OLD != 0 {
             survived(f);
         }
-        // Plain stores but for newborns: no mutator writes the state of
-        // the others now (every shade lands before the last grace period,
-        // `shade_from_mutator` re-reading the phase under its mark, and
-        // only newborns are claimed at zero during a cycle).
-        if st & NEWBORN != 0 {
-            // A newborn may be claimed at zero meanwhile (`reclaim`): keep
-            // its GARBAGE.
-            h.state.fetch_and(GARBAGE, Ordering::Release);
-        } else if st != 0 {
+        // Plain stores: no mutator writes the state now (every shade lands
+        // before the last grace period, `shade_from_mutator` re-reading the
+        // phase under its mark, and nothing is claimed at zero during a
+        // cycle).
+        if st != 0 {
             h.state.store(0, Ordering::Release);
         }
         if iv != 0 {
@@ -269,8 +270,9 @@ impl Marker {
     fn drain(&mut self) {
         let mut n = 0u32;
         loop {
-            while let Some(Obj(o)) = self.stack.pop() {
-                self.shade_children(Obj(o));
+            while let Some(g) = self.stack.pop() {
+                let Some(o) = g.to_trace() else { continue };
+                self.shade_children(o);
                 n = n.wrapping_add(1);
                 if n % SHARE_EVERY == 0 {
                     // Full grey buffers mutators handed over meanwhile.

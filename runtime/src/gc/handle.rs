@@ -205,11 +205,17 @@ impl<T: Trace + Send + Sync + 'static> Drop for Gc<T> {
         // (often a cache miss, and a fence on x86). The Acquire load
         // synchronizes with every earlier decrement, and the flags are read
         // after it: one set before any of those decrements is seen.
+        // The cycle number before the decrement: a cycle that starts after
+        // it may free the object once it reads the count at zero, and the
+        // object is freed at zero only if no cycle started or ended since.
+        let seq = barrier::cycle_seq();
         if h.handles.load(Ordering::Acquire) == 1 && h.flags.load(Ordering::Relaxed) == 0 {
-            h.handles.store(0, Ordering::Release);
-            reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS);
+            // SeqCst: paired with the collector's bump of the cycle number
+            // before it reads counts (as the decrement below).
+            h.handles.store(0, Ordering::SeqCst);
+            reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS, seq);
         } else if h.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
-            reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS);
+            reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS, seq);
         }
     }
 }

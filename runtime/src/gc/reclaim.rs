@@ -4,22 +4,29 @@
 //!
 //! When `handles` falls to zero no handle to the object is left anywhere:
 //! no stack, no other object, no cell holds one, so no mutator can reach
-//! it again. Two things may still read it: a `GcAtomic::load` that read the
-//! slot before the object was swapped out and has not counted its handle
-//! yet, and a weak pointer's upgrade; objects that were ever in a slot or
-//! have a weak pointer, finalizer or cleanup ([`IN_SLOT`], [`SPECIAL`]) are
-//! left to the collector. The collector itself reads every published
-//! object while a cycle walks the heap: the thread *claims* the object
-//! (marks it GARBAGE, which every walk skips) with its barrier mark up and
-//! only if no cycle is active (`barrier::cycle_active`), and a cycle starts
-//! with a grace period after turning that flag on, so a claim is either
-//! seen by all its walks or not made. During a cycle, an object that is
-//! not old in it (born during it: NEWBORN) may be claimed too: the walks
-//! skip it and the marker never traces it. The value's drop glue then runs
-//! on this thread, and its handles that reach zero are claimed the same
-//! way. The slot is freed under a second check of the flag (a walk must
-//! never see a slot freed and reused under it); during a cycle the
-//! collector frees it after its walks.
+//! it again. Three things may still read it:
+//! - a `GcAtomic::load` that read the slot before the object was swapped
+//!   out and has not counted its handle yet, and a weak pointer's upgrade:
+//!   objects that were ever in a slot or have a weak pointer, finalizer or
+//!   cleanup ([`IN_SLOT`], [`SPECIAL`]) are left to the collector;
+//! - a cycle's walks, which read every published object: the thread
+//!   *claims* the object (marks it GARBAGE, which every walk skips) with
+//!   its barrier mark up, only if no cycle is under way, and a cycle
+//!   starts with a grace period after bumping the cycle number
+//!   (`barrier::begin_cycle`), so a claim is seen by all its walks or not
+//!   made;
+//! - a cycle that ran *between* the decrement and the claim, found the
+//!   count at zero and freed the object: the claim goes ahead only if the
+//!   cycle number read before the decrement is the one read under the mark
+//!   (`barrier::cycle_seq`; the protocol model's
+//!   `counterexamples/pf-proposed.s18.txt` is that interleaving).
+//!
+//! The value's drop glue then runs on this thread, and its handles that
+//! reach zero are claimed the same way. The slot is freed under a second
+//! check (a walk must never see a slot freed and reused under it); if a
+//! cycle has started meanwhile the collector frees it after its walks.
+//! During a cycle nothing is claimed: objects reaching zero then are
+//! garbage the collector frees, in that cycle or the next.
 //!
 //! Objects reaching zero while a drop glue runs here are queued and taken
 //! in batches, one barrier mark per batch: dropping a tree of a million
@@ -34,21 +41,27 @@ use std::cell::RefCell;
 use std::ptr::NonNull;
 
 use super::barrier::{self, Obj};
-use super::header::{Header, GARBAGE, IN_SLOT, NEWBORN, SPECIAL};
+use super::header::{Header, GARBAGE, IN_SLOT, SPECIAL};
 use crate::loom::sync::atomic::Ordering;
 
-/// Objects with their size class.
-type Batch = Vec<(Obj, u8)>;
+/// An object whose count reached zero: with its size class and the cycle
+/// number read before the decrement.
+#[derive(Clone, Copy)]
+struct Zero {
+    obj: Obj,
+    class: u8,
+    seq: u32,
+}
 
 /// This thread's objects at zero, waiting for a batch.
 #[derive(Default)]
 struct Pending {
-    /// Reached zero, not claimed yet: (object, size class).
-    zero: Batch,
+    /// Reached zero, not claimed yet.
+    zero: Vec<Zero>,
     /// A batch is being dropped on this thread: new zeros wait for it.
     draining: bool,
     /// Spare buffers, kept between drops.
-    spare: (Batch, Batch),
+    spare: (Vec<Zero>, Vec<(Obj, u8)>),
 }
 
 #[cfg(not(loom))]
@@ -61,28 +74,26 @@ loom::thread_local! {
 }
 
 /// The last handle to `h` (of size class `class`, `None` for a large
-/// object) was dropped by this thread: frees the object now if it may be.
-/// Called right after the decrement that reached zero.
+/// object) was dropped by this thread, `seq` being the cycle number
+/// (`barrier::cycle_seq`) read before the decrement: frees the object now
+/// if it may be. Called right after the decrement that reached zero.
+///
+/// The object is no longer ours to read once a cycle has seen its count
+/// at zero: that cycle may free it. So nothing here reads it; the flags
+/// the caller read before the decrement said whether it may be freed at
+/// zero at all, and the claim (under a barrier mark) goes ahead only if
+/// the cycle number is still `seq`.
 #[inline]
-pub(crate) fn last_handle_dropped(h: NonNull<Header>, class: Option<usize>) {
-    // SAFETY: the object is still allocated: nothing frees an object with
-    // no handle but this thread (below) or a cycle's sweep, which comes
-    // after a walk, which skips claimed objects and frees only old ones
-    // it found unreachable; an object reaching zero now is not one this
-    // thread could be handed by a sweep.
-    let hd = unsafe { h.as_ref() };
-    // The flags were set by threads holding handles, before the handles
-    // were dropped: the decrement (SeqCst) ordered them before this load.
+pub(crate) fn last_handle_dropped(h: NonNull<Header>, class: Option<usize>, seq: u32) {
     let Some(class) = class else { return };
-    if hd.flags.load(Ordering::Relaxed) & (SPECIAL | IN_SLOT) != 0 {
-        return;
-    }
-    let start = PENDING.with(|p| {
+    let z = Zero { obj: Obj(h), class: class as u8, seq };
+    let start = PENDING.try_with(|p| {
         let mut p = p.borrow_mut();
-        p.zero.push((Obj(h), class as u8));
+        p.zero.push(z);
         !std::mem::replace(&mut p.draining, true)
     });
-    if start {
+    // A thread whose locals are gone leaves it to the collector.
+    if matches!(start, Ok(true)) {
         drain();
     }
 }
@@ -116,43 +127,39 @@ fn drain() {
         {
             let _freeing = (!claimed.is_empty()).then(free_lock);
             let e = barrier::enter();
-            let active = barrier::cycle_active();
+            let now = barrier::cycle_seq();
+            let active = now & 1 == 1;
             if !claimed.is_empty() {
                 // SAFETY: claimed by this thread below in an earlier round,
                 // their values dropped since; our mark is up.
                 unsafe { free(&claimed, active) };
                 claimed.clear();
             }
-            if !active {
-                for &(Obj(o), _) in &batch {
-                    // SAFETY: still allocated (see `last_handle_dropped`).
-                    let hd = unsafe { o.as_ref() };
-                    // No other thread writes the state of an object with no
-                    // handle outside a cycle (shades need a handle, and no
-                    // shade outlives its cycle: `shade_from_mutator`).
-                    hd.state.store(hd.state.load(Ordering::Relaxed) | GARBAGE, Ordering::Relaxed);
+            for z in batch.drain(..) {
+                // A cycle started or ended since the decrement: it may have
+                // found the object unreachable and freed it. Or one is under
+                // way: its walks may be reading the object. Not ours.
+                if z.seq != now || active {
+                    continue;
                 }
-                std::mem::swap(&mut batch, &mut claimed);
-            } else {
-                // During a cycle only objects that are not old in it
-                // (NEWBORN) are claimed: its walks read their headers but
-                // skip them, and its marker never traces them (born
-                // marked, nothing queues them); their slots are freed
-                // after the walks. The others stay the collector's:
-                // garbage it frees in this cycle if old and unmarked, else
-                // in the next.
-                for &(Obj(o), class) in &batch {
-                    // SAFETY: still allocated (see `last_handle_dropped`).
-                    let hd = unsafe { o.as_ref() };
-                    if hd.state.load(Ordering::Relaxed) & NEWBORN != 0 {
-                        // A read-modify-write: the cycle's last walk resets
-                        // NEWBORN with one too, keeping GARBAGE.
-                        hd.state.fetch_or(GARBAGE, Ordering::Relaxed);
-                        claimed.push((Obj(o), class));
-                    }
+                // SAFETY: no cycle has read the count at zero (the number
+                // is even and unchanged, and a cycle starting now waits for
+                // our mark), so the object is still allocated.
+                let hd = unsafe { z.obj.0.as_ref() };
+                // Read now, not before the decrement: another holder may
+                // have put the object in a slot meanwhile.
+                if hd.flags.load(Ordering::Relaxed) & (SPECIAL | IN_SLOT) != 0 {
+                    continue;
                 }
+                let st = hd.state.load(Ordering::Relaxed);
+                #[cfg(loom)]
+                assert!(st & GARBAGE == 0, "gort: claimed an object twice or a cycle's garbage");
+                // No other thread writes the state of an object with no
+                // handle outside a cycle (shades need a handle, and no
+                // shade outlives its cycle: `shade_from_mutator`).
+                hd.state.store(st | GARBAGE, Ordering::Relaxed);
+                claimed.push((z.obj, z.class));
             }
-            batch.clear();
             drop(e);
         }
         for &(Obj(o), _) in &claimed {
