@@ -33,6 +33,13 @@
 //! goroutine (never on a collector thread), then freed. The protocol is in
 //! `loom-tests/gc-protocol-model/PROTOCOL.md`, model-checked with loom.
 //!
+//! Most garbage never waits for a cycle: dropping the last handle of an
+//! object frees it at once, as `Arc` does (its `Drop` runs before that
+//! `drop` returns, iteratively, so long chains do not overflow the stack),
+//! unless a cycle is under way or the object was ever in a [`GcAtomic`],
+//! has a weak pointer, finalizer or cleanup, or is larger than 32 KiB.
+//! Cycles, and those objects, are the collector's.
+//!
 //! Handles in places the collector cannot see — a `Vec<Gc<_>>` on a stack,
 //! an `Arc<Mutex<Vec<Gc<_>>>>` shared with a thread, a channel in flight, a
 //! `#[trace(skip)]` field — are simply roots.
