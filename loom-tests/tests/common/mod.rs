@@ -14,8 +14,9 @@
 //!   as loom atomics with proc.rs's orderings. Each function below is named
 //!   after, and follows statement for statement, its proc.rs counterpart,
 //!   minus what the models do not need (home queues, `mwantp` hand-off
-//!   after a time slice, first-run placement, the 1-in-61 global-queue
-//!   check, `schedtick`, `gomaxprocs` changes, sysmon wake-ups).
+//!   after a time slice, first-run placement, `schedtick`, `gomaxprocs`
+//!   changes, sysmon wake-ups). The 1-in-61 global-queue check is
+//!   `globrunqget_fair`, outside `find_runnable` (used by `globrunq.rs`).
 //!
 //! Deliberate simplifications, none of which touches the protocols checked:
 //!
@@ -496,6 +497,37 @@ impl Sched {
         self.ms[m].spinning.store(false, Ordering::Relaxed);
         self.spinning.stop();
         self.wakep();
+    }
+
+    /// Setup only: goroutines already on the global queue.
+    pub fn setup_global(&self, items: &[usize]) {
+        let mut l = self.lock();
+        for &i in items {
+            l.runq.push_back(Ptr(item(i)));
+        }
+        self.runqsize.store(l.runq.len() as u32, Ordering::Release);
+    }
+
+    /// proc.rs `find_runnable`'s 1-in-61 check of the global queue (an
+    /// admitting M; `place` left out). `decrement_after_unlock`: the
+    /// version before the fix, which popped under `sched.lock` and
+    /// decremented the `runqsize` mirror after dropping it.
+    pub fn globrunqget_fair(&self, decrement_after_unlock: bool) -> Option<Ptr> {
+        if self.runqsize.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        if decrement_after_unlock {
+            let g = self.lock().runq.pop_front();
+            if g.is_some() {
+                self.runqsize.fetch_sub(1, Ordering::Relaxed);
+            }
+            g
+        } else {
+            let mut l = self.lock();
+            let g = l.runq.pop_front();
+            self.runqsize.store(l.runq.len() as u32, Ordering::Release);
+            g
+        }
     }
 
     pub fn any_runq_nonempty(&self) -> bool {

@@ -793,9 +793,19 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
         let admits = m.admits_new();
         let tick = p.schedtick.load(Ordering::Relaxed);
         if admits && tick % 61 == 0 && SCHED.runqsize.load(Ordering::Relaxed) > 0 {
-            let g = lock().runq.pop_front();
+            // The mirror is updated under the lock, as every other writer
+            // does: a decrement after unlocking could land after another
+            // M's store of the new length and leave `runqsize` wrong for
+            // good (0 - 1 wraps), and a locked or pinned M that sees it
+            // non-zero gives its P away instead of running its own
+            // goroutines, forever.
+            let g = {
+                let mut l = lock();
+                let g = l.runq.pop_front();
+                SCHED.runqsize.store(l.runq.len() as u32, Ordering::Release);
+                g
+            };
             if let Some(g) = g {
-                SCHED.runqsize.fetch_sub(1, Ordering::Relaxed);
                 if place(m, g) {
                     return (g, false);
                 }
