@@ -210,9 +210,10 @@ impl<T: Trace + Send + Sync + 'static> Drop for Gc<T> {
         // object is freed at zero only if no cycle started or ended since.
         let seq = barrier::cycle_seq();
         if h.handles.load(Ordering::Acquire) == 1 && h.flags.load(Ordering::Relaxed) == 0 {
-            // SeqCst: paired with the collector's bump of the cycle number
-            // before it reads counts (as the decrement below).
-            h.handles.store(0, Ordering::SeqCst);
+            // Ordered before the claim's second read of the cycle number
+            // by the fence there (`reclaim::drain`), as the collector's
+            // bump is before its reads of counts.
+            h.handles.store(0, Ordering::Release);
             reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS, seq);
         } else if h.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
             reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS, seq);

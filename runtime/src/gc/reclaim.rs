@@ -127,6 +127,10 @@ fn drain() {
         {
             let _freeing = (!claimed.is_empty()).then(free_lock);
             let e = barrier::enter();
+            // Orders this batch's decrements (the fast path's is a plain
+            // store) before the read below: a cycle that read a count at
+            // zero bumped the number before, and we see the bump.
+            crate::loom::sync::atomic::fence(Ordering::SeqCst);
             let now = barrier::cycle_seq();
             let active = now & 1 == 1;
             if !claimed.is_empty() {
