@@ -66,33 +66,6 @@ pub(crate) struct Obj(pub(crate) NonNull<Header>);
 // their fields is atomic, and values are reached only under the protocol.
 unsafe impl Send for Obj {}
 
-impl Obj {
-    /// A grey-buffer entry for `h` not shaded yet (the low address bit:
-    /// headers are 8-aligned): the drain shades it, and traces it if that
-    /// turned it grey ([`to_trace`](Self::to_trace)).
-    #[inline]
-    pub(crate) fn pending(h: NonNull<Header>) -> Obj {
-        Obj(h.map_addr(|a| a | 1))
-    }
-
-    /// What to trace for a grey-buffer entry: a shaded object as it is; a
-    /// pending one only if this call shades it (else it was marked
-    /// already, and whoever marked it traces it or has).
-    #[inline]
-    pub(crate) fn to_trace(self) -> Option<Obj> {
-        if self.0.addr().get() & 1 == 0 {
-            return Some(self);
-        }
-        // The untagged address is the header's, which is never null.
-        let h = self.0.map_addr(|a| std::num::NonZero::new(a.get() & !1).unwrap());
-        // SAFETY: a pending object was live when queued under a barrier
-        // mark during this cycle: an old one is freed only by this cycle's
-        // sweep (after the drains), a newborn's header stays readable until
-        // the cycle's walks end (`reclaim`).
-        unsafe { h.as_ref() }.shade().then_some(Obj(h))
-    }
-}
-
 /// Every record ever made.
 struct Registry(Mutex<Vec<&'static ThreadRec>>);
 
@@ -279,20 +252,6 @@ impl Entered {
     }
 }
 
-impl Entered {
-    /// Queues every object `each` reports for the drain to shade (a cell's
-    /// barrier, whose children may number thousands): the barrier touches
-    /// none of their headers, the collector does when it drains them.
-    /// Equivalent to shading them here for the protocol: no decision reads
-    /// a colour before the drains of the termination loop, which take
-    /// every queued object (PROTOCOL.md §8, deferred shading).
-    #[inline]
-    pub(crate) fn queue_all(&self, each: impl FnOnce(&mut dyn FnMut(NonNull<Header>))) {
-        let mut grey = crate::loom::lock(&self.0.grey);
-        each(&mut |h| push_grey(&mut grey, Obj::pending(h)));
-    }
-}
-
 impl Drop for Entered {
     /// Lowers the mark (`exit()`): the shades are in the buffer by now.
     #[inline]
@@ -465,11 +424,7 @@ pub fn assist_mark(budget: usize) -> (usize, usize) {
             break;
         }
         while work < budget {
-            let Some(g) = batch.pop() else { break };
-            let Some(Obj(o)) = g.to_trace() else {
-                work += 1;
-                continue;
-            };
+            let Some(Obj(o)) = batch.pop() else { break };
             // A grey object is live until the sweep (above).
             children.clear();
             let tracer = &mut |c, _| children.push(c);

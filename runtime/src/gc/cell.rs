@@ -202,7 +202,7 @@ fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
     let t = stall::start();
     let mode = if exclusive { Mode::ExclusiveBarrier } else { Mode::SharedBarrier };
     // A child of a value we hold locked is live.
-    e.queue_all(|queue| v.trace(&mut Tracer::new(mode, &mut |o: NonNull<Header>, _| queue(o))));
+    e.shade_all(|shade| v.trace(&mut Tracer::new(mode, &mut |o: NonNull<Header>, _| shade(o))));
     t.stop(stall::Kind::Barrier);
 }
 

@@ -270,8 +270,7 @@ impl Marker {
     fn drain(&mut self) {
         let mut n = 0u32;
         loop {
-            while let Some(g) = self.stack.pop() {
-                let Some(o) = g.to_trace() else { continue };
+            while let Some(o) = self.stack.pop() {
                 self.shade_children(o);
                 n = n.wrapping_add(1);
                 if n % SHARE_EVERY == 0 {
