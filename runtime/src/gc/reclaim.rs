@@ -79,10 +79,16 @@ loom::thread_local! {
 /// if it may be. Called right after the decrement that reached zero.
 ///
 /// The object is no longer ours to read once a cycle has seen its count
-/// at zero: that cycle may free it. So nothing here reads it; the flags
-/// the caller read before the decrement said whether it may be freed at
-/// zero at all, and the claim (under a barrier mark) goes ahead only if
-/// the cycle number is still `seq`.
+/// at zero: that cycle may free it. So nothing here reads it: the claim
+/// (under a barrier mark) reads it, flags first, only if the cycle number
+/// is still `seq`.
+///
+/// Objects queued here while a drop glue on this thread is parked (a
+/// `Drop` that blocks) wait for it to resume. If that goroutine was
+/// migratable and resumes on another thread, this thread's queue is not
+/// drained again: its objects, unclaimed at zero, are garbage the
+/// collector frees (never freed twice: a claim needs an unchanged cycle
+/// number).
 #[inline]
 pub(crate) fn last_handle_dropped(h: NonNull<Header>, class: Option<usize>, seq: u32) {
     let Some(class) = class else { return };
