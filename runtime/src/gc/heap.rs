@@ -632,7 +632,7 @@ pub(crate) fn freeing() -> std::sync::MutexGuard<'static, ()> {
 
 /// Frees small objects of the given classes that a mutator claimed when
 /// their last handle went (`reclaim`), their drop glue having run. With no
-/// cycle walking the heap (`cycle_active` read false under the caller's
+/// cycle walking the heap (an even cycle number read under the caller's
 /// barrier mark, held for the whole call) the slots are free at once: into
 /// the calling thread's cache when its span is the one cached there (the
 /// slot is reused by the next allocation of that class), else back to
@@ -642,8 +642,8 @@ pub(crate) fn freeing() -> std::sync::MutexGuard<'static, ()> {
 /// Each object is small, of its class, unpublished (GARBAGE) by the
 /// caller, and its value dropped; nothing else refers to it. The caller
 /// holds [`freeing`] and a barrier mark.
-pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], cycle_active: bool) {
-    if cycle_active {
+pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
+    if active {
         // SAFETY: as the caller guarantees.
         let found = objs.iter().map(|&(o, c)| unsafe { span_of(o.0, c as usize) });
         lock(&DEFERRED).extend(found);
