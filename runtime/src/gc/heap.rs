@@ -157,9 +157,10 @@ pub(crate) static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
 /// Bytes of large objects freed so far (`TotalAlloc` needs them: large
 /// objects have no class size). Written under [`FREEING`].
 static LARGE_FREED_BYTES: AtomicU64 = AtomicU64::new(0);
-/// Held by [`free`] for its whole run and by [`counts`]: the statistics
-/// see either none or all of a sweep's frees, and never a large span
-/// being deallocated.
+/// Held by [`counts`], and by whoever frees while it clears allocation
+/// bytes and counts those frees ([`free`], a chunk at a time, and
+/// [`free_claimed`]): the statistics see a free counted exactly when its
+/// byte is clear, and never a large span being deallocated.
 static FREEING: Mutex<()> = Mutex::new(());
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -170,9 +171,12 @@ impl Span {
     /// Allocates and lists a span; `align` is at least its objects' alignment.
     fn create(size: usize, nslots: usize, class: u8, bytes: usize, align: usize) -> SpanRef {
         let layout = Layout::from_size_align(bytes, SPAN_ALIGN.max(align)).expect("gort: object too large");
-        // SAFETY: `layout` has a non-zero size.
-        let base = NonNull::new(unsafe { std::alloc::alloc(layout) })
-            .unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        let base = if class == LARGE {
+            // SAFETY: `layout` has a non-zero size.
+            NonNull::new(unsafe { std::alloc::alloc(layout) }).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+        } else {
+            super::pages::small_span(layout)
+        };
         let span = Box::new(Span {
             base,
             layout,
@@ -452,44 +456,60 @@ pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
     }
 }
 
+/// Small objects [`free`] frees under one hold of [`FREEING`]: a mutator
+/// freeing at zero (`reclaim`) takes that lock too, and must not wait for
+/// a whole sweep.
+const FREE_CHUNK: usize = 512;
+
 /// Frees swept objects whose drop glue has run: clears their bits, puts
 /// spans that gained room back on their partial list, frees large spans.
+/// [`FREEING`] is held for a chunk of small objects at a time, whose frees
+/// it counts before releasing it: [`counts`] sees each chunk freed and
+/// counted, or neither.
 pub(crate) fn free(dead: &[Found]) {
-    let _freeing = lock(&FREEING);
     let mut large = std::collections::HashSet::new();
-    let mut freed = [0u64; NCLASS + 1];
-    let mut bytes = 0usize;
+    let mut large_bytes = 0usize;
     // `dead` comes in walk order, grouped by span: look at each span once.
     // The release stores order the drop glue before the slot's reuse.
     let mut i = 0;
     while i < dead.len() {
-        let s = dead[i].span;
-        let span = s.get();
-        if span.class == LARGE {
-            freed[NCLASS] += 1;
-            bytes += span.size;
-            large.insert(s);
-            i += 1;
-            continue;
+        let _freeing = lock(&FREEING);
+        let mut freed = [0u64; NCLASS];
+        let mut bytes = 0usize;
+        let end = (i + FREE_CHUNK).min(dead.len());
+        while i < end {
+            let s = dead[i].span;
+            let span = s.get();
+            if span.class == LARGE {
+                large_bytes += span.size;
+                large.insert(s);
+                i += 1;
+                continue;
+            }
+            let class = span.class as usize;
+            while i < dead.len() && dead[i].span == s {
+                span.alloc[dead[i].slot as usize].store(0, Ordering::Release);
+                freed[class] += 1;
+                bytes += span.size;
+                i += 1;
+            }
+            if span.state.load(Ordering::SeqCst) == FULL
+                && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+            {
+                lock(&PARTIALS[class]).push(s);
+            }
         }
-        let class = span.class as usize;
-        while i < dead.len() && dead[i].span == s {
-            span.alloc[dead[i].slot as usize].store(0, Ordering::Release);
-            freed[class] += 1;
-            bytes += span.size;
-            i += 1;
+        for (c, n) in freed.iter().enumerate().filter(|(_, n)| **n > 0) {
+            STATS[c].frees.fetch_add(*n, Ordering::Relaxed);
         }
-        if span.state.load(Ordering::SeqCst) == FULL
-            && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-        {
-            lock(&PARTIALS[class]).push(s);
-        }
+        HEAP_LIVE.fetch_sub(bytes, Ordering::Relaxed);
     }
-    for (c, n) in freed.iter().enumerate().filter(|(_, n)| **n > 0) {
-        STATS[c].frees.fetch_add(*n, Ordering::Relaxed);
-    }
-    HEAP_LIVE.fetch_sub(bytes, Ordering::Relaxed);
     if !large.is_empty() {
+        // Unlisted, counted and deallocated under one hold: `counts` reads
+        // listed spans only.
+        let _freeing = lock(&FREEING);
+        STATS[NCLASS].frees.fetch_add(large.len() as u64, Ordering::Relaxed);
+        HEAP_LIVE.fetch_sub(large_bytes, Ordering::Relaxed);
         lock(&SPANS).retain(|s| !large.contains(s));
         for s in large {
             // SAFETY: a large span holds one object, which is dead and

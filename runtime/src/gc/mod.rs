@@ -69,6 +69,8 @@ pub(crate) mod heap;
 mod impls;
 #[cfg(not(loom))]
 mod pacer;
+#[cfg(not(loom))]
+mod pages;
 mod reclaim;
 mod special;
 mod stall;
