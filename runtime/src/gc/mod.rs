@@ -148,4 +148,12 @@ pub mod __hooks {
     pub fn stalls() -> Vec<(&'static str, u64, u64, u64)> {
         super::stall::read()
     }
+
+    /// Per kind of wait, as [`stalls`]: its name, how many waits spent
+    /// over 50 µs on the CPU, and the minor page faults and involuntary
+    /// context switches of the thread during the wait with the longest
+    /// time on the CPU (what that maximum was made of).
+    pub fn stall_details() -> Vec<(&'static str, u64, u64, u64)> {
+        super::stall::details()
+    }
 }
