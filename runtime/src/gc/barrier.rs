@@ -374,6 +374,7 @@ fn shade_batch(batch: &[NonNull<Header>], grey: &mut Vec<Obj>) {
 const GREY_CHUNK: usize = 4096;
 /// Empty chunks kept for reuse at most (2 MiB): a fresh chunk's pages
 /// fault in as a barrier fills them, a reused one's are resident.
+#[cfg(not(loom))]
 const SPARE_MAX: usize = 64;
 
 /// Full grey buffers handed over by threads, for the collector's drain;
