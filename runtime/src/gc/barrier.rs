@@ -324,7 +324,9 @@ impl Entered {
     /// entries' objects stay allocated until then. This is Go's write
     /// barrier buffer (`wbBuf` in runtime/mwbbuf.go): pointers recorded
     /// cheaply, shaded by `wbBufFlush`; gort's flush is the collector's
-    /// drain (or an assist), not the mutator.
+    /// drain (or an assist), not the mutator. Cell barriers queue only once
+    /// the roots are shaded (`cell::barrier_shade`, model flag
+    /// `--defer-after-roots`); assists, which run while marking, always.
     ///
     /// `trace` traces the value with the tracer it is given (of `mode`);
     /// returns how many children were queued.
