@@ -62,11 +62,9 @@ impl RawRw {
     /// goroutine or thread holds the lock.
     fn try_write(&self) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
-        let mut turns = 0;
         while s & (WRITER | READERS) == 0 {
             if s & COLLECTOR != 0 {
-                crate::loom::spin_turn(&mut turns);
-                s = self.state.load(Ordering::Relaxed);
+                s = self.wait_out_tracer();
                 continue;
             }
             match self.state.compare_exchange_weak(s, s | WRITER, Ordering::SeqCst, Ordering::Relaxed) {
@@ -75,6 +73,24 @@ impl RawRw {
             }
         }
         false
+    }
+
+    /// Spins (then yields) until no tracer holds the lock, or a goroutine
+    /// or thread does (`try_write` then fails); returns the lock word then.
+    /// Timed as [`stall::Kind::TracerWait`]: a tracer
+    /// preempted while holding the cell makes the writer wait for the OS
+    /// to run it again.
+    #[cold]
+    fn wait_out_tracer(&self) -> u64 {
+        let t = stall::start();
+        let mut turns = 0;
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & COLLECTOR != 0 && s & (WRITER | READERS) == 0 {
+            crate::loom::spin_turn(&mut turns);
+            s = self.state.load(Ordering::Relaxed);
+        }
+        t.stop(stall::Kind::TracerWait);
+        s
     }
 
     /// A tracer's hold: shared with readers, excluding writers and other

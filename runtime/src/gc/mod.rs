@@ -143,7 +143,8 @@ pub mod __hooks {
     /// `lock_wait` (parked on a busy cell, whoever held it),
     /// `collector_hold` (the collector, a worker or an assist holding a
     /// cell's try-lock), `assist_mark`, `assist_wait` (back-pressure),
-    /// `weak_wait` (`Weak::upgrade` parked) and `heap_lock` (a span list's
+    /// `weak_wait` (`Weak::upgrade` parked), `tracer_wait` (a writer spinning
+    /// until a tracer's hold on the cell ends) and `heap_lock` (a span list's
     /// lock taken by an allocating thread).
     pub fn stalls() -> Vec<(&'static str, u64, u64, u64)> {
         super::stall::read()

@@ -41,11 +41,15 @@ pub(crate) enum Kind {
     WeakWait,
     /// A heap lock taken by an allocating thread (span lists).
     HeapLock,
+    /// A writer spinning until a tracer's hold on a cell ends (the wait
+    /// [`Kind::CollectorHold`] bounds while the tracer runs; longer when
+    /// the OS has switched the tracer out).
+    TracerWait,
 }
 
 /// The kinds' names, in [`Kind`]'s order.
-pub(crate) const NAMES: [&str; 7] =
-    ["barrier", "lock_wait", "collector_hold", "assist_mark", "assist_wait", "weak_wait", "heap_lock"];
+pub(crate) const NAMES: [&str; 8] =
+    ["barrier", "lock_wait", "collector_hold", "assist_mark", "assist_wait", "weak_wait", "heap_lock", "tracer_wait"];
 
 #[cfg(not(loom))]
 static WATCH: AtomicBool = AtomicBool::new(false);
