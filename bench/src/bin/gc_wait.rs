@@ -84,6 +84,10 @@ struct Worst {
     off_cpu: Duration,
     on_cpu: Duration,
     over_50us: u64,
+    /// Operations that spent over 50 µs on the CPU.
+    over_50us_cpu: u64,
+    /// Minor faults and involuntary switches during the longest on-CPU one.
+    on_cpu_why: (u64, u64),
 }
 
 const OPS: [&str; 5] = ["lock_read", "lock_replace", "clone", "upgrade", "tree31"];
@@ -107,11 +111,33 @@ fn main() {
 }
 
 fn print_stalls() {
-    println!("waits on the collector: longest wall, longest on-CPU (us), count over 50 us wall");
-    for (name, ns, cpu, over) in gort::gc::__hooks::stalls() {
-        println!("  {name:15} {:10.1} {:10.1} {over:8}", ns as f64 / 1e3, cpu as f64 / 1e3);
-        println!("RESULT wait_{name} {:.1} us on_cpu {:.1} us", ns as f64 / 1e3, cpu as f64 / 1e3);
+    println!(
+        "waits on the collector: longest wall, longest on-CPU (us), count over 50 us wall, over 50 us on-CPU; \
+         minor faults and involuntary switches during the longest on-CPU"
+    );
+    let details = gort::gc::__hooks::stall_details();
+    for ((name, ns, cpu, over), (_, over_cpu, faults, switches)) in gort::gc::__hooks::stalls().into_iter().zip(details)
+    {
+        println!(
+            "  {name:15} {:10.1} {:10.1} {over:8} {over_cpu:8} {faults:6} {switches:4}",
+            ns as f64 / 1e3,
+            cpu as f64 / 1e3
+        );
+        println!(
+            "RESULT wait_{name} {:.1} us on_cpu {:.1} us over_50us_cpu {over_cpu} faults {faults} switches {switches}",
+            ns as f64 / 1e3,
+            cpu as f64 / 1e3
+        );
     }
+}
+
+/// The calling thread's minor page faults and involuntary context switches.
+fn usage() -> (u64, u64) {
+    // SAFETY: an all-zero `rusage` is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid rusage to write to.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    (ru.ru_minflt as u64, ru.ru_nivcsw as u64)
 }
 
 fn gc_stall(trees: u64) {
@@ -194,6 +220,7 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool)
                     while Instant::now() < deadline {
                         for _ in 0..64 {
                             let op = rng.below(OPS.len());
+                            let u0 = usage();
                             let (w0, c0) = (Instant::now(), thread_cpu());
                             let b = root.read()[rng.below(buckets)].clone();
                             match op {
@@ -208,14 +235,19 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool)
                             }
                             drop(b);
                             let (wall, cpu) = (w0.elapsed(), thread_cpu() - c0);
+                            let u = usage();
                             let w = &mut worst[op];
                             w.ops += 1;
                             w.over_50us += u64::from(wall > Duration::from_micros(50));
+                            w.over_50us_cpu += u64::from(cpu.min(wall) > Duration::from_micros(50));
                             if wall > w.wall {
                                 w.wall = wall;
                             }
                             w.off_cpu = w.off_cpu.max(wall.saturating_sub(cpu));
-                            w.on_cpu = w.on_cpu.max(cpu.min(wall));
+                            if cpu.min(wall) > w.on_cpu {
+                                w.on_cpu = cpu.min(wall);
+                                w.on_cpu_why = (u.0 - u0.0, u.1 - u0.1);
+                            }
                         }
                     }
                     std::hint::black_box(sink);
@@ -236,27 +268,45 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool)
         la.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     print_stalls();
-    println!("operations: count, longest wall, longest off-CPU, longest on-CPU (us), count over 50 us wall");
+    println!(
+        "operations: count, longest wall, longest off-CPU, longest on-CPU (us), count over 50 us wall, over 50 us \
+         on-CPU; minor faults and involuntary switches during the longest on-CPU"
+    );
     let mut all = Worst::default();
     for (i, name) in OPS.iter().enumerate() {
         let mut w = Worst::default();
         for p in &per {
             w.ops += p[i].ops;
             w.over_50us += p[i].over_50us;
+            w.over_50us_cpu += p[i].over_50us_cpu;
             w.wall = w.wall.max(p[i].wall);
             w.off_cpu = w.off_cpu.max(p[i].off_cpu);
-            w.on_cpu = w.on_cpu.max(p[i].on_cpu);
+            if p[i].on_cpu > w.on_cpu {
+                w.on_cpu = p[i].on_cpu;
+                w.on_cpu_why = p[i].on_cpu_why;
+            }
         }
         println!(
-            "  {name:13} {:10} {:10.1} {:10.1} {:10.1} {:8}",
+            "  {name:13} {:10} {:10.1} {:10.1} {:10.1} {:8} {:8} {:6} {:4}",
             w.ops,
             w.wall.as_secs_f64() * 1e6,
             w.off_cpu.as_secs_f64() * 1e6,
             w.on_cpu.as_secs_f64() * 1e6,
-            w.over_50us
+            w.over_50us,
+            w.over_50us_cpu,
+            w.on_cpu_why.0,
+            w.on_cpu_why.1
+        );
+        println!(
+            "RESULT op_{name} on_cpu {:.1} us over_50us_cpu {} faults {} switches {}",
+            w.on_cpu.as_secs_f64() * 1e6,
+            w.over_50us_cpu,
+            w.on_cpu_why.0,
+            w.on_cpu_why.1
         );
         all.ops += w.ops;
         all.over_50us += w.over_50us;
+        all.over_50us_cpu += w.over_50us_cpu;
         all.wall = all.wall.max(w.wall);
         all.off_cpu = all.off_cpu.max(w.off_cpu);
         all.on_cpu = all.on_cpu.max(w.on_cpu);
@@ -264,6 +314,6 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool)
     println!("RESULT op_wall_max {:.1} us", all.wall.as_secs_f64() * 1e6);
     println!("RESULT op_on_cpu_max {:.1} us", all.on_cpu.as_secs_f64() * 1e6);
     println!("RESULT op_off_cpu_max {:.1} us", all.off_cpu.as_secs_f64() * 1e6);
-    println!("RESULT ops {} over_50us {}", all.ops, all.over_50us);
+    println!("RESULT ops {} over_50us {} over_50us_cpu {}", all.ops, all.over_50us, all.over_50us_cpu);
     drop(root);
 }

@@ -19,6 +19,7 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 
 use super::header::Header;
+use super::trace::{Mode, Tracer};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use crate::loom::sync::Mutex;
 use crate::loom::LoadSeqCst;
@@ -65,6 +66,56 @@ pub(crate) struct Obj(pub(crate) NonNull<Header>);
 // SAFETY: headers are shared between threads by design; every access to
 // their fields is atomic, and values are reached only under the protocol.
 unsafe impl Send for Obj {}
+
+impl Obj {
+    /// A grey-buffer entry for `h` not shaded yet (the low address bit:
+    /// headers are 8-aligned): a cell barrier queues a cell's children so,
+    /// and whoever takes the entry (the collector's drain, an assist)
+    /// shades it, and traces it if that turned it grey
+    /// ([`to_trace`](Self::to_trace)).
+    #[inline]
+    pub(crate) fn pending(h: NonNull<Header>) -> Obj {
+        Obj(h.map_addr(|a| a | 1))
+    }
+
+    /// The header, without the pending tag.
+    #[inline]
+    pub(crate) fn header(self) -> NonNull<Header> {
+        // The untagged address is the header's, which is never null.
+        self.0.map_addr(|a| std::num::NonZero::new(a.get() & !1).unwrap())
+    }
+
+    /// What to trace for a grey-buffer entry: a shaded object as it is; a
+    /// pending one only if this call shades it (else it was marked
+    /// already, and whoever marked it traces it or has).
+    #[inline]
+    pub(crate) fn to_trace(self) -> Option<Obj> {
+        if self.0.addr().get() & 1 == 0 {
+            return Some(self);
+        }
+        let h = self.header();
+        // SAFETY: a pending object was live when queued, under a barrier
+        // mark, during this cycle (every entry is taken by the cycle's
+        // termination loop, which follows a grace period): an old object
+        // is freed only by this cycle's sweep, after the last take, and
+        // nothing is claimed at zero while a cycle is active. (A newborn
+        // is born marked, so this shade never makes one grey.)
+        unsafe { h.as_ref() }.shade().then_some(Obj(h))
+    }
+
+    /// Asks the CPU to fetch the entry's header into the cache: the
+    /// drains read thousands of headers queued by cell barriers, most of
+    /// them cache misses, and issuing them ahead overlaps the misses.
+    #[inline]
+    pub(crate) fn prefetch(self) {
+        #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+        // SAFETY: a prefetch is a hint: it never faults, whatever the
+        // address, and reads nothing the program sees.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(self.header().as_ptr().cast())
+        };
+    }
+}
 
 /// Every record ever made.
 struct Registry(Mutex<Vec<&'static ThreadRec>>);
@@ -239,16 +290,52 @@ impl Entered {
     }
 
     /// Shades every object `each` reports, taking the grey buffer's lock
-    /// once for all of them (a cell's barrier may shade thousands).
+    /// once for all of them (a cell's barrier may shade thousands). The
+    /// objects are shaded in batches, each header fetched [`PREFETCH`]
+    /// objects ahead: most are cache misses, and this overlaps them.
     #[inline]
     pub(crate) fn shade_all(&self, each: impl FnOnce(&mut dyn FnMut(NonNull<Header>))) {
         let mut grey = crate::loom::lock(&self.0.grey);
+        let mut batch = [NonNull::<Header>::dangling(); SHADE_BATCH];
+        let mut n = 0;
         each(&mut |h| {
-            // SAFETY: callers report live objects.
-            if unsafe { h.as_ref() }.shade() {
-                push_grey(&mut grey, Obj(h));
+            batch[n] = h;
+            n += 1;
+            if n == SHADE_BATCH {
+                shade_batch(&batch, &mut grey);
+                n = 0;
             }
         });
+        shade_batch(&batch[..n], &mut grey);
+    }
+
+    /// Queues every object `each` reports for the drain to shade, taking
+    /// the grey buffer's lock once for all of them: a cell's barrier may
+    /// report thousands of children, and reading each one's header here
+    /// (a cache miss apiece, most of them marked already) was three
+    /// quarters of the barrier's time.
+    ///
+    /// Deferred shading (PROTOCOL.md §8, model flag `--defer-shade`, which
+    /// passes in gort's cycle order): equivalent to shading them here for
+    /// the protocol, since no decision reads a colour before the drains of
+    /// the termination loop, which take every queued entry after each
+    /// grace period, the phase going off included (`cycle::run`'s `mark()`
+    /// after `set_phase(false)`, mandatory with deferred shading), and the
+    /// entries' objects stay allocated until then. This is Go's write
+    /// barrier buffer (`wbBuf` in runtime/mwbbuf.go): pointers recorded
+    /// cheaply, shaded by `wbBufFlush`; gort's flush is the collector's
+    /// drain (or an assist), not the mutator. Cell barriers queue only once
+    /// the roots are shaded (`cell::barrier_shade`, model flag
+    /// `--defer-after-roots`); assists, which run while marking, always.
+    ///
+    /// `trace` traces the value with the tracer it is given (of `mode`);
+    /// returns how many children were queued.
+    #[inline]
+    pub(crate) fn queue_all(&self, mode: Mode, trace: impl FnOnce(&mut Tracer<'_>)) -> usize {
+        let mut grey = crate::loom::lock(&self.0.grey);
+        let mut t = Tracer::pending(mode, &mut grey);
+        trace(&mut t);
+        t.reported()
     }
 }
 
@@ -260,42 +347,92 @@ impl Drop for Entered {
     }
 }
 
-/// Grey objects a thread's buffer holds before it hands them to
-/// [`FLUSHED`]: the buffer never grows past this, so a barrier that shades
-/// thousands of children never reallocates a large buffer, and the
-/// collector takes buffers in O(1) under the thread's lock. (Under loom,
-/// whose models shade a few objects, never reached.)
-const GREY_CHUNK: usize = 4096;
+/// How many children [`Entered::shade_all`] collects before shading them.
+const SHADE_BATCH: usize = 256;
+/// How far ahead of its reads a loop over many headers fetches them.
+pub(crate) const PREFETCH: usize = 16;
 
-/// Full grey buffers handed over by threads, for the collector's drain.
+/// Shades `batch` (live objects) into `grey`, fetching headers ahead.
+#[inline]
+fn shade_batch(batch: &[NonNull<Header>], grey: &mut Vec<Obj>) {
+    batch.iter().take(PREFETCH).for_each(|&h| Obj(h).prefetch());
+    for (i, &h) in batch.iter().enumerate() {
+        if let Some(&ahead) = batch.get(i + PREFETCH) {
+            Obj(ahead).prefetch();
+        }
+        // SAFETY: callers report live objects.
+        if unsafe { h.as_ref() }.shade() {
+            push_grey(grey, Obj(h));
+        }
+    }
+}
+
+/// Grey objects a thread's buffer holds before it hands them to
+/// [`FLUSHED`]: a buffer is always one chunk of this capacity (or none,
+/// just after the collector took it), so a barrier that queues thousands
+/// of children never reallocates, and the collector takes buffers in O(1)
+/// under the thread's lock. (Under loom, whose models shade a few
+/// objects, never filled.)
+const GREY_CHUNK: usize = 4096;
+/// Empty chunks kept for reuse at most (2 MiB): a fresh chunk's pages
+/// fault in as a barrier fills them, a reused one's are resident.
+#[cfg(not(loom))]
+const SPARE_MAX: usize = 64;
+
+/// Full grey buffers handed over by threads, for the collector's drain;
+/// and emptied chunks for the threads to reuse.
 #[cfg(not(loom))]
 static FLUSHED: Mutex<Vec<Vec<Obj>>> = Mutex::new(Vec::new());
 #[cfg(not(loom))]
 static FLUSHED_ANY: AtomicBool = AtomicBool::new(false);
+/// (Under loom, chunks are not reused: the pool's lock would only add
+/// interleavings to explore.)
+#[cfg(not(loom))]
+static SPARE: Mutex<Vec<Vec<Obj>>> = Mutex::new(Vec::new());
 #[cfg(loom)]
 loom::lazy_static! {
     static ref FLUSHED: Mutex<Vec<Vec<Obj>>> = Mutex::new(Vec::new());
     static ref FLUSHED_ANY: AtomicBool = AtomicBool::new(false);
 }
 
-/// Pushes a shaded object on the calling thread's grey buffer (`grey`,
-/// locked), handing the buffer to [`FLUSHED`] once it is full. The
-/// collector drains the threads' buffers before [`FLUSHED`] (see
-/// [`drain_grey`]), so an object in a buffer that moves meanwhile is
-/// still seen.
+/// Pushes an entry on the calling thread's grey buffer (`grey`, locked),
+/// handing the buffer to [`FLUSHED`] once it is full. The collector drains
+/// the threads' buffers before [`FLUSHED`] (see [`drain_grey`]), so an
+/// entry in a buffer that moves meanwhile is still seen.
 #[inline]
-fn push_grey(grey: &mut Vec<Obj>, o: Obj) {
+pub(crate) fn push_grey(grey: &mut Vec<Obj>, o: Obj) {
+    if grey.len() == grey.capacity() {
+        refill_grey(grey);
+    }
     grey.push(o);
-    if grey.len() >= GREY_CHUNK {
-        flush_grey(grey);
+}
+
+/// Gives a thread whose buffer is full (or was taken) an empty chunk,
+/// handing the full one to [`FLUSHED`] (Go's `wbBufFlush`, which hands
+/// the pointers to the collector's work buffers).
+#[cold]
+fn refill_grey(grey: &mut Vec<Obj>) {
+    #[cfg(not(loom))]
+    let chunk = crate::loom::lock(&SPARE).pop().unwrap_or_else(|| Vec::with_capacity(GREY_CHUNK));
+    #[cfg(loom)]
+    let chunk = Vec::with_capacity(GREY_CHUNK);
+    let full = std::mem::replace(grey, chunk);
+    if !full.is_empty() {
+        crate::loom::lock(&FLUSHED).push(full);
+        FLUSHED_ANY.store(true, Ordering::SeqCst);
     }
 }
 
-#[cold]
-fn flush_grey(grey: &mut Vec<Obj>) {
-    let full = std::mem::replace(grey, Vec::with_capacity(GREY_CHUNK));
-    crate::loom::lock(&FLUSHED).push(full);
-    FLUSHED_ANY.store(true, Ordering::SeqCst);
+/// Moves a taken buffer's entries to `out` and keeps the chunk for reuse.
+fn take_chunk(out: &mut Vec<Obj>, mut chunk: Vec<Obj>) {
+    out.append(&mut chunk);
+    #[cfg(not(loom))]
+    if chunk.capacity() == GREY_CHUNK {
+        let mut spare = crate::loom::lock(&SPARE);
+        if spare.len() < SPARE_MAX {
+            spare.push(chunk);
+        }
+    }
 }
 
 /// The collector takes the full buffers threads handed over, if any: a
@@ -312,8 +449,8 @@ fn take_all_flushed(out: &mut Vec<Obj>) {
     // it again.
     FLUSHED_ANY.store(false, Ordering::Relaxed);
     let full = std::mem::take(&mut *crate::loom::lock(&FLUSHED));
-    for mut b in full {
-        out.append(&mut b);
+    for b in full {
+        take_chunk(out, b);
     }
 }
 
@@ -391,28 +528,29 @@ pub(crate) fn unshare_grey(out: &mut Vec<Obj>) {
 const ASSIST_BATCH: usize = if cfg!(loom) { 2 } else { 16 };
 
 /// A mark assist (Go's `gcAssistAlloc`): with this thread's barrier mark
-/// up, takes grey objects the collector shared and shades their
-/// children into this thread's grey buffer, exactly as the
-/// collector's drain would, until it has done `budget` units of work (an
-/// object traced and each child shaded are one unit each) or none are
-/// shared. Returns how many objects it traced (0: none were shared) and
-/// the work done.
+/// up, takes grey-buffer entries the collector shared and does with them
+/// what the collector's drain would: a pending entry (queued by a cell
+/// barrier) is shaded, and an entry that is grey (or that this shade
+/// turned grey) is traced, its children queued on this thread's grey
+/// buffer as pending entries (`Entered::queue_all`: copied, their headers
+/// untouched), until it has done `budget` units of work (an entry taken
+/// and each child queued are one unit each) or none are shared. Returns
+/// how many objects it traced and the work done (0: none were shared).
 /// The work, not the objects, bounds how long an allocation assists: an
-/// object may have thousands of children. Objects taken and not traced go
-/// back to the shared ones.
+/// object may have thousands of children. Entries taken and not processed
+/// go back to the shared ones.
 ///
-/// Sound for the reasons a barrier's shades are: the mark is up from
+/// Sound for the reasons a barrier's queueing is: the mark is up from
 /// before the take until the children are in the buffer, so a grace
 /// period that starts after the take waits for the tracing, and the drain
-/// after it sees the children; an object taken is grey, hence live until
-/// the sweep, which follows the last grace period. Cells are try-locked
-/// as the collector does (`Mode::Collector`); one this thread holds is
-/// skipped, its barrier having shaded its children when it was acquired
-/// (or the count, finding it busy, having made them roots).
+/// after it takes the children; an object taken is grey or pending, hence
+/// live until the sweep, which follows the last grace period. Cells are
+/// try-locked as the collector does (`Mode::Collector`); one this thread
+/// holds is skipped, its barrier having queued its children when it was
+/// acquired (or the count, finding it busy, having made them roots).
 pub fn assist_mark(budget: usize) -> (usize, usize) {
     let e = enter();
     let (mut traced, mut work) = (0, 0);
-    let mut children = Vec::new();
     while work < budget {
         let mut batch: Vec<Obj> = {
             let mut w = crate::loom::lock(&SHARED);
@@ -423,21 +561,24 @@ pub fn assist_mark(budget: usize) -> (usize, usize) {
         if batch.is_empty() {
             break;
         }
+        // Most entries are pending children of a cell, most of them marked
+        // already: fetch their headers together.
+        batch.iter().for_each(|o| o.prefetch());
         while work < budget {
-            let Some(Obj(o)) = batch.pop() else { break };
-            // A grey object is live until the sweep (above).
-            children.clear();
-            let tracer = &mut |c, _| children.push(c);
+            let Some(g) = batch.pop() else { break };
+            work += 1;
+            let Some(Obj(o)) = g.to_trace() else { continue };
+            // A grey object is live until the sweep (above). Its children
+            // are copied under the cell's try-lock straight into the buffer.
             // SAFETY: as above.
-            unsafe { Header::trace(o, &mut super::trace::Tracer::new(super::trace::Mode::Collector, tracer)) };
-            e.shade_all(|shade| children.iter().for_each(|&c| shade(c)));
+            let n = e.queue_all(Mode::Collector, |t| unsafe { Header::trace(o, t) });
             traced += 1;
-            work += 1 + children.len();
+            work += n;
         }
         if !batch.is_empty() {
-            // Still grey, and still covered by our mark until they are back
-            // (the collector takes the shared ones back after each grace
-            // period).
+            // Still grey or pending, and still covered by our mark until
+            // they are back (the collector takes the shared ones back
+            // after each grace period).
             crate::loom::lock(&SHARED).append(&mut batch);
         }
     }
@@ -451,12 +592,8 @@ pub fn assist_mark(budget: usize) -> (usize, usize) {
 /// a barrier never waits for the collector to copy it.
 pub(crate) fn drain_grey(out: &mut Vec<Obj>) {
     for r in REGISTRY.snapshot() {
-        let mut b = std::mem::take(&mut *crate::loom::lock(&r.grey));
-        if out.is_empty() {
-            *out = b;
-        } else {
-            out.append(&mut b);
-        }
+        let b = std::mem::take(&mut *crate::loom::lock(&r.grey));
+        take_chunk(out, b);
     }
     take_all_flushed(out);
 }

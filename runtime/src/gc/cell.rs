@@ -62,11 +62,9 @@ impl RawRw {
     /// goroutine or thread holds the lock.
     fn try_write(&self) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
-        let mut turns = 0;
         while s & (WRITER | READERS) == 0 {
             if s & COLLECTOR != 0 {
-                crate::loom::spin_turn(&mut turns);
-                s = self.state.load(Ordering::Relaxed);
+                s = self.wait_out_tracer();
                 continue;
             }
             match self.state.compare_exchange_weak(s, s | WRITER, Ordering::SeqCst, Ordering::Relaxed) {
@@ -75,6 +73,24 @@ impl RawRw {
             }
         }
         false
+    }
+
+    /// Spins (then yields) until no tracer holds the lock, or a goroutine
+    /// or thread does (`try_write` then fails); returns the lock word then.
+    /// Timed as [`stall::Kind::TracerWait`]: a tracer
+    /// preempted while holding the cell makes the writer wait for the OS
+    /// to run it again.
+    #[cold]
+    fn wait_out_tracer(&self) -> u64 {
+        let t = stall::start();
+        let mut turns = 0;
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & COLLECTOR != 0 && s & (WRITER | READERS) == 0 {
+            crate::loom::spin_turn(&mut turns);
+            s = self.state.load(Ordering::Relaxed);
+        }
+        t.stop(stall::Kind::TracerWait);
+        s
     }
 
     /// A tracer's hold: shared with readers, excluding writers and other
@@ -170,6 +186,15 @@ impl RawRw {
 /// barriers shade, or born marked). Before that, a handle moved from a
 /// stack into a cell may be neither (the count saw it inside): barriers
 /// then always shade (scenario S5 fails otherwise).
+///
+/// From the roots on, a barrier that shades queues the children instead
+/// (deferred shading, `Entered::queue_all`: a copy of the handles, no
+/// header read); before, it shades them itself. Model flags
+/// `--defer-shade --defer-after-roots`, which pass in gort's
+/// configuration (PROTOCOL.md §8). Before the roots every acquisition
+/// shades again, so queueing there would hand the collector a cell's
+/// children once per acquisition (thousands of times per cell per cycle on
+/// a busy heap), faster than it can shade them.
 #[inline]
 fn barrier_shade<T: Trace + ?Sized>(raw: &RawRw, e: &Entered, v: &T, exclusive: bool) {
     if barrier::phase_on() {
@@ -177,7 +202,7 @@ fn barrier_shade<T: Trace + ?Sized>(raw: &RawRw, e: &Entered, v: &T, exclusive: 
         let s = if rooted { raw.shaded.load(Ordering::SeqCst) } else { 0 };
         let done = rooted && if exclusive { s == epoch * 2 + 1 } else { s >> 1 == epoch };
         if !done {
-            shade_children(e, v, exclusive);
+            shade_children(e, v, exclusive, rooted);
             // Shades are in our buffer: later barriers may rely on them.
             // A shared barrier never overwrites an exclusive one's record
             // (they cannot race: an exclusive holder is alone).
@@ -197,12 +222,21 @@ fn lock_shaded<T: Trace + ?Sized>(raw: &RawRw, v: &UnsafeCell<T>, write: bool, r
     barrier_shade(raw, &e, unsafe { &*v.get() }, write);
 }
 
+/// Shades the children of a value the caller holds locked into the
+/// thread's grey buffer, or (`defer`) queues them there for the collector
+/// to shade (`Entered::queue_all`): the barrier then copies the handles and
+/// touches none of their headers.
 #[cold]
-fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
+fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool, defer: bool) {
     let t = stall::start();
     let mode = if exclusive { Mode::ExclusiveBarrier } else { Mode::SharedBarrier };
-    // A child of a value we hold locked is live.
-    e.shade_all(|shade| v.trace(&mut Tracer::new(mode, &mut |o: NonNull<Header>, _| shade(o))));
+    // A child of a value we hold locked is live, and stays allocated until
+    // the drain takes it (`Obj::to_trace`).
+    if defer {
+        e.queue_all(mode, |t| v.trace(t));
+    } else {
+        e.shade_all(|shade| v.trace(&mut Tracer::new(mode, &mut |o: NonNull<Header>, _| shade(o))));
+    }
     t.stop(stall::Kind::Barrier);
 }
 
@@ -213,8 +247,10 @@ fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
 fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer<'_>) {
     match t.mode() {
         Mode::Collector => {
+            // Started before the try: the timer's own system calls are then
+            // not part of the hold it measures.
+            let held = stall::start();
             if lock.try_collect() {
-                let held = stall::start();
                 // SAFETY: the tracer's hold excludes writers (readers never
                 // change the value).
                 unsafe { (*v.get()).trace(t) };

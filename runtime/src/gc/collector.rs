@@ -250,7 +250,7 @@ pub(crate) fn assist() {
     let (mut owed, mut traced) = (ASSIST_WORK, 0);
     while owed > 0 {
         match super::barrier::assist_mark(owed) {
-            (0, _) => break,
+            (_, 0) => break,
             (n, work) => {
                 traced += n;
                 owed = owed.saturating_sub(work);
@@ -499,7 +499,7 @@ pub(crate) mod workers {
             }
             while MARKING.load(Ordering::Relaxed) {
                 match super::super::barrier::assist_mark(1024) {
-                    (0, _) => std::thread::sleep(Duration::from_micros(20)),
+                    (_, 0) => std::thread::sleep(Duration::from_micros(20)),
                     (n, _) => drop(WORKED.fetch_add(n as u64, Ordering::Relaxed)),
                 }
             }

@@ -9,7 +9,7 @@
 
 use std::ptr::NonNull;
 
-use super::barrier::{self, Obj};
+use super::barrier::{self, Obj, PREFETCH};
 use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SPECIAL};
 use super::special::{self, Job};
 use super::trace::{Mode, Tracer};
@@ -83,6 +83,7 @@ pub(crate) fn run<O: Objects + ?Sized>(
     barrier::set_phase(true);
     hook(Step::PhaseOn);
     // C3 + C4: old := published and not newborn (read after C2); count.
+    let mut walked = 0usize;
     objs.for_each(|f| {
         let o = O::obj(&f);
         // SAFETY: as above.
@@ -91,6 +92,10 @@ pub(crate) fn run<O: Objects + ?Sized>(
             // Only the collector writes `internal`: no read-modify-write.
             h.internal.store(h.internal.load(Ordering::Relaxed) | OLD, Ordering::Relaxed);
             mk.count(o);
+        }
+        walked += 1;
+        if walked % ABSORB_EVERY == 0 {
+            mk.absorb_flushed();
         }
     });
     hook(Step::Counted);
@@ -104,6 +109,10 @@ pub(crate) fn run<O: Objects + ?Sized>(
         let iv = h.internal.load(Ordering::Relaxed);
         if iv & OLD != 0 && h.handles.load_seqcst() != iv & !OLD {
             mk.shade(o);
+        }
+        walked += 1;
+        if walked % ABSORB_EVERY == 0 {
+            mk.absorb_flushed();
         }
     });
     // From here a cell barrier that shades may spare later ones in this
@@ -213,6 +222,13 @@ pub(crate) fn run<O: Objects + ?Sized>(
 /// always).
 const SHARE_EVERY: u32 = if cfg!(loom) { 1 } else { 64 };
 const SHARE_MIN: usize = if cfg!(loom) { 2 } else { 32 };
+/// The walks before marking (count, roots) take the grey buffers threads
+/// handed over every `ABSORB_EVERY` objects (under loom, whose walks see
+/// three objects: never). Until the roots are shaded every cell barrier
+/// queues all of its cell's children (`cell::barrier_shade`), so on a
+/// large heap the queued entries would otherwise pile up for the whole
+/// count, and every barrier would fill fresh chunks whose pages fault in.
+const ABSORB_EVERY: usize = 4096;
 
 /// The collector's own tracing state.
 #[derive(Default)]
@@ -220,6 +236,8 @@ struct Marker {
     stack: Vec<Obj>,
     /// Edges of the object being counted: (object, handle address).
     edges: Vec<(NonNull<Header>, usize)>,
+    /// Scratch space for [`absorb_flushed`](Self::absorb_flushed).
+    absorbed: Vec<Obj>,
     /// First `Trace` impl found reporting a handle twice.
     double: Option<&'static str>,
 }
@@ -229,10 +247,9 @@ impl Marker {
     /// address) is counted once and remembered for the report.
     fn count(&mut self, o: Obj) {
         self.edges.clear();
-        let edges = &mut self.edges;
         // SAFETY: the object is old in this cycle, and only this cycle's
         // sweep frees old objects.
-        unsafe { Header::trace(o.0, &mut Tracer::new(Mode::Collector, &mut |o, at| edges.push((o, at)))) };
+        unsafe { Header::trace(o.0, &mut Tracer::edges(Mode::Collector, &mut self.edges)) };
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
         if self.edges.len() > 1 {
@@ -257,6 +274,27 @@ impl Marker {
         }
     }
 
+    /// Shades the entries of the full grey buffers threads handed over
+    /// (most of them pending children queued by cell barriers), keeping
+    /// those it turns grey for the drain, and gives the chunks back for
+    /// reuse. Shading early is what an eager barrier would have done: the
+    /// entries' objects are allocated until this cycle's sweep (see
+    /// `Obj::to_trace`), and marking more is always safe.
+    fn absorb_flushed(&mut self) {
+        let mut taken = std::mem::take(&mut self.absorbed);
+        barrier::take_flushed(&mut taken);
+        for (i, g) in taken.iter().enumerate() {
+            if let Some(&ahead) = taken.get(i + PREFETCH) {
+                ahead.prefetch();
+            }
+            if let Some(o) = g.to_trace() {
+                self.stack.push(o);
+            }
+        }
+        taken.clear();
+        self.absorbed = taken;
+    }
+
     fn shade(&mut self, o: Obj) {
         // SAFETY: callers pass live objects.
         if unsafe { o.0.as_ref() }.shade() {
@@ -270,7 +308,14 @@ impl Marker {
     fn drain(&mut self) {
         let mut n = 0u32;
         loop {
-            while let Some(o) = self.stack.pop() {
+            while let Some(g) = self.stack.pop() {
+                // Pending entries (cell barriers' children) are shaded
+                // here, most of them found marked: their headers are
+                // fetched a few entries ahead.
+                if let Some(&ahead) = self.stack.len().checked_sub(PREFETCH).and_then(|i| self.stack.get(i)) {
+                    ahead.prefetch();
+                }
+                let Some(o) = g.to_trace() else { continue };
                 self.shade_children(o);
                 n = n.wrapping_add(1);
                 if n % SHARE_EVERY == 0 {
@@ -297,10 +342,12 @@ impl Marker {
         // stays live until the sweep even if a mutator takes it out right
         // after: taking it out acquires the cell, whose barrier shades it.
         self.edges.clear();
-        let edges = &mut self.edges;
         // SAFETY: the caller passes a live object.
-        unsafe { Header::trace(o, &mut Tracer::new(Mode::Collector, &mut |c, at| edges.push((c, at)))) };
-        for &(c, _) in &self.edges {
+        unsafe { Header::trace(o, &mut Tracer::edges(Mode::Collector, &mut self.edges)) };
+        for (i, &(c, _)) in self.edges.iter().enumerate() {
+            if let Some(&(ahead, _)) = self.edges.get(i + PREFETCH) {
+                Obj(ahead).prefetch();
+            }
             // SAFETY: a child of a live object is live (see above).
             if unsafe { c.as_ref() }.shade() {
                 self.stack.push(Obj(c));

@@ -145,9 +145,18 @@ pub mod __hooks {
     /// `lock_wait` (parked on a busy cell, whoever held it),
     /// `collector_hold` (the collector, a worker or an assist holding a
     /// cell's try-lock), `assist_mark`, `assist_wait` (back-pressure),
-    /// `weak_wait` (`Weak::upgrade` parked) and `heap_lock` (a span list's
+    /// `weak_wait` (`Weak::upgrade` parked), `tracer_wait` (a writer spinning
+    /// until a tracer's hold on the cell ends) and `heap_lock` (a span list's
     /// lock taken by an allocating thread).
     pub fn stalls() -> Vec<(&'static str, u64, u64, u64)> {
         super::stall::read()
+    }
+
+    /// Per kind of wait, as [`stalls`]: its name, how many waits spent
+    /// over 50 µs on the CPU, and the minor page faults and involuntary
+    /// context switches of the thread during the wait with the longest
+    /// time on the CPU (what that maximum was made of).
+    pub fn stall_details() -> Vec<(&'static str, u64, u64, u64)> {
+        super::stall::details()
     }
 }

@@ -11,6 +11,13 @@
 //! Every measured place is on a slow path already (a parked lock, a
 //! barrier that shades, an assist), so the flag costs nothing measurable.
 //! Under loom nothing is measured.
+//!
+//! What the worst on-CPU wait of each kind was made of is kept beside it:
+//! the minor page faults the thread took and the times the OS switched it
+//! out during that wait (`getrusage(RUSAGE_THREAD)`, read outside the
+//! timed window), and how many waits of the kind spent over 50 µs on the
+//! CPU: a maximum alone is one event, and on a shared machine often the
+//! OS's.
 
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,11 +41,15 @@ pub(crate) enum Kind {
     WeakWait,
     /// A heap lock taken by an allocating thread (span lists).
     HeapLock,
+    /// A writer spinning until a tracer's hold on a cell ends (the wait
+    /// [`Kind::CollectorHold`] bounds while the tracer runs; longer when
+    /// the OS has switched the tracer out).
+    TracerWait,
 }
 
 /// The kinds' names, in [`Kind`]'s order.
-pub(crate) const NAMES: [&str; 7] =
-    ["barrier", "lock_wait", "collector_hold", "assist_mark", "assist_wait", "weak_wait", "heap_lock"];
+pub(crate) const NAMES: [&str; 8] =
+    ["barrier", "lock_wait", "collector_hold", "assist_mark", "assist_wait", "weak_wait", "heap_lock", "tracer_wait"];
 
 #[cfg(not(loom))]
 static WATCH: AtomicBool = AtomicBool::new(false);
@@ -48,10 +59,29 @@ static MAX_NS: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.le
 static OVER_50US: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
 #[cfg(not(loom))]
 static MAX_CPU_NS: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
+#[cfg(not(loom))]
+static OVER_50US_CPU: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
+/// The worst on-CPU wait's minor faults and involuntary context switches,
+/// packed (faults << 32 | switches); written by whoever raised the maximum
+/// last, so racing records may pair one wait's time with another's counts.
+#[cfg(not(loom))]
+static MAX_CPU_WHY: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
 
-/// A wait being timed (nothing while not watching).
+/// A wait being timed (nothing while not watching): its start, the
+/// thread's CPU time then, and its [`usage`] then.
 #[must_use]
-pub(crate) struct Timer(#[cfg(not(loom))] Option<(std::time::Instant, u64)>);
+pub(crate) struct Timer(#[cfg(not(loom))] Option<(std::time::Instant, u64, (u64, u64))>);
+
+/// The calling thread's minor page faults and involuntary context
+/// switches so far.
+#[cfg(not(loom))]
+fn usage() -> (u64, u64) {
+    // SAFETY: an all-zero `rusage` is a valid value (integers and timevals).
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid rusage for the call to write.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    (ru.ru_minflt as u64, ru.ru_nivcsw as u64)
+}
 
 /// The calling thread's CPU time in ns.
 #[cfg(not(loom))]
@@ -66,7 +96,11 @@ fn thread_cpu_ns() -> u64 {
 #[inline]
 pub(crate) fn start() -> Timer {
     #[cfg(not(loom))]
-    return Timer(WATCH.load(Ordering::Relaxed).then(|| (std::time::Instant::now(), thread_cpu_ns())));
+    return Timer(WATCH.load(Ordering::Relaxed).then(|| {
+        // The usage first: its system call is then outside the window.
+        let u = usage();
+        (std::time::Instant::now(), thread_cpu_ns(), u)
+    }));
     #[cfg(loom)]
     Timer()
 }
@@ -76,8 +110,10 @@ impl Timer {
     #[inline]
     pub(crate) fn stop(self, kind: Kind) {
         #[cfg(not(loom))]
-        if let Some((t, cpu)) = self.0 {
-            record(kind, t.elapsed().as_nanos() as u64, thread_cpu_ns().saturating_sub(cpu));
+        if let Some((t, cpu, u0)) = self.0 {
+            let (ns, cpu) = (t.elapsed().as_nanos() as u64, thread_cpu_ns().saturating_sub(cpu));
+            let u = usage();
+            record(kind, ns, cpu, (u.0.saturating_sub(u0.0), u.1.saturating_sub(u0.1)));
         }
         #[cfg(loom)]
         let _ = kind;
@@ -86,11 +122,18 @@ impl Timer {
 
 #[cfg(not(loom))]
 #[cold]
-fn record(kind: Kind, ns: u64, cpu_ns: u64) {
-    MAX_NS[kind as usize].fetch_max(ns, Ordering::Relaxed);
-    MAX_CPU_NS[kind as usize].fetch_max(cpu_ns.min(ns), Ordering::Relaxed);
+fn record(kind: Kind, ns: u64, cpu_ns: u64, (faults, switches): (u64, u64)) {
+    let k = kind as usize;
+    MAX_NS[k].fetch_max(ns, Ordering::Relaxed);
+    let cpu_ns = cpu_ns.min(ns);
+    if MAX_CPU_NS[k].fetch_max(cpu_ns, Ordering::Relaxed) < cpu_ns {
+        MAX_CPU_WHY[k].store(faults.min(u32::MAX as u64) << 32 | switches.min(u32::MAX as u64), Ordering::Relaxed);
+    }
     if ns > 50_000 {
-        OVER_50US[kind as usize].fetch_add(1, Ordering::Relaxed);
+        OVER_50US[k].fetch_add(1, Ordering::Relaxed);
+    }
+    if cpu_ns > 50_000 {
+        OVER_50US_CPU[k].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -98,7 +141,7 @@ fn record(kind: Kind, ns: u64, cpu_ns: u64) {
 #[cfg(not(loom))]
 pub(crate) fn watch(on: bool) {
     if on {
-        for a in MAX_NS.iter().chain(&OVER_50US).chain(&MAX_CPU_NS) {
+        for a in MAX_NS.iter().chain(&OVER_50US).chain(&MAX_CPU_NS).chain(&OVER_50US_CPU).chain(&MAX_CPU_WHY) {
             a.store(0, Ordering::Relaxed);
         }
     }
@@ -111,4 +154,19 @@ pub(crate) fn watch(on: bool) {
 pub(crate) fn read() -> Vec<(&'static str, u64, u64, u64)> {
     let at = |a: &[AtomicU64; NAMES.len()], i: usize| a[i].load(Ordering::Relaxed);
     NAMES.iter().enumerate().map(|(i, n)| (*n, at(&MAX_NS, i), at(&MAX_CPU_NS, i), at(&OVER_50US, i))).collect()
+}
+
+/// Per kind: its name, how many waits spent over 50 µs on the CPU, and the
+/// minor page faults and involuntary context switches during the wait
+/// with the longest time on the CPU.
+#[cfg(not(loom))]
+pub(crate) fn details() -> Vec<(&'static str, u64, u64, u64)> {
+    NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let why = MAX_CPU_WHY[i].load(Ordering::Relaxed);
+            (*n, OVER_50US_CPU[i].load(Ordering::Relaxed), why >> 32, why & u32::MAX as u64)
+        })
+        .collect()
 }

@@ -2,6 +2,7 @@
 
 use std::ptr::NonNull;
 
+use super::barrier::{push_grey, Obj};
 use super::header::Header;
 
 /// A value whose `Gc` handles the collector can find.
@@ -56,8 +57,26 @@ pub unsafe trait Trace {
 /// What a [`Trace`] impl reports handles to. Its only use is to be passed
 /// on to the fields' `trace`.
 pub struct Tracer<'a> {
-    visit: &'a mut dyn FnMut(NonNull<Header>, usize),
+    sink: Sink<'a>,
     mode: Mode,
+    /// Edges reported so far.
+    reported: usize,
+}
+
+/// Where a [`Tracer`] puts the edges reported to it. The two buffers are
+/// pushed to inline, in the loop of the `Trace` impl that reports them (a
+/// `Vec<Gc<T>>` of 10,000 handles is then a copy loop, not 10,000
+/// indirect calls): the collector and the cell barriers copy cells'
+/// handles while holding the cell, so their cost per edge is the cell's
+/// hold time.
+enum Sink<'a> {
+    /// Called per edge with the object and the handle's address.
+    Visit(&'a mut dyn FnMut(NonNull<Header>, usize)),
+    /// (object, handle address) pairs, appended.
+    Edges(&'a mut Vec<(NonNull<Header>, usize)>),
+    /// A thread's grey buffer (locked), each object queued as a pending
+    /// entry (`barrier::Entered::queue_all`).
+    Pending(&'a mut Vec<Obj>),
 }
 
 /// Who traces, which decides how a cell nested in the traced value is read.
@@ -82,7 +101,19 @@ pub(crate) enum Mode {
 impl<'a> Tracer<'a> {
     /// A tracer that calls `visit(object, address of the handle)` per edge.
     pub(crate) fn new(mode: Mode, visit: &'a mut dyn FnMut(NonNull<Header>, usize)) -> Tracer<'a> {
-        Tracer { visit, mode }
+        Tracer { sink: Sink::Visit(visit), mode, reported: 0 }
+    }
+
+    /// A tracer that appends (object, address of the handle) per edge to
+    /// `edges`.
+    pub(crate) fn edges(mode: Mode, edges: &'a mut Vec<(NonNull<Header>, usize)>) -> Tracer<'a> {
+        Tracer { sink: Sink::Edges(edges), mode, reported: 0 }
+    }
+
+    /// A tracer that queues each edge's object on `grey`, the calling
+    /// thread's locked grey buffer, as a pending entry.
+    pub(crate) fn pending(mode: Mode, grey: &'a mut Vec<Obj>) -> Tracer<'a> {
+        Tracer { sink: Sink::Pending(grey), mode, reported: 0 }
     }
 
     /// Reports one handle: the object it points to and where the handle
@@ -90,7 +121,17 @@ impl<'a> Tracer<'a> {
     /// to the same object).
     #[inline]
     pub(crate) fn edge(&mut self, obj: NonNull<Header>, at: usize) {
-        (self.visit)(obj, at)
+        self.reported += 1;
+        match &mut self.sink {
+            Sink::Edges(v) => v.push((obj, at)),
+            Sink::Pending(grey) => push_grey(grey, Obj::pending(obj)),
+            Sink::Visit(f) => f(obj, at),
+        }
+    }
+
+    /// How many edges were reported to this tracer.
+    pub(crate) fn reported(&self) -> usize {
+        self.reported
     }
 
     /// Who traces (see [`Mode`]).
