@@ -19,7 +19,8 @@
 //! 8 KiB objects, 256 KiB above); empty spans are kept for their class
 //! rather than returned to a page heap; `debug::free_os_memory` gives the
 //! memory of the empty ones that no thread caches back to the OS
-//! ([`release_free_spans`]).
+//! ([`release_free_spans`]). Small spans are mapped from the OS in
+//! regions (`pages`), large ones come from the global allocator.
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
