@@ -706,6 +706,19 @@ fn last_drop_vs_cycle() {
 /// cycle number unchanged.
 #[test]
 fn newborn_drop_vs_two_cycles() {
+    /// A value that must be dropped once and never traced after.
+    struct Tracked(&'static GhostBool);
+    // SAFETY: holds no handle.
+    unsafe impl Trace for Tracked {
+        fn trace(&self, _: &mut Tracer<'_>) {
+            assert!(!self.0.load(G), "the collector traced a value dropped at zero");
+        }
+    }
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            assert!(!self.0.swap(true, G), "a value was dropped twice");
+        }
+    }
     fn scenario(ghost: &Arc<Ghost>, rev: bool) {
         let garbage = Gc::new(M(GcMutex::new(Link(None))));
         garbage.0.lock().0 = Some(garbage.clone());
@@ -714,7 +727,8 @@ fn newborn_drop_vs_two_cycles() {
         let published = Arc::new(gc::Published::new(&ghost.objects()));
         let (g, p) = (ghost.clone(), published.clone());
         let m = thread::spawn(move || {
-            let n = Gc::new(Many(vec![]));
+            // Leaked: a value dropped twice must not free it twice.
+            let n = Gc::new(Tracked(Box::leak(Box::new(GhostBool::new(false)))));
             g.publish(&p, "N", &n);
             g.got(&n);
             g.discard(n);
