@@ -201,34 +201,60 @@ impl Span {
     fn allocated(&self) -> usize {
         self.alloc.iter().filter(|a| a.load(Ordering::SeqCst) != 0).count()
     }
-
-    /// Publishes slot `i`, after its header and value are written. The
-    /// phase was read before (PROTOCOL.md `Gc::new`); a release store
-    /// keeps that load and the object's writes before the publication.
-    fn publish(&self, i: usize) {
-        self.alloc[i].store(1, Ordering::Release);
-    }
 }
 
 /// A thread's span of one class and its private copy of the free slots.
 struct ClassCache {
     span: Option<SpanRef>,
+    /// The cached span's slot 0 and allocation map, and its slot size
+    /// (copied here: an allocation then reads nothing but this cache).
+    slots: *mut u8,
+    alloc: *const AtomicU8,
+    size: usize,
     free: Vec<u64>,
     word: usize,
 }
 
 impl ClassCache {
+    const EMPTY: ClassCache = ClassCache {
+        span: None,
+        slots: std::ptr::null_mut(),
+        alloc: std::ptr::null(),
+        size: 0,
+        free: Vec::new(),
+        word: 0,
+    };
+
+    /// Takes a free slot of the cached span: its address and its byte of
+    /// the allocation map.
     #[inline]
-    fn next(&mut self) -> Option<usize> {
-        while self.word < self.free.len() {
-            let f = self.free[self.word];
+    fn next(&mut self) -> Option<(NonNull<Header>, &'static AtomicU8)> {
+        while let Some(&f) = self.free.get(self.word) {
             if f != 0 {
                 self.free[self.word] = f & (f - 1);
-                return Some(self.word * 64 + f.trailing_zeros() as usize);
+                let i = self.word * 64 + f.trailing_zeros() as usize;
+                // SAFETY: a bit is set only for a slot of the cached span
+                // (`refill`, `free_claimed`), so `i < nslots`: the slot and
+                // its byte lie inside the span, which is never freed (small
+                // spans are kept for their class).
+                return Some(unsafe {
+                    (NonNull::new_unchecked(self.slots.add(i * self.size).cast()), &*self.alloc.add(i))
+                });
             }
             self.word += 1;
         }
         None
+    }
+
+    /// Takes a free slot, from a new span if this one has none left.
+    #[inline]
+    fn take(&mut self, class: usize) -> (NonNull<Header>, &'static AtomicU8) {
+        loop {
+            if let Some(slot) = self.next() {
+                return slot;
+            }
+            self.refill(class);
+        }
     }
 
     /// Gives the span back: returns its unused reservation, and puts it on the partial list if the sweeper freed
@@ -246,6 +272,8 @@ impl ClassCache {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn refill(&mut self, class: usize) {
         self.release(class);
         let popped = {
@@ -288,13 +316,16 @@ impl ClassCache {
         }
         self.word = 0;
         self.span = Some(s);
+        self.slots = span.slot(0).as_ptr().cast();
+        self.alloc = span.alloc.as_ptr();
+        self.size = span.size;
         HEAP_LIVE.fetch_add(nfree * span.size, Ordering::Relaxed);
         super::collector::maybe_trigger();
     }
 }
 
 struct Cache {
-    classes: UnsafeCell<Vec<ClassCache>>,
+    classes: UnsafeCell<[ClassCache; NCLASS]>,
 }
 
 impl Drop for Cache {
@@ -306,38 +337,47 @@ impl Drop for Cache {
 }
 
 thread_local! {
-    static CACHE: Cache = Cache {
-        classes: UnsafeCell::new(
-            (0..NCLASS).map(|_| ClassCache { span: None, free: Vec::new(), word: 0 }).collect(),
-        ),
-    };
+    static CACHE: Cache = const { Cache { classes: UnsafeCell::new([ClassCache::EMPTY; NCLASS]) } };
 }
 
-/// Takes a free small slot of `class`: its span and index.
+/// Takes a free small slot of `class`: its address and its byte of the
+/// allocation map.
 #[inline]
-fn alloc_small(class: usize) -> (SpanRef, usize) {
-    let take = |c: &Cache| {
-        // SAFETY: the cache is this thread's, and no reference into it
-        // outlives this call (`refill` does not re-enter the cache).
-        let cc = unsafe { &mut (&mut *c.classes.get())[class] };
-        loop {
-            if let Some(i) = cc.next() {
-                return (cc.span.unwrap(), i);
-            }
-            cc.refill(class);
-        }
-    };
-    CACHE.try_with(take).unwrap_or_else(|_| {
-        // The thread's cache is gone (a destructor allocating at thread
-        // exit): use a one-off cache.
-        let c = Cache { classes: UnsafeCell::new(vec![]) };
-        // SAFETY: `c` is local.
-        unsafe { (*c.classes.get()).extend((0..NCLASS).map(|_| ClassCache { span: None, free: Vec::new(), word: 0 })) };
-        take(&c)
-    })
+fn alloc_small(class: usize) -> (NonNull<Header>, &'static AtomicU8) {
+    // SAFETY: the cache is this thread's, and no reference into it
+    // outlives this call (`refill` does not re-enter the cache).
+    match CACHE.try_with(|c| unsafe { &mut (*c.classes.get())[class] }.take(class)) {
+        Ok(slot) => slot,
+        Err(_) => alloc_uncached(class),
+    }
+}
+
+/// [`alloc_small`] on a thread whose cache is gone (a destructor
+/// allocating at thread exit): from a one-off cache.
+#[cold]
+#[inline(never)]
+fn alloc_uncached(class: usize) -> (NonNull<Header>, &'static AtomicU8) {
+    let c = Cache { classes: UnsafeCell::new([ClassCache::EMPTY; NCLASS]) };
+    // SAFETY: `c` is local.
+    unsafe { &mut (*c.classes.get())[class] }.take(class)
+}
+
+/// A span of its own for an object of `layout`: slot 0 and its byte.
+#[cold]
+#[inline(never)]
+fn alloc_large(layout: Layout) -> (NonNull<Header>, &'static AtomicU8) {
+    let bytes = layout.size().next_multiple_of(SPAN_ALIGN);
+    let s = Span::create(bytes, 1, LARGE, bytes, layout.align());
+    HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed);
+    super::collector::maybe_trigger();
+    // SAFETY: spans are leaked boxes, and a large one is freed only by
+    // the sweep of its object, which comes after this publication.
+    let span: &'static Span = unsafe { s.0.as_ref() };
+    (span.slot(0), &span.alloc[0])
 }
 
 /// Allocates and publishes a `GcBox<T>` holding `value`, with one handle.
+#[inline]
 pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>> {
     if super::collector::PRESSURE.load(Ordering::Relaxed) {
         super::collector::assist();
@@ -345,17 +385,11 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>
     // Read the phase before publishing (PROTOCOL.md `Gc::new`, S8/S14).
     let on = barrier::phase_on();
     let layout = Layout::new::<GcBox<T>>();
-    let (span, slot) = match class_for(layout) {
+    let (slot, published) = match class_for(layout) {
         Some(c) => alloc_small(c),
-        None => {
-            let bytes = layout.size().next_multiple_of(SPAN_ALIGN);
-            let s = Span::create(bytes, 1, LARGE, bytes, layout.align());
-            HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed);
-            super::collector::maybe_trigger();
-            (s, 0)
-        }
+        None => alloc_large(layout),
     };
-    let p: NonNull<GcBox<T>> = span.get().slot(slot).cast();
+    let p: NonNull<GcBox<T>> = slot.cast();
     let state = if on { NEWBORN | MARKED } else { 0 };
     // SAFETY: the slot is free, ours alone, large enough and aligned for
     // `GcBox<T>` (`class_for`), and unpublished: nobody else reads it yet.
@@ -371,7 +405,10 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>
             value,
         })
     };
-    span.get().publish(slot);
+    // Publishes the object, after its header and value are written. The
+    // phase was read before (PROTOCOL.md `Gc::new`); a release store keeps
+    // that load and the object's writes before the publication.
+    published.store(1, Ordering::Release);
     p
 }
 
@@ -649,7 +686,7 @@ pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
         lock(&DEFERRED).extend(found);
         return;
     }
-    let body = |mut classes: Option<&mut Vec<ClassCache>>| {
+    let body = |mut classes: Option<&mut [ClassCache; NCLASS]>| {
         let mut bytes = 0usize;
         // Frees counted per run of one class (a batch is mostly one).
         let (mut class_run, mut n) = (usize::MAX, 0u64);
@@ -662,19 +699,29 @@ pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
                 (class_run, n) = (class, 0);
             }
             n += 1;
+            if let Some(cc) = classes.as_deref_mut().map(|c| &mut c[class]) {
+                // In this thread's span of the class (found from the
+                // address alone: small spans are aligned to their size)?
+                let addr = o.0.as_ptr() as usize;
+                let span_base = addr & !(span_size(CLASS_SIZES[class] as usize) - 1);
+                if span_base + SPAN_HEAD == cc.slots as usize {
+                    // A free slot the next allocation of the class may take
+                    // (it stays in `HEAP_LIVE`).
+                    let i = (((addr - span_base - SPAN_HEAD) as u64 * SLOT_MAGIC[class]) >> 40) as usize;
+                    // SAFETY: slot `i` of the cached span, whose map has
+                    // `nslots` bytes. Release: the drop glue comes before
+                    // the slot's reuse.
+                    unsafe { &*cc.alloc.add(i) }.store(0, Ordering::Release);
+                    cc.free[i / 64] |= 1 << (i % 64);
+                    cc.word = cc.word.min(i / 64);
+                    continue;
+                }
+            }
             // SAFETY: as the caller guarantees.
             let f = unsafe { span_of(o.0, class) };
             let span = f.span.get();
             // Release: the drop glue comes before the slot's reuse.
             span.alloc[f.slot as usize].store(0, Ordering::Release);
-            if let Some(cc) = classes.as_deref_mut().map(|c| &mut c[class]).filter(|cc| cc.span == Some(f.span)) {
-                // A free slot of this thread's span: the next allocation of
-                // the class may take it (and it stays in `HEAP_LIVE`).
-                let i = f.slot as usize;
-                cc.free[i / 64] |= 1 << (i % 64);
-                cc.word = cc.word.min(i / 64);
-                continue;
-            }
             bytes += span.size;
             if span.state.load(Ordering::SeqCst) == FULL
                 && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()

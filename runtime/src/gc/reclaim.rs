@@ -38,10 +38,11 @@
 //! cycle or the next.
 //!
 //! Objects reaching zero while a drop glue runs here are queued and taken
-//! in batches, one barrier mark per batch: dropping a tree of a million
-//! nodes raises the mark about twenty times and never recurses (a long
-//! linked list does not overflow the stack, as it would with `Arc`). The
-//! value's `Drop` still runs before the `drop` of its last handle returns.
+//! in batches of up to [`BATCH`], most recent first, one barrier mark per
+//! batch: dropping a tree goes depth first, its working set stays in the
+//! cache, and nothing recurses (a long linked list does not overflow the
+//! stack, as it would with `Arc`). The value's `Drop` still runs before
+//! the `drop` of its last handle returns.
 //!
 //! Large objects are left to the collector: their span is not found from
 //! their address.
@@ -120,6 +121,9 @@ pub(crate) fn last_handle_dropped(h: NonNull<Header>, class: Option<usize>, seq:
 /// Takes this thread's objects at zero in batches until none is left:
 /// claim a batch (and free the previous one) under one barrier mark, then
 /// run the batch's drop glue, which may queue more.
+/// Objects claimed under one barrier mark, at most.
+const BATCH: usize = 64;
+
 #[cold]
 fn drain() {
     /// Ends the drain, also when a drop glue panics: the objects of the
@@ -139,7 +143,15 @@ fn drain() {
     let _done = Done;
     let (mut batch, mut claimed) = PENDING.with(|p| std::mem::take(&mut p.borrow_mut().spare));
     loop {
-        PENDING.with(|p| std::mem::swap(&mut p.borrow_mut().zero, &mut batch));
+        PENDING.with(|p| {
+            // The most recent zeros first, a few at a time: the children
+            // of the objects just dropped, whose headers the decrement has
+            // just read (a whole level of a large tree would have left the
+            // cache by the time its claim reads them).
+            let zero = &mut p.borrow_mut().zero;
+            let from = zero.len().saturating_sub(BATCH);
+            batch.extend(zero.drain(from..));
+        });
         if batch.is_empty() && claimed.is_empty() {
             break;
         }
