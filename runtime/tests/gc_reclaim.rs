@@ -292,14 +292,14 @@ isolated_test! {
     fn newborns_dropped_while_cycles_run() {
         let shared = Node::leaf();
         let before = gort::read_mem_stats().heap_objects;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let total = std::sync::Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..3)
             .map(|w| {
-                let (stop, total, shared) = (stop.clone(), total.clone(), shared.clone());
+                let (total, shared) = (total.clone(), shared.clone());
                 std::thread::spawn(move || {
-                    let mut i = 0u64;
-                    while !stop.load(SeqCst) {
+                    // A fixed amount of work: with GOGC off, slots freed
+                    // during a cycle are reused only after it.
+                    for i in 0..3000u64 {
                         let mut ids = Vec::new();
                         let t = once_tree(4, &mut ids);
                         if (i + w) % 3 == 0 {
@@ -312,15 +312,13 @@ isolated_test! {
                         drop(t);
                         drop(t2);
                         total.fetch_add(ids.len(), SeqCst);
-                        i += 1;
                     }
                 })
             })
             .collect();
-        for _ in 0..40 {
+        while !workers.iter().all(|w| w.is_finished()) {
             gort::gc();
         }
-        stop.store(true, SeqCst);
         for w in workers {
             w.join().or_panic();
         }
