@@ -247,6 +247,26 @@ impl Ghost {
         out
     }
 
+    /// A mutator publishes the object it has just allocated, for the
+    /// walks of [`collect_published`](Self::collect_published).
+    fn publish<T: Trace + Send + Sync + 'static>(&self, p: &gc::Published, name: &'static str, g: &Gc<T>) {
+        self.objs.lock().unwrap().push((name, Object::of(g)));
+        p.publish(Object::of(g));
+    }
+
+    /// The objects named so far, in index order.
+    fn objects(&self) -> Vec<Object> {
+        self.objs.lock().unwrap().iter().map(|(_, o)| *o).collect()
+    }
+
+    /// Runs one real cycle whose walks each visit the objects published
+    /// when it starts.
+    fn collect_published(&self, p: &gc::Published, rev: bool) -> gc::Collected {
+        let out = gc::collect_published(p, rev, |o| self.dead(o));
+        assert_eq!(out.double, None);
+        out
+    }
+
     fn is_freed(&self, i: usize) -> bool {
         self.freed[i].load(G)
     }
@@ -671,6 +691,86 @@ fn last_drop_vs_cycle() {
         m.join().unwrap();
     }
     both_orders("last_drop_vs_cycle", scenario);
+}
+
+/// Freeing at zero during a cycle an object born in it (PROTOCOL.md §8,
+/// model flag `--pf-newborn`, S22 over two cycles): the mutator allocates
+/// N (before, during or between the cycles) and drops it while the
+/// collector runs two cycles. N is claimed at zero when no cycle runs or
+/// it was NEWBORN in the one under way (the cycle number unchanged since
+/// the drop read it); else the collector frees it. No walk counts,
+/// traces, shades or chooses N once claimed (the asserts in `header.rs`
+/// and `loom_heap`). Fails when the reset in `cycle::run`'s C10 walk is a
+/// plain store (the claim's GARBAGE is lost and the second cycle counts
+/// N's dropped value), and when a claim during a cycle does not need the
+/// cycle number unchanged.
+#[test]
+fn newborn_drop_vs_two_cycles() {
+    /// A value that must be dropped once and never traced after.
+    struct Tracked(&'static GhostBool);
+    // SAFETY: holds no handle.
+    unsafe impl Trace for Tracked {
+        fn trace(&self, _: &mut Tracer<'_>) {
+            assert!(!self.0.load(G), "the collector traced a value dropped at zero");
+        }
+    }
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            assert!(!self.0.swap(true, G), "a value was dropped twice");
+        }
+    }
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let garbage = Gc::new(M(GcMutex::new(Link(None))));
+        garbage.0.lock().0 = Some(garbage.clone());
+        ghost.setup(&[obj("G", &garbage)], &[0], 0);
+        drop(garbage);
+        let published = Arc::new(gc::Published::new(&ghost.objects()));
+        let (g, p) = (ghost.clone(), published.clone());
+        let m = thread::spawn(move || {
+            // Leaked: a value dropped twice must not free it twice.
+            let n = Gc::new(Tracked(Box::leak(Box::new(GhostBool::new(false)))));
+            g.publish(&p, "N", &n);
+            g.got(&n);
+            g.discard(n);
+        });
+        let _ = ghost.collect_published(&published, rev);
+        let _ = ghost.collect_published(&published, rev);
+        m.join().unwrap();
+    }
+    both_orders("newborn_drop_vs_two_cycles", scenario);
+}
+
+/// S23 on the real code: stack C; the mutator allocates N, moves it into
+/// C's mutex, takes it out again and drops it, while a cycle runs. The
+/// count may read C.mutex → N and the mark shade N while N is claimed:
+/// N's header must stay allocated and N is never greyed (it is born
+/// marked), nor chosen.
+#[test]
+fn newborn_in_cell_vs_cycle() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        let c = Gc::new(M(GcMutex::new(Link(None))));
+        let garbage = Gc::new(M(GcMutex::new(Link(None))));
+        garbage.0.lock().0 = Some(garbage.clone());
+        ghost.setup(&[obj("C", &c), obj("G", &garbage)], &[1, 0], 1);
+        drop(garbage);
+        let published = Arc::new(gc::Published::new(&ghost.objects()));
+        let (g, p) = (ghost.clone(), published.clone());
+        let m = thread::spawn(move || {
+            let n = Gc::new(M(GcMutex::new(Link(None))));
+            g.publish(&p, "N", &n);
+            g.got(&n);
+            g.gave(&n);
+            c.0.lock().0 = Some(n);
+            let n = c.0.lock().0.take().unwrap();
+            g.got(&n);
+            g.discard(n);
+            c
+        });
+        let _ = ghost.collect_published(&published, rev);
+        let c = m.join().unwrap();
+        ghost.discard(c);
+    }
+    both_orders("newborn_in_cell_vs_cycle", scenario);
 }
 
 // ---------------------------------------------------------- 4. weak pointers

@@ -163,6 +163,14 @@ fn gc_stall(trees: u64) {
             la.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         );
         print_stalls();
+        let ms = gort::read_mem_stats();
+        println!(
+            "RESULT gc_stall_heap heap_sys {} MiB, next_gc {} MiB, frees {}, gc_cpu_fraction {:.3}",
+            ms.heap_sys >> 20,
+            ms.next_gc >> 20,
+            ms.frees,
+            ms.gc_cpu_fraction
+        );
         println!("RESULT gc_stall {:.1} us", wall.as_secs_f64() * 1e6);
         println!("RESULT gc_stall_off_cpu {:.1} us", off.as_secs_f64() * 1e6);
         println!("RESULT gc_stall_on_cpu {:.1} us", on.as_secs_f64() * 1e6);

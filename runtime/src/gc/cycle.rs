@@ -201,9 +201,14 @@ pub(crate) fn run<O: Objects + ?Sized>(
         }
         // Plain stores: no mutator writes the state now (every shade lands
         // before the last grace period, `shade_from_mutator` re-reading the
-        // phase under its mark, and nothing is claimed at zero during a
-        // cycle).
-        if st != 0 {
+        // phase under its mark), except a claim at zero of an object born
+        // in this cycle (`reclaim`): for those, a read-modify-write that
+        // keeps GARBAGE (model flag `--pf-newborn`; a store loses the claim
+        // and the next cycle counts a dropped value,
+        // `counterexamples/nb-reset-store.cycles2.s22.txt`).
+        if st & NEWBORN != 0 {
+            h.state.fetch_and(KEEP_ON_RESET, Ordering::Release);
+        } else if st != 0 {
             h.state.store(0, Ordering::Release);
         }
         if iv != 0 {
@@ -216,6 +221,13 @@ pub(crate) fn run<O: Objects + ?Sized>(
     out.double = mk.double;
     out
 }
+
+/// What the reset of a NEWBORN object keeps: a claim's GARBAGE (and,
+/// under loom, the bits its free writes in the state: `loom_heap`).
+#[cfg(not(loom))]
+const KEEP_ON_RESET: u32 = GARBAGE;
+#[cfg(loom)]
+const KEEP_ON_RESET: u32 = GARBAGE | super::header::FREED | super::header::DROPPED;
 
 /// The drain offers assists work every `SHARE_EVERY` objects, when it has
 /// at least `SHARE_MIN` (under loom, whose models have three objects:

@@ -8,7 +8,7 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 
 use super::barrier;
-use super::header::{Header, VTable, GARBAGE};
+use super::header::{Header, VTable, GARBAGE, NEWBORN};
 use super::heap;
 use super::reclaim;
 use super::trace::{Trace, Tracer};
@@ -32,8 +32,9 @@ pub(crate) struct GcBox<T> {
 /// collector needs.
 ///
 /// Dropping the last handle of an object frees it at once, as with `Arc`
-/// (its `Drop` runs before that `drop` returns), unless a collection is
-/// under way, the object has a weak pointer, finalizer or cleanup, was
+/// (its `Drop` runs before that `drop` returns), unless a collection that
+/// started before the object was allocated is under way, the object has
+/// a weak pointer, finalizer or cleanup, was
 /// ever stored in a [`GcAtomic`](super::GcAtomic), or is larger than
 /// 32 KiB. Those objects, and cycles, are reclaimed by the collector
 /// (automatic when the heap reaches its goal, or
@@ -194,29 +195,37 @@ impl<T: Trace + Send + Sync + 'static> Drop for Gc<T> {
     #[inline]
     fn drop(&mut self) {
         let h = self.header();
+        // The cycle number before the decrement: a cycle that starts after
+        // it may free the object once it reads the count at zero, and the
+        // object is freed at zero only if no cycle started or ended since.
+        let seq = barrier::cycle_seq();
+        // Read after the cycle number (model flag `--pf-newborn`): NEWBORN
+        // here means the object is not old in cycle `seq` (only the walk
+        // that ends a cycle clears it, before the number moves on), so
+        // that cycle never frees it and, if the number is unchanged when
+        // the count reaches zero, it may be freed at zero even though the
+        // cycle is under way (`reclaim::drain`).
+        let st = h.state.load(Ordering::Relaxed);
         // A handle inside garbage to other garbage: both die together, and
         // the count of an object being swept is never read again.
-        if h.state.load(Ordering::Relaxed) & GARBAGE != 0 {
+        if st & GARBAGE != 0 {
             return;
         }
+        let newborn = st & NEWBORN != 0;
         // The only handle, of an object no `GcAtomic::load` or weak
         // upgrade can count a handle to from a pointer: no other thread can
         // change the count, so a plain store replaces the read-modify-write
         // (often a cache miss, and a fence on x86). The Acquire load
         // synchronizes with every earlier decrement, and the flags are read
         // after it: one set before any of those decrements is seen.
-        // The cycle number before the decrement: a cycle that starts after
-        // it may free the object once it reads the count at zero, and the
-        // object is freed at zero only if no cycle started or ended since.
-        let seq = barrier::cycle_seq();
         if h.handles.load(Ordering::Acquire) == 1 && h.flags.load(Ordering::Relaxed) == 0 {
             // Ordered before the claim's second read of the cycle number
             // by the fence there (`reclaim::drain`), as the collector's
             // bump is before its reads of counts.
             h.handles.store(0, Ordering::Release);
-            reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS, seq);
+            reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS, seq, newborn);
         } else if h.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
-            reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS, seq);
+            reclaim::last_handle_dropped(self.header_ptr(), Self::CLASS, seq, newborn);
         }
     }
 }

@@ -102,7 +102,7 @@ impl Header {
         #[cfg(loom)]
         assert!(
             // SAFETY: the caller guarantees the object is live.
-            unsafe { h.as_ref() }.state.load(Ordering::SeqCst) & (FREED | GARBAGE) == 0,
+            unsafe { h.as_ref() }.state.load(Ordering::SeqCst) & (FREED | GARBAGE | DROPPED) == 0,
             "gort: traced an object claimed or freed"
         );
         // SAFETY: the caller guarantees the object is live; `vt` matches it.

@@ -679,7 +679,10 @@ unsafe fn span_of(h: NonNull<Header>, class: usize) -> Found {
 
 /// Freed objects whose slot could not be freed at once (a cycle had
 /// started): the collector frees them after its walks ([`free_deferred`]).
-static DEFERRED: Mutex<Vec<Found>> = Mutex::new(Vec::new());
+/// One vector per batch: objects born and dropped during a cycle can be
+/// millions, and one growing vector would copy them all under the lock,
+/// on a mutator's time.
+static DEFERRED: Mutex<Vec<Vec<Found>>> = Mutex::new(Vec::new());
 
 /// Takes [`FREEING`] for a batch of [`free_claimed`]: taken before the
 /// barrier mark goes up, so that no thread waits for a lock with its mark
@@ -703,8 +706,8 @@ pub(crate) fn freeing() -> std::sync::MutexGuard<'static, ()> {
 pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
     if active {
         // SAFETY: as the caller guarantees.
-        let found = objs.iter().map(|&(o, c)| unsafe { span_of(o.0, c as usize) });
-        lock(&DEFERRED).extend(found);
+        let found = objs.iter().map(|&(o, c)| unsafe { span_of(o.0, c as usize) }).collect();
+        lock(&DEFERRED).push(found);
         return;
     }
     let body = |mut classes: Option<&mut [ClassCache; NCLASS]>| {
@@ -765,10 +768,13 @@ pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
 /// Frees the objects [`free_claimed`] deferred (the collector, after its
 /// walks).
 pub(crate) fn free_deferred() {
-    let mut d = std::mem::take(&mut *lock(&DEFERRED));
-    if !d.is_empty() {
-        // `free` wants them grouped by span.
-        d.sort_unstable_by_key(|f| (f.span.0.as_ptr() as usize, f.slot));
-        free(&d);
+    let chunks = std::mem::take(&mut *lock(&DEFERRED));
+    if !chunks.is_empty() {
+        // Not sorted by span: a batch's objects mostly share one already
+        // (they were allocated together), and `free` handles a span seen
+        // in several runs (only its first run finds it full). Sorting
+        // millions of objects born and dropped during a long cycle held
+        // up the collector's next cycle.
+        free(&chunks.concat());
     }
 }

@@ -91,6 +91,71 @@ pub fn collect(objects: &[Object], mut dead: impl FnMut(Object)) -> Collected {
     Collected { double: out.double, finalizers: out.finalizers, cleanups: out.cleanups }
 }
 
+/// The objects a model's cycles walk, where a mutator may publish the
+/// object it allocates while a cycle runs (as the real heap's allocation
+/// byte does): every walk visits the objects published when it starts.
+/// Publishing and each walk's start are read-modify-writes of one loom
+/// word, so that loom orders them.
+pub struct Published {
+    objs: std::sync::Mutex<Vec<Object>>,
+    /// How many objects are published: a walk visits that many (the
+    /// read-modify-write that reads it synchronizes with the publisher's,
+    /// as the real walk's read of an allocation byte does).
+    len: crate::loom::sync::atomic::AtomicUsize,
+}
+
+impl Published {
+    /// A list holding `objs`.
+    pub fn new(objs: &[Object]) -> Published {
+        Published {
+            objs: std::sync::Mutex::new(objs.to_vec()),
+            len: crate::loom::sync::atomic::AtomicUsize::new(objs.len()),
+        }
+    }
+
+    /// Publishes `o` (just allocated) to the walks that start from now.
+    pub fn publish(&self, o: Object) {
+        self.objs.lock().unwrap().push(o);
+        self.len.fetch_add(1, crate::loom::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every object published so far.
+    fn all(&self) -> Vec<Object> {
+        let n = self.len.fetch_add(0, crate::loom::sync::atomic::Ordering::SeqCst);
+        self.objs.lock().unwrap()[..n].to_vec()
+    }
+}
+
+/// The walks of [`collect_published`]: forward or reversed.
+struct Walk<'a>(&'a Published, bool);
+
+impl Objects for Walk<'_> {
+    type Item = Object;
+    fn for_each(&self, f: impl FnMut(Object)) {
+        let mut v = self.0.all();
+        if self.1 {
+            v.reverse();
+        }
+        v.into_iter().for_each(f)
+    }
+    fn obj(o: &Object) -> Obj {
+        o.0
+    }
+}
+
+/// As [`collect`], over the objects of `objects` published when each walk
+/// starts, visited in publication order or (`rev`) reversed.
+pub fn collect_published(objects: &Published, rev: bool, mut dead: impl FnMut(Object)) -> Collected {
+    let mut dead = |o: Object| {
+        // SAFETY: the model's objects are allocated until it ends.
+        let st = unsafe { o.0 .0.as_ref() }.state.load(crate::loom::sync::atomic::Ordering::SeqCst);
+        assert!(st & (FREED | DROPPED) == 0, "gort: the collector chose an object claimed at zero");
+        dead(o)
+    };
+    let out = cycle::run(&Walk(objects, rev), |_| {}, &mut dead, |_| {});
+    Collected { double: out.double, finalizers: out.finalizers, cleanups: out.cleanups }
+}
+
 /// Whether the collector's phase is on.
 pub fn phase_on() -> bool {
     barrier::phase_on()

@@ -36,7 +36,8 @@
 //! Most garbage never waits for a cycle: dropping the last handle of an
 //! object frees it at once, as `Arc` does (its `Drop` runs before that
 //! `drop` returns, iteratively, so long chains do not overflow the stack),
-//! unless a cycle is under way or the object was ever in a [`GcAtomic`],
+//! unless a cycle that started before the object's allocation is under
+//! way, or the object was ever in a [`GcAtomic`],
 //! has a weak pointer, finalizer or cleanup, or is larger than 32 KiB.
 //! Cycles, and those objects, are the collector's.
 //!

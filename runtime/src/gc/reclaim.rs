@@ -11,7 +11,8 @@
 //!   cleanup ([`IN_SLOT`], [`SPECIAL`]) are left to the collector;
 //! - a cycle's walks, which read every published object: the thread
 //!   *claims* the object (marks it GARBAGE, which every walk skips) with
-//!   its barrier mark up, only if no cycle is under way, and a cycle
+//!   its barrier mark up, only if no cycle is under way (or the object
+//!   was born in the one under way, below), and a cycle
 //!   starts with a grace period after bumping the cycle number
 //!   (`barrier::begin_cycle`), so a claim is seen by all its walks or not
 //!   made;
@@ -25,8 +26,16 @@
 //! reach zero are claimed the same way. The slot is freed under a second
 //! check (a walk must never see a slot freed and reused under it); if a
 //! cycle has started meanwhile the collector frees it after its walks.
-//! During a cycle nothing is claimed: objects reaching zero then are
-//! garbage the collector frees, in that cycle or the next.
+//! During a cycle only objects born in it are claimed (model flag
+//! `--pf-newborn`, PROTOCOL.md §8): `Gc::drop` reads the NEWBORN bit
+//! after the cycle number and before its decrement, and a claim under an
+//! unchanged odd number goes ahead only if that read saw it. Such an
+//! object is not old in the cycle: its walks never count, trace or sweep
+//! it, it was born marked (so no shade queues it), and the walk that
+//! ends the cycle keeps GARBAGE when it resets it. Its slot is freed
+//! after the cycle's walks (`heap::free_deferred`). Other objects
+//! reaching zero during a cycle are garbage the collector frees, in that
+//! cycle or the next.
 //!
 //! Objects reaching zero while a drop glue runs here are queued and taken
 //! in batches of up to [`BATCH`], most recent first, one barrier mark per
@@ -45,13 +54,15 @@ use super::barrier::{self, Obj};
 use super::header::{Header, GARBAGE, IN_SLOT, SPECIAL};
 use crate::loom::sync::atomic::Ordering;
 
-/// An object whose count reached zero: with its size class and the cycle
-/// number read before the decrement.
+/// An object whose count reached zero: with its size class, the cycle
+/// number read before the decrement, and whether it was NEWBORN (read
+/// after that number, before the decrement).
 #[derive(Clone, Copy)]
 struct Zero {
     obj: Obj,
     class: u8,
     seq: u32,
+    newborn: bool,
 }
 
 /// This thread's objects at zero, waiting for a batch.
@@ -76,8 +87,10 @@ loom::thread_local! {
 
 /// The last handle to `h` (of size class `class`, `None` for a large
 /// object) was dropped by this thread, `seq` being the cycle number
-/// (`barrier::cycle_seq`) read before the decrement: frees the object now
-/// if it may be. Called right after the decrement that reached zero.
+/// (`barrier::cycle_seq`) read before the decrement and `newborn` the
+/// object's NEWBORN bit read after `seq` and before the decrement: frees
+/// the object now if it may be. Called right after the decrement that
+/// reached zero.
 ///
 /// The object is no longer ours to read once a cycle has seen its count
 /// at zero: that cycle may free it. So nothing here reads it: the claim
@@ -91,9 +104,9 @@ loom::thread_local! {
 /// collector frees (never freed twice: a claim needs an unchanged cycle
 /// number).
 #[inline]
-pub(crate) fn last_handle_dropped(h: NonNull<Header>, class: Option<usize>, seq: u32) {
+pub(crate) fn last_handle_dropped(h: NonNull<Header>, class: Option<usize>, seq: u32, newborn: bool) {
     let Some(class) = class else { return };
-    let z = Zero { obj: Obj(h), class: class as u8, seq };
+    let z = Zero { obj: Obj(h), class: class as u8, seq, newborn };
     let start = PENDING.try_with(|p| {
         let mut p = p.borrow_mut();
         p.zero.push(z);
@@ -159,27 +172,50 @@ fn drain() {
             }
             for z in batch.drain(..) {
                 // A cycle started or ended since the decrement: it may have
-                // found the object unreachable and freed it. Or one is under
-                // way: its walks may be reading the object. Not ours.
-                if z.seq != now || active {
+                // found the object unreachable and freed it. Not ours.
+                // (`--pf-newborn` without this check: the dropper claims an
+                // object the next cycle swept,
+                // `counterexamples/nb-no-seq.cycles2.s22.txt`.)
+                if z.seq != now {
                     continue;
                 }
-                // SAFETY: no cycle has read the count at zero (the number
-                // is even and unchanged, and a cycle starting now waits for
-                // our mark), so the object is still allocated.
+                // One is under way: its walks may be reading the object,
+                // which is ours only if it was born in this cycle (not old
+                // in it). NEWBORN was read before the decrement, while the
+                // handle kept the object allocated: read here, it could be
+                // the header of an old object this cycle already swept
+                // (`counterexamples/nb-late-read.s25.txt`).
+                if active && !z.newborn {
+                    continue;
+                }
+                // SAFETY: no cycle has read the count at zero, or (a cycle
+                // under way, the number unchanged since NEWBORN was seen)
+                // the one under way does not free the object, being born in
+                // it, and no later one has started: a cycle starting now
+                // waits for our mark. The object is still allocated.
                 let hd = unsafe { z.obj.0.as_ref() };
                 // Read now, not before the decrement: another holder may
                 // have put the object in a slot meanwhile.
                 if hd.flags.load(Ordering::Relaxed) & (SPECIAL | IN_SLOT) != 0 {
                     continue;
                 }
-                let st = hd.state.load(Ordering::Relaxed);
-                #[cfg(loom)]
-                assert!(st & GARBAGE == 0, "gort: claimed an object twice or a cycle's garbage");
-                // No other thread writes the state of an object with no
-                // handle outside a cycle (shades need a handle, and no
-                // shade outlives its cycle: `shade_from_mutator`).
-                hd.state.store(st | GARBAGE, Ordering::Relaxed);
+                if active {
+                    // The walk that ends the cycle may be resetting it now
+                    // (its NEWBORN and MARKED go): a read-modify-write on
+                    // both sides, so neither loses the other's bit
+                    // (`counterexamples/nb-reset-store.cycles2.s22.txt`).
+                    let _st = hd.state.fetch_or(GARBAGE, Ordering::SeqCst);
+                    #[cfg(loom)]
+                    assert!(_st & GARBAGE == 0, "gort: claimed an object twice or a cycle's garbage");
+                } else {
+                    let st = hd.state.load(Ordering::Relaxed);
+                    #[cfg(loom)]
+                    assert!(st & GARBAGE == 0, "gort: claimed an object twice or a cycle's garbage");
+                    // No other thread writes the state of an object with no
+                    // handle outside a cycle (shades need a handle, and no
+                    // shade outlives its cycle: `shade_from_mutator`).
+                    hd.state.store(st | GARBAGE, Ordering::Relaxed);
+                }
                 claimed.push((z.obj, z.class));
             }
             drop(e);
