@@ -60,9 +60,21 @@ use crate::loom::sync::atomic::Ordering;
 #[derive(Clone, Copy)]
 struct Zero {
     obj: Obj,
-    class: u8,
     seq: u32,
-    newborn: bool,
+    /// The size class, plus [`Zero::NEWBORN`] (kept in one byte: the
+    /// queue's entries stay 16 bytes).
+    class: u8,
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(super::heap::NCLASS <= Zero::NEWBORN as usize);
+
+impl Zero {
+    const NEWBORN: u8 = 0x80;
+
+    fn newborn(&self) -> bool {
+        self.class & Zero::NEWBORN != 0
+    }
 }
 
 /// This thread's objects at zero, waiting for a batch.
@@ -106,7 +118,7 @@ loom::thread_local! {
 #[inline]
 pub(crate) fn last_handle_dropped(h: NonNull<Header>, class: Option<usize>, seq: u32, newborn: bool) {
     let Some(class) = class else { return };
-    let z = Zero { obj: Obj(h), class: class as u8, seq, newborn };
+    let z = Zero { obj: Obj(h), seq, class: class as u8 | if newborn { Zero::NEWBORN } else { 0 } };
     let start = PENDING.try_with(|p| {
         let mut p = p.borrow_mut();
         p.zero.push(z);
@@ -170,53 +182,12 @@ fn drain() {
                 unsafe { free(&claimed, active) };
                 claimed.clear();
             }
-            for z in batch.drain(..) {
-                // A cycle started or ended since the decrement: it may have
-                // found the object unreachable and freed it. Not ours.
-                // (`--pf-newborn` without this check: the dropper claims an
-                // object the next cycle swept,
-                // `counterexamples/nb-no-seq.cycles2.s22.txt`.)
-                if z.seq != now {
-                    continue;
-                }
-                // One is under way: its walks may be reading the object,
-                // which is ours only if it was born in this cycle (not old
-                // in it). NEWBORN was read before the decrement, while the
-                // handle kept the object allocated: read here, it could be
-                // the header of an old object this cycle already swept
-                // (`counterexamples/nb-late-read.s25.txt`).
-                if active && !z.newborn {
-                    continue;
-                }
-                // SAFETY: no cycle has read the count at zero, or (a cycle
-                // under way, the number unchanged since NEWBORN was seen)
-                // the one under way does not free the object, being born in
-                // it, and no later one has started: a cycle starting now
-                // waits for our mark. The object is still allocated.
-                let hd = unsafe { z.obj.0.as_ref() };
-                // Read now, not before the decrement: another holder may
-                // have put the object in a slot meanwhile.
-                if hd.flags.load(Ordering::Relaxed) & (SPECIAL | IN_SLOT) != 0 {
-                    continue;
-                }
-                if active {
-                    // The walk that ends the cycle may be resetting it now
-                    // (its NEWBORN and MARKED go): a read-modify-write on
-                    // both sides, so neither loses the other's bit
-                    // (`counterexamples/nb-reset-store.cycles2.s22.txt`).
-                    let _st = hd.state.fetch_or(GARBAGE, Ordering::SeqCst);
-                    #[cfg(loom)]
-                    assert!(_st & GARBAGE == 0, "gort: claimed an object twice or a cycle's garbage");
-                } else {
-                    let st = hd.state.load(Ordering::Relaxed);
-                    #[cfg(loom)]
-                    assert!(st & GARBAGE == 0, "gort: claimed an object twice or a cycle's garbage");
-                    // No other thread writes the state of an object with no
-                    // handle outside a cycle (shades need a handle, and no
-                    // shade outlives its cycle: `shade_from_mutator`).
-                    hd.state.store(st | GARBAGE, Ordering::Relaxed);
-                }
-                claimed.push((z.obj, z.class));
+            // Two copies of the loop: between cycles (the common case) the
+            // claim is a plain store and NEWBORN does not matter.
+            if active {
+                claim_batch::<true>(&mut batch, now, &mut claimed);
+            } else {
+                claim_batch::<false>(&mut batch, now, &mut claimed);
             }
             drop(e);
         }
@@ -227,6 +198,61 @@ fn drain() {
         }
     }
     PENDING.with(|p| p.borrow_mut().spare = (batch, claimed));
+}
+
+/// Claims the objects of `batch` that may be freed now (see [`drain`]),
+/// moving them to `claimed`: `now` is the cycle number read under the
+/// caller's barrier mark, odd (`ACTIVE`) while a cycle is under way.
+#[inline(always)]
+fn claim_batch<const ACTIVE: bool>(batch: &mut Vec<Zero>, now: u32, claimed: &mut Vec<(Obj, u8)>) {
+    for z in batch.drain(..) {
+        // A cycle started or ended since the decrement: it may have
+        // found the object unreachable and freed it. Not ours.
+        // (`--pf-newborn` without this check: the dropper claims an
+        // object the next cycle swept,
+        // `counterexamples/nb-no-seq.cycles2.s22.txt`.)
+        if z.seq != now {
+            continue;
+        }
+        // One is under way: its walks may be reading the object,
+        // which is ours only if it was born in this cycle (not old
+        // in it). NEWBORN was read before the decrement, while the
+        // handle kept the object allocated: read here, it could be
+        // the header of an old object this cycle already swept
+        // (`counterexamples/nb-late-read.s25.txt`).
+        if ACTIVE && !z.newborn() {
+            continue;
+        }
+        // SAFETY: no cycle has read the count at zero, or (a cycle
+        // under way, the number unchanged since NEWBORN was seen)
+        // the one under way does not free the object, being born in
+        // it, and no later one has started: a cycle starting now
+        // waits for our mark. The object is still allocated.
+        let hd = unsafe { z.obj.0.as_ref() };
+        // Read now, not before the decrement: another holder may
+        // have put the object in a slot meanwhile.
+        if hd.flags.load(Ordering::Relaxed) & (SPECIAL | IN_SLOT) != 0 {
+            continue;
+        }
+        if ACTIVE {
+            // The walk that ends the cycle may be resetting it now
+            // (its NEWBORN and MARKED go): a read-modify-write on
+            // both sides, so neither loses the other's bit
+            // (`counterexamples/nb-reset-store.cycles2.s22.txt`).
+            let _st = hd.state.fetch_or(GARBAGE, Ordering::SeqCst);
+            #[cfg(loom)]
+            assert!(_st & GARBAGE == 0, "gort: claimed an object twice or a cycle's garbage");
+        } else {
+            let st = hd.state.load(Ordering::Relaxed);
+            #[cfg(loom)]
+            assert!(st & GARBAGE == 0, "gort: claimed an object twice or a cycle's garbage");
+            // No other thread writes the state of an object with no
+            // handle outside a cycle (shades need a handle, and no
+            // shade outlives its cycle: `shade_from_mutator`).
+            hd.state.store(st | GARBAGE, Ordering::Relaxed);
+        }
+        claimed.push((z.obj, z.class & !Zero::NEWBORN));
+    }
 }
 
 #[cfg(not(loom))]
