@@ -97,9 +97,13 @@ impl Obj {
         // SAFETY: a pending object was live when queued, under a barrier
         // mark, during this cycle (every entry is taken by the cycle's
         // termination loop, which follows a grace period): an old object
-        // is freed only by this cycle's sweep, after the last take, and
-        // nothing is claimed at zero while a cycle is active. (A newborn
-        // is born marked, so this shade never makes one grey.)
+        // is freed only by this cycle's sweep, after the last take. Only
+        // newborns are claimed at zero during a cycle, and their slots
+        // are freed after the cycle's walks (`heap::free_deferred`), so
+        // the header is still there; a newborn is born marked and keeps
+        // MARKED until the walk that ends the cycle, so this shade never
+        // makes a claimed one grey (model: `--defer-shade
+        // --defer-after-roots --pf-newborn`, `results_newborn.txt`).
         unsafe { h.as_ref() }.shade().then_some(Obj(h))
     }
 
