@@ -31,7 +31,7 @@
 //! after the cycle number and before its decrement, and a claim under an
 //! unchanged odd number goes ahead only if that read saw it. Such an
 //! object is not old in the cycle: its walks never count, trace or sweep
-//! it, it was born marked (so no shade queues it), and the walk that
+//! it, it was born marked (so no shade greys it), and the walk that
 //! ends the cycle keeps GARBAGE when it resets it. Its slot is freed
 //! after the cycle's walks (`heap::free_deferred`). Other objects
 //! reaching zero during a cycle are garbage the collector frees, in that
