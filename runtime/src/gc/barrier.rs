@@ -94,16 +94,16 @@ impl Obj {
             return Some(self);
         }
         let h = self.header();
-        // SAFETY: a pending object was live when queued, under a barrier
-        // mark, during this cycle (every entry is taken by the cycle's
-        // termination loop, which follows a grace period): an old object
-        // is freed only by this cycle's sweep, after the last take. Only
-        // newborns are claimed at zero during a cycle, and their slots
-        // are freed after the cycle's walks (`heap::free_deferred`), so
-        // the header is still there; a newborn is born marked and keeps
-        // MARKED until the walk that ends the cycle, so this shade never
-        // makes a claimed one grey (model: `--defer-shade
-        // --defer-after-roots --pf-newborn`, `results_newborn.txt`).
+        // A pending object was live when queued, under a barrier mark,
+        // during this cycle, and every entry is taken by the cycle's
+        // termination loop, which follows a grace period. An old object is
+        // freed only by this cycle's sweep, after the last take. Only
+        // newborns are claimed at zero during a cycle, and their slots are
+        // freed after the cycle's walks (`heap::free_deferred`); a newborn
+        // is born marked and keeps MARKED until the walk that ends the
+        // cycle, so this shade never makes a claimed one grey (model:
+        // `--defer-shade --defer-after-roots --pf-newborn`).
+        // SAFETY: the header is still allocated (see above).
         unsafe { h.as_ref() }.shade().then_some(Obj(h))
     }
 

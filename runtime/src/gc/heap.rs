@@ -46,8 +46,8 @@ pub(crate) const MAX_SMALL: usize = 32768;
 /// The span-class index of large objects in statistics.
 pub(crate) const LARGE: u8 = u8::MAX;
 
-const SMALL_SPAN: usize = 64 << 10;
-const BIG_SPAN: usize = 256 << 10;
+pub(crate) const SMALL_SPAN: usize = 64 << 10;
+pub(crate) const BIG_SPAN: usize = 256 << 10;
 const SPAN_ALIGN: usize = 4096;
 /// Bytes at the start of a small span holding its own [`SpanRef`], before
 /// slot 0: small spans are aligned to their size, so an object's span is

@@ -16,6 +16,9 @@
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
+
+#[cfg(not(miri))]
+use super::heap::{BIG_SPAN, SMALL_SPAN};
 #[cfg(not(miri))]
 use std::sync::Mutex;
 
@@ -45,10 +48,10 @@ pub(crate) fn small_span(layout: Layout) -> NonNull<u8> {
     {
         debug_assert!(layout.align() == layout.size() && REGION % layout.size() == 0);
         let mut bump = BUMP.lock().unwrap_or_else(|e| e.into_inner());
-        let (next, end) = &mut bump[usize::from(layout.size() > 64 << 10)];
+        let (next, end) = &mut bump[usize::from(layout.size() > SMALL_SPAN)];
         if *next == *end {
             // Aligned to the larger span size, so that both sizes tile it.
-            let r = map_aligned(REGION, 256 << 10).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+            let r = map_aligned(REGION, BIG_SPAN).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
             (*next, *end) = (r.as_ptr() as usize, r.as_ptr() as usize + REGION);
         }
         let p = *next;
