@@ -414,7 +414,11 @@ fn mutex_move_child_between_cells() {
 /// place, then write-locks it, takes P out, drops Q and keeps P. The
 /// collector shares the lock with readers but skips it while it is
 /// written: P, counted as Q's child, is then shaded only by the write
-/// guard's barrier.
+/// guard's barrier. The read guard's barrier and the count race to stamp
+/// Q's record first (`cell::barrier_shade`). (Checked to fail when both
+/// stamp it with a plain load and store instead of a compare-exchange:
+/// the reader's "acquired" overwrites the count's "counted", and the
+/// write guard's barrier then queues nothing.)
 #[test]
 fn rwlock_read_then_take_child() {
     fn scenario(ghost: &Arc<Ghost>, rev: bool) {
@@ -632,12 +636,12 @@ fn atomic_failed_compare_exchange_vs_swap() {
 
 /// S5 on one thread, where a cell's barrier may skip shading: stack S
 /// and X. The mutator write-locks S's mutex, moves X in and unlocks; then
-/// write-locks it again, takes X out, drops S and keeps X. A barrier
-/// shades a cell's children once per cycle, and only once the roots are
-/// shaded: the first barrier may run before the roots and see an empty
-/// cell, and the count may then see X inside (not a root); the second
-/// barrier must shade X. (Checked to fail with the "roots shaded" test
-/// removed from `cell::barrier_shade`.)
+/// write-locks it again, takes X out, drops S and keeps X. A barrier that
+/// reaches the cell before the cycle's count queues nothing (PROTOCOL.md
+/// §8, `--count-stamp`), and the second barrier of the cycle nothing
+/// either: X, put in from the stack, must then not be counted inside S.
+/// (Checked to fail when the count counts a cell a barrier reached first,
+/// `RawRw::stamp_counted` always true.)
 #[test]
 fn mutex_shade_once_after_roots() {
     fn scenario(ghost: &Arc<Ghost>, rev: bool) {

@@ -40,15 +40,11 @@ static CYCLE_SEQ: AtomicU32 = AtomicU32::new(0);
 /// The number of the cycle under way or last run.
 #[cfg(not(loom))]
 static EPOCH: AtomicU32 = AtomicU32::new(0);
-/// The number of the last cycle whose roots have all been shaded (C5).
-#[cfg(not(loom))]
-static ROOTED: AtomicU32 = AtomicU32::new(0);
 #[cfg(loom)]
 loom::lazy_static! {
     static ref PHASE: AtomicBool = AtomicBool::new(false);
     static ref CYCLE_SEQ: AtomicU32 = AtomicU32::new(0);
     static ref EPOCH: AtomicU32 = AtomicU32::new(0);
-    static ref ROOTED: AtomicU32 = AtomicU32::new(0);
 }
 
 /// A registered thread.
@@ -234,6 +230,7 @@ pub(crate) fn cycle_seq() -> u32 {
 /// claimed one before are past the claim (the grace period), so every
 /// walk of this cycle sees it unpublished.
 pub(crate) fn begin_cycle() {
+    stock_spare();
     CYCLE_SEQ.fetch_add(1, Ordering::SeqCst);
     grace_period();
 }
@@ -248,8 +245,10 @@ pub(crate) fn end_cycle() {
 /// Turns the phase on (a new cycle, whose number goes up first) or off.
 pub(crate) fn set_phase(on: bool) {
     if on {
-        // 1 ..= 2^31 - 1, wrapping (cells keep it times two, plus one).
-        let e = EPOCH.load(Ordering::Relaxed) % ((1 << 31) - 1) + 1;
+        // 1 ..= 2^30 - 1, wrapping (cells keep it shifted left by two; a
+        // cell's record that matches again after a wrap makes the count
+        // skip the cell, which is safe).
+        let e = EPOCH.load(Ordering::Relaxed) % ((1 << 30) - 1) + 1;
         EPOCH.store(e, Ordering::SeqCst);
     }
     PHASE.store(on, Ordering::SeqCst);
@@ -257,17 +256,10 @@ pub(crate) fn set_phase(on: bool) {
 
 /// The current cycle's number (1, 2, ...; read with the phase on, under a
 /// barrier mark, it cannot change before the mark goes down: the cycle
-/// ends only after a grace period), and whether its roots have all been
-/// shaded yet.
+/// ends only after a grace period).
 #[inline]
-pub(crate) fn epoch() -> (u32, bool) {
-    let e = EPOCH.load(Ordering::SeqCst);
-    (e, ROOTED.load(Ordering::SeqCst) == e)
-}
-
-/// C5 is over: every root of this cycle is shaded.
-pub(crate) fn set_rooted() {
-    ROOTED.store(EPOCH.load(Ordering::Relaxed), Ordering::SeqCst);
+pub(crate) fn epoch() -> u32 {
+    EPOCH.load(Ordering::SeqCst)
 }
 
 /// The barrier mark of the calling thread, up for as long as it lives.
@@ -293,26 +285,6 @@ impl Entered {
         }
     }
 
-    /// Shades every object `each` reports, taking the grey buffer's lock
-    /// once for all of them (a cell's barrier may shade thousands). The
-    /// objects are shaded in batches, each header fetched [`PREFETCH`]
-    /// objects ahead: most are cache misses, and this overlaps them.
-    #[inline]
-    pub(crate) fn shade_all(&self, each: impl FnOnce(&mut dyn FnMut(NonNull<Header>))) {
-        let mut grey = crate::loom::lock(&self.0.grey);
-        let mut batch = [NonNull::<Header>::dangling(); SHADE_BATCH];
-        let mut n = 0;
-        each(&mut |h| {
-            batch[n] = h;
-            n += 1;
-            if n == SHADE_BATCH {
-                shade_batch(&batch, &mut grey);
-                n = 0;
-            }
-        });
-        shade_batch(&batch[..n], &mut grey);
-    }
-
     /// Queues every object `each` reports for the drain to shade, taking
     /// the grey buffer's lock once for all of them: a cell's barrier may
     /// report thousands of children, and reading each one's header here
@@ -328,9 +300,8 @@ impl Entered {
     /// entries' objects stay allocated until then. This is Go's write
     /// barrier buffer (`wbBuf` in runtime/mwbbuf.go): pointers recorded
     /// cheaply, shaded by `wbBufFlush`; gort's flush is the collector's
-    /// drain (or an assist), not the mutator. Cell barriers queue only once
-    /// the roots are shaded (`cell::barrier_shade`, model flag
-    /// `--defer-after-roots`); assists, which run while marking, always.
+    /// drain (or an assist), not the mutator. Cell barriers and assists
+    /// always queue.
     ///
     /// `trace` traces the value with the tracer it is given (of `mode`);
     /// returns how many children were queued.
@@ -351,25 +322,8 @@ impl Drop for Entered {
     }
 }
 
-/// How many children [`Entered::shade_all`] collects before shading them.
-const SHADE_BATCH: usize = 256;
 /// How far ahead of its reads a loop over many headers fetches them.
 pub(crate) const PREFETCH: usize = 16;
-
-/// Shades `batch` (live objects) into `grey`, fetching headers ahead.
-#[inline]
-fn shade_batch(batch: &[NonNull<Header>], grey: &mut Vec<Obj>) {
-    batch.iter().take(PREFETCH).for_each(|&h| Obj(h).prefetch());
-    for (i, &h) in batch.iter().enumerate() {
-        if let Some(&ahead) = batch.get(i + PREFETCH) {
-            Obj(ahead).prefetch();
-        }
-        // SAFETY: callers report live objects.
-        if unsafe { h.as_ref() }.shade() {
-            push_grey(grey, Obj(h));
-        }
-    }
-}
 
 /// Grey objects a thread's buffer holds before it hands them to
 /// [`FLUSHED`]: a buffer is always one chunk of this capacity (or none,
@@ -378,10 +332,16 @@ fn shade_batch(batch: &[NonNull<Header>], grey: &mut Vec<Obj>) {
 /// under the thread's lock. (Under loom, whose models shade a few
 /// objects, never filled.)
 const GREY_CHUNK: usize = 4096;
-/// Empty chunks kept for reuse at most (2 MiB): a fresh chunk's pages
-/// fault in as a barrier fills them, a reused one's are resident.
+/// Empty chunks kept for reuse at most (8 MiB): a fresh chunk's pages
+/// fault in as a barrier fills them (eight faults, 100-200 us on this
+/// VM), a reused one's are resident.
 #[cfg(not(loom))]
-const SPARE_MAX: usize = 64;
+const SPARE_MAX: usize = 256;
+/// Empty chunks, their pages resident, that the collector keeps ready at
+/// the start of each cycle (1 MiB), for the barriers that queue cells'
+/// children right after the count reached them.
+#[cfg(not(loom))]
+const SPARE_MIN: usize = 32;
 
 /// Full grey buffers handed over by threads, for the collector's drain;
 /// and emptied chunks for the threads to reuse.
@@ -424,6 +384,18 @@ fn refill_grey(grey: &mut Vec<Obj>) {
     if !full.is_empty() {
         crate::loom::lock(&FLUSHED).push(full);
         FLUSHED_ANY.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Stocks [`SPARE`] with [`SPARE_MIN`] chunks whose pages are resident
+/// (the collector, before a cycle: the faults are its, not a barrier's).
+fn stock_spare() {
+    #[cfg(not(loom))]
+    while crate::loom::lock(&SPARE).len() < SPARE_MIN {
+        let mut chunk = Vec::with_capacity(GREY_CHUNK);
+        chunk.spare_capacity_mut().fill(std::mem::MaybeUninit::zeroed());
+        std::hint::black_box(&mut chunk);
+        crate::loom::lock(&SPARE).push(chunk);
     }
 }
 

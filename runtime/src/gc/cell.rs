@@ -44,16 +44,40 @@ const WAITER: u64 = 1 << 32;
 struct RawRw {
     state: AtomicU64,
     sema: AtomicU32,
-    /// The cycle whose barrier last shaded the cell's children, times
-    /// two, plus one if that barrier was exclusive (see [`barrier_shade`]).
+    /// Who reached the cell first in the cycle under way, and whether
+    /// its children have been queued since: the cycle's number shifted
+    /// left by two, plus [`ACQUIRED`], [`COUNTED`], [`QUEUED`] or
+    /// [`QUEUED_EXCLUSIVE`] (see [`barrier_shade`]). A record of an
+    /// earlier cycle means neither has yet.
     shaded: AtomicU32,
 }
+
+/// In `RawRw::shaded`: a barrier reached the cell before the count, which
+/// skips it.
+const ACQUIRED: u32 = 0;
+/// In `RawRw::shaded`: the count counted the children; no barrier has
+/// queued them since.
+const COUNTED: u32 = 1;
+/// In `RawRw::shaded`: counted, then queued by a shared barrier (which
+/// skips nested cells).
+const QUEUED: u32 = 2;
+/// In `RawRw::shaded`: counted, then queued by an exclusive barrier.
+const QUEUED_EXCLUSIVE: u32 = 3;
 
 impl RawRw {
     const_fn! {
         fn new() -> RawRw {
             RawRw { state: AtomicU64::new(0), sema: AtomicU32::new(0), shaded: AtomicU32::new(0) }
         }
+    }
+
+    /// The count's side of [`barrier_shade`]'s record: whether the count
+    /// of the cycle under way reached this cell before any barrier (and
+    /// so owns its record: the next barrier queues the children).
+    fn stamp_counted(&self) -> bool {
+        let now = barrier::epoch() << 2;
+        let s = self.shaded.load(Ordering::SeqCst);
+        s & !3 != now && self.shaded.compare_exchange(s, now | COUNTED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 
     /// Takes the lock for writing if no goroutine holds it. A tracer's
@@ -171,45 +195,58 @@ impl RawRw {
     }
 }
 
-/// Shades the children of `v`, the value of a cell the caller has just
-/// acquired (`exclusive`: for writing), if a cycle is on and no barrier
-/// has shaded them in this cycle yet. See [`Mode`] for the children inside
-/// cells nested in `v`: a shared barrier skips them, so only an exclusive
-/// one spares a later exclusive barrier its shading.
+/// The barrier of a cell the caller has just acquired (`exclusive`: for
+/// writing), holding `v`, its value: while a cycle is on, the children of
+/// `v` are queued for the collector to shade if the cycle's count has
+/// counted them and no barrier has queued them since.
 ///
-/// Once per cycle after the roots are shaded is enough (PROTOCOL.md §8,
-/// model flag `--shade-once`): the barrier exists for the children present
-/// when a mutator may take them out, and those were shaded by the first
-/// such barrier; a child put in since came from a mutator's handle, and
-/// once the roots are shaded every handle a mutator holds is to a marked
-/// object (a root, or obtained through a clone, a cell or a slot, whose
-/// barriers shade, or born marked). Before that, a handle moved from a
-/// stack into a cell may be neither (the count saw it inside): barriers
-/// then always shade (scenario S5 fails otherwise).
+/// The barrier exists for children the count saw inside the cell: a
+/// mutator that takes one out makes it neither counted (the count saw it
+/// inside) nor shaded. So the cell's record (`RawRw::shaded`) settles,
+/// once per cycle and by a compare-exchange, which of the count and the
+/// first barrier reaches the cell first (PROTOCOL.md §8, model flag
+/// `--count-stamp`):
+/// - the barrier ([`ACQUIRED`]): it queues nothing, and the count skips
+///   the cell as if it were busy, so its children, then and later, look
+///   held from outside and are roots (or were put in by a mutator after
+///   the count, from a handle that is a root, was shaded, or is to a
+///   newborn);
+/// - the count ([`COUNTED`]): the next barrier queues every child, before
+///   its holder can take one out, and records that ([`QUEUED`],
+///   [`QUEUED_EXCLUSIVE`]); later barriers of the cycle do nothing.
 ///
-/// From the roots on, a barrier that shades queues the children instead
-/// (deferred shading, `Entered::queue_all`: a copy of the handles, no
-/// header read); before, it shades them itself. Model flags
-/// `--defer-shade --defer-after-roots`, which pass in gort's
-/// configuration (PROTOCOL.md §8). Before the roots every acquisition
-/// shades again, so queueing there would hand the collector a cell's
-/// children once per acquisition (thousands of times per cell per cycle on
-/// a busy heap), faster than it can shade them.
+/// See [`Mode`] for the children inside cells nested in `v`: a shared
+/// barrier skips them, so only an exclusive one spares a later exclusive
+/// barrier its work.
+///
+/// The children are queued as pending entries (`Entered::queue_all`: a
+/// copy of the handles, no header read; model flag `--defer-shade`).
 #[inline]
 fn barrier_shade<T: Trace + ?Sized>(raw: &RawRw, e: &Entered, v: &T, exclusive: bool) {
-    if barrier::phase_on() {
-        let (epoch, rooted) = barrier::epoch();
-        let s = if rooted { raw.shaded.load(Ordering::SeqCst) } else { 0 };
-        let done = rooted && if exclusive { s == epoch * 2 + 1 } else { s >> 1 == epoch };
-        if !done {
-            shade_children(e, v, exclusive, rooted);
-            // Shades are in our buffer: later barriers may rely on them.
-            // A shared barrier never overwrites an exclusive one's record
-            // (they cannot race: an exclusive holder is alone).
-            if rooted && (exclusive || s >> 1 != epoch) {
-                raw.shaded.store(epoch * 2 + exclusive as u32, Ordering::SeqCst);
-            }
+    if !barrier::phase_on() {
+        return;
+    }
+    let now = barrier::epoch() << 2;
+    let mut s = raw.shaded.load(Ordering::SeqCst);
+    if s & !3 != now {
+        match raw.shaded.compare_exchange(s, now | ACQUIRED, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return,
+            // The count got there first.
+            Err(a) => s = a,
         }
+    }
+    let queue = match s & 3 {
+        COUNTED => true,
+        QUEUED => exclusive,
+        _ => false,
+    };
+    if queue {
+        queue_children(e, v, exclusive);
+        // Every child is queued in our buffer: later barriers may rely on
+        // it. A shared barrier never overwrites an exclusive one's record
+        // (they cannot race: an exclusive holder is alone, and the count
+        // no longer writes a record of this cycle).
+        raw.shaded.store(now | if exclusive { QUEUED_EXCLUSIVE } else { QUEUED }, Ordering::SeqCst);
     }
 }
 
@@ -222,21 +259,17 @@ fn lock_shaded<T: Trace + ?Sized>(raw: &RawRw, v: &UnsafeCell<T>, write: bool, r
     barrier_shade(raw, &e, unsafe { &*v.get() }, write);
 }
 
-/// Shades the children of a value the caller holds locked into the
-/// thread's grey buffer, or (`defer`) queues them there for the collector
-/// to shade (`Entered::queue_all`): the barrier then copies the handles and
-/// touches none of their headers.
+/// Queues the children of a value the caller holds locked on the thread's
+/// grey buffer as pending entries for the collector to shade
+/// (`Entered::queue_all`): the barrier copies the handles and touches none
+/// of their headers.
 #[cold]
-fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool, defer: bool) {
+fn queue_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
     let t = stall::start();
     let mode = if exclusive { Mode::ExclusiveBarrier } else { Mode::SharedBarrier };
     // A child of a value we hold locked is live, and stays allocated until
     // the drain takes it (`Obj::to_trace`).
-    if defer {
-        e.queue_all(mode, |t| v.trace(t));
-    } else {
-        e.shade_all(|shade| v.trace(&mut Tracer::new(mode, &mut |o: NonNull<Header>, _| shade(o))));
-    }
+    e.queue_all(mode, |t| v.trace(t));
     t.stop(stall::Kind::Barrier);
 }
 
@@ -246,14 +279,18 @@ fn shade_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool, defer:
 /// readers (`T: Sync` there).
 fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer<'_>) {
     match t.mode() {
-        Mode::Collector => {
+        mode @ (Mode::Collector | Mode::Count) => {
             // Started before the try: the timer's own system calls are then
             // not part of the hold it measures.
             let held = stall::start();
             if lock.try_collect() {
-                // SAFETY: the tracer's hold excludes writers (readers never
-                // change the value).
-                unsafe { (*v.get()).trace(t) };
+                // The count skips a cell a barrier reached first in this
+                // cycle, as if it were busy (see `barrier_shade`).
+                if mode == Mode::Collector || lock.stamp_counted() {
+                    // SAFETY: the tracer's hold excludes writers (readers
+                    // never change the value).
+                    unsafe { (*v.get()).trace(t) };
+                }
                 lock.unlock(COLLECTOR);
                 held.stop(stall::Kind::CollectorHold);
             }

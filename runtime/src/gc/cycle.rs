@@ -115,9 +115,6 @@ pub(crate) fn run<O: Objects + ?Sized>(
             mk.absorb_flushed();
         }
     });
-    // From here a cell barrier that shades may spare later ones in this
-    // cycle (`cell::barrier_shade`).
-    barrier::set_rooted();
     // Go marks everything a finalizable object reaches, but not the
     // object: for A -> B both finalizable and unreachable, only A's
     // finalizer runs this cycle. An object given a finalizer after this
@@ -152,8 +149,9 @@ pub(crate) fn run<O: Objects + ?Sized>(
     // C9: each finalizable object left unmarked is resurrected for its
     // finalizer and made black without tracing: its children are marked
     // already. They were shaded as finalizer roots above, or they were
-    // roots themselves (the count skipped a cell busy since before the
-    // phase went on), or a barrier shaded them (a cell acquired since);
+    // roots themselves (the count skipped a cell busy, or acquired in this
+    // cycle before the count reached it), or a barrier queued them (a cell
+    // acquired after the count);
     // and an object unmarked at termination was unreachable since the
     // snapshot, so nothing has changed its children since.
     let mut out = Outcome::default();
@@ -261,7 +259,7 @@ impl Marker {
         self.edges.clear();
         // SAFETY: the object is old in this cycle, and only this cycle's
         // sweep frees old objects.
-        unsafe { Header::trace(o.0, &mut Tracer::edges(Mode::Collector, &mut self.edges)) };
+        unsafe { Header::trace(o.0, &mut Tracer::edges(Mode::Count, &mut self.edges)) };
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
         if self.edges.len() > 1 {

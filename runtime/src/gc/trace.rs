@@ -70,8 +70,6 @@ pub struct Tracer<'a> {
 /// handles while holding the cell, so their cost per edge is the cell's
 /// hold time.
 enum Sink<'a> {
-    /// Called per edge with the object and the handle's address.
-    Visit(&'a mut dyn FnMut(NonNull<Header>, usize)),
     /// (object, handle address) pairs, appended.
     Edges(&'a mut Vec<(NonNull<Header>, usize)>),
     /// A thread's grey buffer (locked), each object queued as a pending
@@ -82,9 +80,13 @@ enum Sink<'a> {
 /// Who traces, which decides how a cell nested in the traced value is read.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Mode {
-    /// The collector: it try-locks each cell and skips a busy one (its
-    /// holder's barrier shaded the children).
+    /// The collector marking (or a mark assist): it try-locks each cell
+    /// and skips a busy one (its holder's barrier queued the children).
     Collector,
+    /// The collector counting (C4): as `Collector`, and it also skips a
+    /// cell a barrier reached first in this cycle (`cell::barrier_shade`),
+    /// whose children then stay roots.
+    Count,
     /// A mutator's barrier on an exclusive acquisition (`GcMutex`, a
     /// `GcRwLock` write). Cells nested in the value are read without their
     /// locks: only the holder can reach them (and the collector, which just
@@ -99,11 +101,6 @@ pub(crate) enum Mode {
 }
 
 impl<'a> Tracer<'a> {
-    /// A tracer that calls `visit(object, address of the handle)` per edge.
-    pub(crate) fn new(mode: Mode, visit: &'a mut dyn FnMut(NonNull<Header>, usize)) -> Tracer<'a> {
-        Tracer { sink: Sink::Visit(visit), mode, reported: 0 }
-    }
-
     /// A tracer that appends (object, address of the handle) per edge to
     /// `edges`.
     pub(crate) fn edges(mode: Mode, edges: &'a mut Vec<(NonNull<Header>, usize)>) -> Tracer<'a> {
@@ -125,7 +122,6 @@ impl<'a> Tracer<'a> {
         match &mut self.sink {
             Sink::Edges(v) => v.push((obj, at)),
             Sink::Pending(grey) => push_grey(grey, Obj::pending(obj)),
-            Sink::Visit(f) => f(obj, at),
         }
     }
 
