@@ -98,7 +98,7 @@ impl Obj {
         // freed after the cycle's walks (`heap::free_deferred`); a newborn
         // is born marked and keeps MARKED until the walk that ends the
         // cycle, so this shade never makes a claimed one grey (model:
-        // `--defer-shade --defer-after-roots --pf-newborn`).
+        // `--defer-shade --count-stamp --pf-newborn`).
         // SAFETY: the header is still allocated (see above).
         unsafe { h.as_ref() }.shade().then_some(Obj(h))
     }

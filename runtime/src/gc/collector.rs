@@ -86,6 +86,9 @@ thread_local! {
     static OWED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Channels of finished assist waits, for reuse.
+static SPARE_WAITS: Mutex<Vec<Chan<()>>> = Mutex::new(Vec::new());
+
 /// Someone waiting for a cycle that starts after its request.
 struct Waiter {
     done: Chan<Option<String>>,
@@ -262,11 +265,17 @@ pub(crate) fn assist() {
     let live = HEAP_LIVE.load(Ordering::Relaxed);
     let limited = live >= HARD_GOAL.load(Ordering::Relaxed);
     if limited || (owed > 0 && live / 2 >= NEXT_GC.load(Ordering::Relaxed)) {
-        let done = Chan::new(1);
+        // A channel from the pool: making one allocates, and a malloc may
+        // sleep on an arena lock that a collector thread holds.
+        let done = SPARE_WAITS.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_else(|| Chan::new(1));
+        // A token left by the cycle end of an earlier wait that timed out
+        // (the channel stayed registered) would end this wait at once.
+        while done.try_recv().is_ok() {}
         CONTROL.lock().unwrap_or_else(|e| e.into_inner()).assisting.push(done.clone());
         let t = stall::start();
         let _ = done.recv_timeout(if limited { ASSIST_WAIT_LIMIT } else { ASSIST_WAIT });
         t.stop(stall::Kind::AssistWait);
+        SPARE_WAITS.lock().unwrap_or_else(|e| e.into_inner()).push(done);
     }
 }
 
