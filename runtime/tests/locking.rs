@@ -64,7 +64,10 @@ fn lock_os_thread_keeps_the_thread_across_gosched_while_others_run() {
             let after = progress.load(Ordering::SeqCst);
             assert!(syscall_inline(), "gort::syscall did not run inline for a locked goroutine");
             gort::unlock_os_thread();
-            assert!(after > before, "no other goroutine ran during 30 s of gosched calls by a locked goroutine ({i} calls)");
+            assert!(
+                after > before,
+                "no other goroutine ran during 30 s of gosched calls by a locked goroutine ({i} calls)"
+            );
 
             stop.store(true, Ordering::SeqCst);
             for h in others {
