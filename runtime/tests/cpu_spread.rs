@@ -10,11 +10,14 @@
 //! with fewer than 2 CPUs.
 //!
 //! A machine busy with other work cannot give the process P CPUs however
-//! well gort places its goroutines, so each attempt first measures what P
-//! plain threads running the same loop get (the control), and the
-//! threshold is 0.8 x min(P, control) x wall; up to three attempts. On a
-//! quiet machine the control is P and this is exactly the issue's rule.
-//! Placement (distinct threads) is checked strictly on every attempt.
+//! well gort places its goroutines, so each attempt measures what P plain
+//! threads running the same loop get (the control) just before and just
+//! after the run, and the threshold is 0.8 x min(P, control) x wall with
+//! the smaller of the two controls (the load may change in between); up to
+//! ten attempts. On a quiet machine the control is P and this is exactly
+//! the issue's rule.
+//! Placement (distinct threads) is checked on every attempt; a miss is
+//! retried like a CPU shortfall (see `check`).
 
 mod common;
 
@@ -82,35 +85,50 @@ fn control_parallelism() -> f64 {
     (process_cpu() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64()
 }
 
-/// Checks placement strictly, and CPU use against the control; returns
-/// whether the CPU threshold was met (the caller retries).
-fn check(how: &str, control: f64, (cpu, wall, threads): (Duration, Duration, Vec<ThreadId>)) -> bool {
+/// Checks placement, and CPU use against the control; says what failed.
+fn check(how: &str, control: f64, (cpu, wall, threads): (Duration, Duration, Vec<ThreadId>)) -> Result<(), String> {
     let avail = control.min(PROCS as f64);
     let need = wall.mul_f64(0.8 * avail);
     println!("{how}: cpu {cpu:?} over wall {wall:?} (need >= {need:?}; plain threads got {control:.2} CPUs), threads {threads:?}");
-    // Placement first (independent of machine load): each started
-    // goroutine stays on its thread, so two on one thread share one P.
+    // Placement: each started goroutine stays on its thread, so two on one
+    // thread share one P. It holds on any machine that runs the other P's
+    // M now and then; one the OS starves (control 0.01 CPUs) can sit on
+    // its P, neither idle nor spinning, while the first goroutine's thread
+    // takes the second: so a miss is retried too, and a placement that
+    // never spreads fails every attempt.
     let distinct: std::collections::HashSet<_> = threads.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        PROCS,
-        "{how}: the {PROCS} CPU-bound goroutines were started on the same thread {threads:?} \
-         although a P was free: first-run placement did not spread them"
-    );
-    cpu >= need
+    if distinct.len() != PROCS {
+        return Err(format!(
+            "the {PROCS} CPU-bound goroutines were started on the same thread {threads:?} although a P was free: \
+             first-run placement did not spread them (plain threads got {control:.2} CPUs)"
+        ));
+    }
+    if cpu < need {
+        return Err(format!(
+            "CPU-bound goroutines spawned one at a time did not use every P: process CPU {cpu:?} < \
+             0.8 x min({PROCS}, {control:.2}) x wall {wall:?}; they ran on threads {threads:?}"
+        ));
+    }
+    Ok(())
 }
 
+/// Up to ten attempts, and at least three, within about 75 s (two of these
+/// fit in the child's time limit however slow the machine).
 fn check_with_retries(how: &str, run: fn() -> (Duration, Duration, Vec<ThreadId>)) {
-    for attempt in 1..=3 {
-        let control = control_parallelism();
+    const ATTEMPTS: u32 = 10;
+    let start = Instant::now();
+    for attempt in 1.. {
+        let before = control_parallelism();
         let (cpu, wall, threads) = run();
-        if check(how, control, (cpu, wall, threads.clone())) {
+        let control = before.min(control_parallelism());
+        let Err(why) = check(how, control, (cpu, wall, threads)) else {
             return;
-        }
+        };
+        println!("{how}: attempt {attempt} failed: {why}");
         assert!(
-            attempt < 3,
-            "{how}: CPU-bound goroutines spawned one at a time did not use every P: process CPU {cpu:?} < \
-             0.8 x min({PROCS}, {control:.2}) x wall {wall:?} in 3 attempts; they ran on threads {threads:?}"
+            attempt < ATTEMPTS && (attempt < 3 || start.elapsed() < Duration::from_secs(75)),
+            "{how}: {why} (attempt {attempt}, the last, after {:?})",
+            start.elapsed()
         );
     }
 }

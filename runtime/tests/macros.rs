@@ -53,7 +53,10 @@ fn go_call_evaluates_function_and_arguments_before_the_goroutine_runs() {
             // Everything was evaluated by the caller, in Go's order, before
             // `go!` returned: the goroutine can only have run after that.
             assert_eq!(log.get()[..3], ["function value", "next 1", "next 2"]);
-            rx.recv().unwrap();
+            // A std receive blocks the thread: in `gort::syscall`, so that
+            // this P stays free for the goroutine (with every P held by a
+            // test blocked like this, nothing could run it).
+            gort::syscall(move || rx.recv()).unwrap();
             assert_eq!(log.get(), ["function value", "next 1", "next 2", "ran 1 2"]);
         })
     });
@@ -87,7 +90,7 @@ fn go_method_call_evaluates_receiver_and_arguments_now() {
             let (tx, rx) = mpsc::channel();
             go!(make("hello").greet(arg(7), tx));
             assert_eq!(log.get(), ["receiver", "argument"]);
-            rx.recv().unwrap();
+            gort::syscall(move || rx.recv()).unwrap(); // not holding the P: see above
             assert_eq!(log.get(), ["receiver", "argument", "hello 7"]);
         })
     });
