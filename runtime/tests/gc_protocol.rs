@@ -21,7 +21,8 @@
 //!
 //! | edit | fails |
 //! |---|---|
-//! | `barrier_shade` a no-op | S1, S3, S4b, S4c, S5, S6, S7, S17 (the `GcMutex` and `write` variants) |
+//! | `barrier_shade` a no-op | S1, S3, S4b, S4c, S5, S6, S7, S17 (the `GcMutex` and `write` variants), `nested_cell_emptied_through_an_exclusive_guard`, `grace_period_waits_for_a_cell_barrier` |
+//! | the count counts a cell a barrier reached first (`RawRw::stamp_counted` always true) | S5 |
 //! | an exclusive barrier skips nested cells (`trace_cell`) | `nested_cell_emptied_through_an_exclusive_guard` |
 //! | `grace_period` a no-op | S11 (load), S13, `grace_period_waits_for_a_cell_barrier` |
 //! | `enter()` after the successful try in `RawRw::acquire` | `cell_barrier_mark_up_before_the_lock` |
@@ -333,10 +334,12 @@ scenario! {
     /// count and drops S; M1 takes X out after the roots were read and
     /// keeps S and X.
     ///
-    /// Guards the child shading of a write acquisition (`cell.rs`
-    /// `barrier_shade`): X is counted in S's cell, so it is no root, and
-    /// the marker finds the cell empty. Fails (X dropped while M1 holds it)
-    /// with `barrier_shade` a no-op.
+    /// Guards the cell barrier (`cell.rs` `barrier_shade`): M0's
+    /// acquisition reaches S's cell before the count, which then skips the
+    /// cell, so X is not counted inside it and stays a root; M1's barrier
+    /// queues nothing. Fails (X dropped while M1 holds it) with
+    /// `barrier_shade` a no-op: the count then counts X in S's cell, so it
+    /// is no root, and the marker finds the cell empty.
     fn s5_hand_over_through_a_shared_cell() {
         for via in vias(&[Via::Mutex, Via::Write]) {
             let s = holding::<0>(via, None);

@@ -100,7 +100,6 @@ pub(crate) struct Span {
     base: NonNull<u8>,
     layout: Layout,
     pub(crate) size: usize,
-    pub(crate) nslots: usize,
     /// Size class, or [`LARGE`].
     pub(crate) class: u8,
     /// One byte per slot, non-zero while the object there is published.
@@ -168,6 +167,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// [`lock`], timing the wait as [`stall::Kind::HeapLock`] when the lock
+/// is held by another thread (the timer's clock reads would otherwise
+/// cost more than an uncontended lock).
+///
+/// [`stall::Kind::HeapLock`]: super::stall::Kind::HeapLock
+fn lock_timed<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            let t = super::stall::start();
+            let g = lock(m);
+            t.stop(super::stall::Kind::HeapLock);
+            g
+        }
+    }
+}
+
 impl Span {
     /// Allocates and lists a span; `align` is at least its objects' alignment.
     fn create(size: usize, nslots: usize, class: u8, bytes: usize, align: usize) -> SpanRef {
@@ -182,17 +199,13 @@ impl Span {
             base,
             layout,
             size,
-            nslots,
             class,
             alloc: (0..nslots).map(|_| AtomicU8::new(0)).collect(),
             state: AtomicU8::new(CACHED),
             released: AtomicBool::new(false),
         });
         let r = SpanRef(NonNull::from(Box::leak(span)));
-        let t = super::stall::start();
-        let mut spans = lock(&SPANS);
-        t.stop(super::stall::Kind::HeapLock);
-        spans.push(r);
+        lock_timed(&SPANS).push(r);
         r
     }
 
@@ -205,6 +218,12 @@ impl Span {
     /// Published slots.
     fn allocated(&self) -> usize {
         self.alloc.iter().filter(|a| a.load(Ordering::SeqCst) != 0).count()
+    }
+
+    /// Whether a slot is unpublished (stops at the first one: a span the
+    /// sweep left with a few free slots is scanned only up to one).
+    fn has_free(&self) -> bool {
+        self.alloc.iter().any(|a| a.load(Ordering::SeqCst) == 0)
     }
 }
 
@@ -270,7 +289,7 @@ impl ClassCache {
         let unused: usize = self.free[self.word..].iter().map(|w| w.count_ones() as usize).sum();
         HEAP_LIVE.fetch_sub(unused * span.size, Ordering::Relaxed);
         span.state.store(FULL, Ordering::SeqCst);
-        if span.allocated() < span.nslots
+        if (unused > 0 || span.has_free())
             && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
         {
             lock(&PARTIALS[class]).push(s);
@@ -282,9 +301,7 @@ impl ClassCache {
     fn refill(&mut self, class: usize) {
         self.release(class);
         let popped = {
-            let t = super::stall::start();
-            let mut list = lock(&PARTIALS[class]);
-            t.stop(super::stall::Kind::HeapLock);
+            let mut list = lock_timed(&PARTIALS[class]);
             let s = list.pop();
             // Cleared under the list's lock, before any slot is handed out
             // (see `release_free_spans`).
