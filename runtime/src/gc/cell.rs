@@ -38,10 +38,6 @@ const READERS: u64 = 0x7FFF_FFFE;
 /// the value: excludes writers, not readers.
 const COLLECTOR: u64 = 1 << 31;
 const WAITER: u64 = 1 << 32;
-/// Turns of `spin_turn` an acquisition spends waiting out a tracer's hold
-/// before it parks (the spinning ones, under a microsecond each; under
-/// loom, one yield).
-const TRACER_SPINS: u32 = if cfg!(loom) { 1 } else { 63 };
 
 /// A reader-writer lock word with waiters parked on a semaphore. Barging:
 /// a released lock wakes every waiter and they all try again.
@@ -89,21 +85,10 @@ impl RawRw {
     /// for anything meanwhile): as Go's `TryLock`, this fails only when a
     /// goroutine or thread holds the lock.
     fn try_write(&self) -> bool {
-        self.try_write_spinning(u32::MAX)
-    }
-
-    /// [`try_write`](Self::try_write), waiting out a tracer's hold for at
-    /// most `turns` turns of [`spin_turn`](crate::loom::spin_turn) before
-    /// failing.
-    #[inline]
-    fn try_write_spinning(&self, turns: u32) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
         while s & (WRITER | READERS) == 0 {
             if s & COLLECTOR != 0 {
-                s = self.wait_out_tracer(turns);
-                if s & COLLECTOR != 0 {
-                    return false;
-                }
+                s = self.wait_out_tracer();
                 continue;
             }
             match self.state.compare_exchange_weak(s, s | WRITER, Ordering::SeqCst, Ordering::Relaxed) {
@@ -115,16 +100,16 @@ impl RawRw {
     }
 
     /// Spins (then yields) until no tracer holds the lock, or a goroutine
-    /// or thread does (`try_write` then fails), or `max` turns have passed;
-    /// returns the lock word then. Timed as [`stall::Kind::TracerWait`]: a
-    /// tracer preempted while holding the cell makes the writer wait for
-    /// the OS to run it again.
+    /// or thread does (`try_write` then fails); returns the lock word then.
+    /// Timed as [`stall::Kind::TracerWait`]: a tracer
+    /// preempted while holding the cell makes the writer wait for the OS
+    /// to run it again.
     #[cold]
-    fn wait_out_tracer(&self, max: u32) -> u64 {
+    fn wait_out_tracer(&self) -> u64 {
         let t = stall::start();
         let mut turns = 0;
         let mut s = self.state.load(Ordering::Relaxed);
-        while s & COLLECTOR != 0 && s & (WRITER | READERS) == 0 && turns < max {
+        while s & COLLECTOR != 0 && s & (WRITER | READERS) == 0 {
             crate::loom::spin_turn(&mut turns);
             s = self.state.load(Ordering::Relaxed);
         }
@@ -201,11 +186,7 @@ impl RawRw {
     fn acquire(&self, write: bool, reason: Reason) -> Entered {
         loop {
             let e = barrier::enter();
-            // A tracer's hold is a copy of the value's handles: spin a
-            // little, then park like any other waiter (the tracer's
-            // unlock wakes us) rather than burn the CPU while the OS has
-            // the tracer preempted.
-            if if write { self.try_write_spinning(TRACER_SPINS) } else { self.try_read() } {
+            if if write { self.try_write() } else { self.try_read() } {
                 return e;
             }
             drop(e);
