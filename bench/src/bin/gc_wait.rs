@@ -268,7 +268,10 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool)
     let cycles = gort::gc::__hooks::num_gc() - gc0;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(c) = cycler {
-        c.join().unwrap();
+        // A blocking std call from a goroutine: in `gort::syscall`, or it
+        // holds its P, and the drop goroutine the cycler's last
+        // `gort::gc()` waits for may find no P to run on (a hang seen once).
+        gort::syscall(move || c.join()).unwrap();
     }
     let la = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
