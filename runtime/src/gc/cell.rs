@@ -2,15 +2,18 @@
 //! `GcAtomic`, with the collector's barriers (PROTOCOL.md §2).
 //!
 //! Every acquisition — read guards included — raises the thread's barrier
-//! mark before it tries the lock, and while a cycle runs shades the cell's
-//! current children before lowering it. A lock that is busy is waited for
-//! with the mark down: the goroutine parks (a plain thread blocks) until
-//! the lock is released, then tries again. The collector only ever
-//! *tries* a cell's lock; a cell it finds busy is skipped, since whoever
-//! holds it shaded its children.
+//! mark before it tries the lock and, while a cycle runs, runs the cell's
+//! barrier before lowering it: the first acquisition after the cycle's
+//! count has counted the cell queues its current children for the
+//! collector; one before the count does nothing, and the count then skips
+//! the cell (`barrier_shade`). A lock that is busy is waited for with the
+//! mark down: the goroutine parks (a plain thread blocks) until the lock
+//! is released, then tries again. The collector only ever *tries* a
+//! cell's lock; a cell it finds busy is skipped: the count leaves its
+//! children as roots, and the marker relies on the holder's barrier.
 //!
 //! The children of a cell nested inline in the value count too: an
-//! exclusive acquisition shades them, reading the nested cells without
+//! exclusive acquisition queues them, reading the nested cells without
 //! their locks (the holder could move one out through its guard and empty
 //! it with `into_inner`, which runs no barrier). A shared acquisition skips
 //! them: through `&T` they are reached only by acquiring the nested cell.
@@ -395,7 +398,7 @@ impl<T: Trace + ?Sized + fmt::Debug> fmt::Debug for GcMutex<T> {
 }
 
 // SAFETY: reports the value's handles when the collector can take the
-// lock; a busy cell is skipped (its holder shaded the children).
+// lock; a busy cell is skipped (see `barrier_shade`).
 unsafe impl<T: Trace + ?Sized> Trace for GcMutex<T> {
     fn trace(&self, t: &mut Tracer<'_>) {
         trace_cell(&self.raw, &self.value, t);
