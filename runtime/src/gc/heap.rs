@@ -3,15 +3,16 @@
 //!
 //! Objects up to 32 KiB go in a span of one size class (Go's classes from
 //! 24 bytes up). A thread takes a span of each class it allocates into
-//! (its cache, Go's `mcache`), computes the span's free slots from the
-//! allocation map once into a private bitmap, and allocates from that
-//! without atomics but for the release store that publishes the object.
-//! Slots the sweeper frees in a cached span are reused only after the span
+//! (its cache, Go's `mcache`), takes the span's free slots a word of 64
+//! at a time into a private bitmap ([`FreeSlots`]), and allocates from
+//! that without atomics but for the release store that publishes the
+//! object. Slots freed in a cached span are reused only after the span
 //! goes back to its class's partial list and is taken again (Go's
 //! `allocCache` works the same way). Larger objects get a span of their
 //! own. The collector finds objects by walking every span's allocation
-//! map; the sweeper clears entries (after the drop glue ran) and puts full
-//! spans that gained free slots back on their partial list.
+//! map; whoever frees a slot (the sweeper, after the drop glue ran, or a
+//! mutator freeing at zero) clears its entry, sets its free bit, and puts
+//! a full span back on its partial list.
 //!
 //! Differences from Go: the allocation map has a byte per slot (Go's
 //! `allocBits` a bit): publishing an object then needs no read-modify-write
@@ -29,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::barrier::{self, Obj};
+use super::free_slots::FreeSlots;
 use super::handle::GcBox;
 use super::header::{Header, VTable, MARKED, NEWBORN};
 
@@ -90,10 +92,6 @@ const CLASS_OF: [u8; MAX_SMALL / 8 + 1] = {
     t
 };
 
-const CACHED: u8 = 0;
-const FULL: u8 = 1;
-const PARTIAL: u8 = 2;
-
 /// A run of memory holding objects of one size (a single one for large
 /// objects).
 pub(crate) struct Span {
@@ -108,8 +106,9 @@ pub(crate) struct Span {
     /// full fence on every allocation, stalling on the new object's cache
     /// miss.
     alloc: Box<[AtomicU8]>,
-    /// CACHED by a thread, FULL (in no list) or PARTIAL (in its list).
-    state: AtomicU8,
+    /// Free slots in no cache, and whether a cache holds the span or its
+    /// partial list does.
+    free: FreeSlots,
     /// The span's memory went back to the OS ([`release_free_spans`]); set
     /// and cleared only under its class's partial-list lock, while the span
     /// is listed, empty and in no cache.
@@ -201,7 +200,7 @@ impl Span {
             size,
             class,
             alloc: (0..nslots).map(|_| AtomicU8::new(0)).collect(),
-            state: AtomicU8::new(CACHED),
+            free: FreeSlots::new(if class == LARGE { 0 } else { nslots }),
             released: AtomicBool::new(false),
         });
         let r = SpanRef(NonNull::from(Box::leak(span)));
@@ -218,12 +217,6 @@ impl Span {
     /// Published slots.
     fn allocated(&self) -> usize {
         self.alloc.iter().filter(|a| a.load(Ordering::SeqCst) != 0).count()
-    }
-
-    /// Whether a slot is unpublished (stops at the first one: a span the
-    /// sweep left with a few free slots is scanned only up to one).
-    fn has_free(&self) -> bool {
-        self.alloc.iter().any(|a| a.load(Ordering::SeqCst) == 0)
     }
 }
 
@@ -281,17 +274,15 @@ impl ClassCache {
         }
     }
 
-    /// Gives the span back: returns its unused reservation, and puts it on the partial list if the sweeper freed
-    /// slots meanwhile (the sweeper puts FULL spans there itself).
+    /// Gives the span back with its unused slots, onto the partial list if
+    /// it has free ones (the sweeper lists FULL spans it frees slots in).
     fn release(&mut self, class: usize) {
         let Some(s) = self.span.take() else { return };
         let span = s.get();
+        // Words before `word` are empty (`next`, `free_claimed`).
         let unused: usize = self.free[self.word..].iter().map(|w| w.count_ones() as usize).sum();
         HEAP_LIVE.fetch_sub(unused * span.size, Ordering::Relaxed);
-        span.state.store(FULL, Ordering::SeqCst);
-        if (unused > 0 || span.has_free())
-            && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-        {
+        if span.free.give_back(&self.free) {
             lock(&PARTIALS[class]).push(s);
         }
     }
@@ -323,19 +314,7 @@ impl ClassCache {
             }
         };
         let span = s.get();
-        span.state.store(CACHED, Ordering::SeqCst);
-        self.free.clear();
-        let mut nfree = 0;
-        for chunk in span.alloc.chunks(64) {
-            let mut f = 0u64;
-            for (b, a) in chunk.iter().enumerate() {
-                if a.load(Ordering::SeqCst) == 0 {
-                    f |= 1 << b;
-                }
-            }
-            nfree += f.count_ones() as usize;
-            self.free.push(f);
-        }
+        let nfree = span.free.take(&mut self.free);
         self.word = 0;
         self.span = Some(s);
         self.slots = span.slot(0).as_ptr().cast();
@@ -474,6 +453,38 @@ pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
     }
 }
 
+/// Freed slots going back to their span's [`FreeSlots`], a word's worth
+/// at a time (objects freed together mostly neighbour each other): one
+/// read-modify-write per word rather than per slot.
+#[derive(Default)]
+struct GiveBack {
+    span: Option<SpanRef>,
+    word: usize,
+    mask: u64,
+}
+
+impl GiveBack {
+    /// Slot `slot` of `s`: its byte is clear, its value dropped.
+    #[inline]
+    fn add(&mut self, s: SpanRef, slot: usize) {
+        if self.span != Some(s) || self.word != slot / 64 {
+            self.flush();
+            (self.span, self.word) = (Some(s), slot / 64);
+        }
+        self.mask |= 1 << (slot % 64);
+    }
+
+    /// Gives the slots added so far back, listing their span if it was full.
+    fn flush(&mut self) {
+        if let Some(s) = self.span.take() {
+            let span = s.get();
+            if span.free.free(self.word, std::mem::take(&mut self.mask)) {
+                lock(&PARTIALS[span.class as usize]).push(s);
+            }
+        }
+    }
+}
+
 /// Small objects [`free`] frees under one hold of [`FREEING`]: a mutator
 /// freeing at zero (`reclaim`) takes that lock too, and must not wait for
 /// a whole sweep.
@@ -492,6 +503,7 @@ pub(crate) fn free(dead: &[Found]) {
     let mut i = 0;
     while i < dead.len() {
         let _freeing = lock(&FREEING);
+        let mut back = GiveBack::default();
         let mut freed = [0u64; NCLASS];
         let mut bytes = 0usize;
         let end = (i + FREE_CHUNK).min(dead.len());
@@ -507,16 +519,13 @@ pub(crate) fn free(dead: &[Found]) {
             let class = span.class as usize;
             while i < dead.len() && dead[i].span == s {
                 span.alloc[dead[i].slot as usize].store(0, Ordering::Release);
+                back.add(s, dead[i].slot as usize);
                 freed[class] += 1;
                 bytes += span.size;
                 i += 1;
             }
-            if span.state.load(Ordering::SeqCst) == FULL
-                && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-            {
-                lock(&PARTIALS[class]).push(s);
-            }
         }
+        back.flush();
         for (c, n) in freed.iter().enumerate().filter(|(_, n)| **n > 0) {
             STATS[c].frees.fetch_add(*n, Ordering::Relaxed);
         }
@@ -602,7 +611,7 @@ pub(crate) fn counts() -> Counts {
         if span.class == LARGE {
             c.large_total_bytes += n * span.size as u64;
         }
-        if n > 0 || span.state.load(Ordering::SeqCst) == CACHED {
+        if n > 0 || span.free.cached() {
             c.inuse_bytes += bytes;
         } else {
             c.idle_bytes += bytes;
@@ -737,6 +746,7 @@ pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
         return;
     }
     let body = |mut classes: Option<&mut [ClassCache; NCLASS]>| {
+        let mut back = GiveBack::default();
         let mut bytes = 0usize;
         // Frees counted per run of one class (a batch is mostly one).
         let (mut class_run, mut n) = (usize::MAX, 0u64);
@@ -772,13 +782,10 @@ pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
             let span = f.span.get();
             // Release: the drop glue comes before the slot's reuse.
             span.alloc[f.slot as usize].store(0, Ordering::Release);
+            back.add(f.span, f.slot as usize);
             bytes += span.size;
-            if span.state.load(Ordering::SeqCst) == FULL
-                && span.state.compare_exchange(FULL, PARTIAL, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-            {
-                lock(&PARTIALS[class]).push(f.span);
-            }
         }
+        back.flush();
         if n > 0 {
             STATS[class_run].frees.fetch_add(n, Ordering::Relaxed);
         }

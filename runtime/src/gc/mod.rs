@@ -59,6 +59,7 @@ mod cell;
 mod collector;
 mod cycle;
 pub(crate) mod finalize;
+pub(crate) mod free_slots;
 mod handle;
 mod header;
 #[cfg(not(loom))]
