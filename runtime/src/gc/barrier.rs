@@ -375,7 +375,7 @@ pub(crate) fn push_grey(grey: &mut Vec<Obj>, o: Obj) {
 /// handing the full one to [`FLUSHED`] (Go's `wbBufFlush`, which hands
 /// the pointers to the collector's work buffers).
 #[cold]
-fn refill_grey(grey: &mut Vec<Obj>) {
+pub(crate) fn refill_grey(grey: &mut Vec<Obj>) {
     #[cfg(not(loom))]
     let chunk = crate::loom::lock(&SPARE).pop().unwrap_or_else(|| Vec::with_capacity(GREY_CHUNK));
     #[cfg(loom)]
@@ -388,8 +388,9 @@ fn refill_grey(grey: &mut Vec<Obj>) {
 }
 
 /// Stocks [`SPARE`] with [`SPARE_MIN`] chunks whose pages are resident
-/// (the collector, before a cycle: the faults are its, not a barrier's).
-fn stock_spare() {
+/// (the collector, before a cycle and as it drains: the faults are its,
+/// not a barrier's).
+pub(crate) fn stock_spare() {
     #[cfg(not(loom))]
     while crate::loom::lock(&SPARE).len() < SPARE_MIN {
         let mut chunk = Vec::with_capacity(GREY_CHUNK);

@@ -257,6 +257,11 @@ unsafe impl<T: Trace + Send + Sync + 'static> Trace for Gc<T> {
     fn trace(&self, t: &mut Tracer<'_>) {
         t.edge(self.header_ptr(), self as *const Gc<T> as usize);
     }
+
+    #[inline]
+    fn trace_slice(slice: &[Self], t: &mut Tracer<'_>) {
+        t.edge_run(slice);
+    }
 }
 
 impl<T: Trace + Send + Sync + 'static + fmt::Debug> fmt::Debug for Gc<T> {

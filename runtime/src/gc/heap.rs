@@ -710,8 +710,16 @@ unsafe fn span_of(h: NonNull<Header>, class: usize) -> Found {
 /// growing with them (or one vector per batch, in a list growing as
 /// fast) would be copied under the lock, on a mutator's time, into fresh
 /// pages that fault in (gc_wait: 1,500 faults in one 31-node tree).
-static DEFERRED: Mutex<Vec<Vec<Found>>> = Mutex::new(Vec::new());
+/// Freed chunks are kept for reuse, up to [`DEFERRED_SPARE`]: a new one is
+/// 96 KiB of fresh memory that the mutator filling it faults in.
+static DEFERRED: Mutex<Deferred> = Mutex::new(Deferred { full: Vec::new(), spare: Vec::new() });
 const DEFERRED_CHUNK: usize = 4096;
+const DEFERRED_SPARE: usize = 16;
+
+struct Deferred {
+    full: Vec<Vec<Found>>,
+    spare: Vec<Vec<Found>>,
+}
 
 /// Takes [`FREEING`] for a batch of [`free_claimed`]: taken before the
 /// barrier mark goes up, so that no thread waits for a lock with its mark
@@ -734,14 +742,15 @@ pub(crate) fn freeing() -> std::sync::MutexGuard<'static, ()> {
 /// holds [`freeing`] and a barrier mark.
 pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
     if active {
-        let mut chunks = lock(&DEFERRED);
+        let mut d = lock(&DEFERRED);
+        let Deferred { full, spare } = &mut *d;
         for &(o, c) in objs {
-            if chunks.last().is_none_or(|v| v.len() == DEFERRED_CHUNK) {
-                chunks.push(Vec::with_capacity(DEFERRED_CHUNK));
+            if full.last().is_none_or(|v| v.len() == DEFERRED_CHUNK) {
+                full.push(spare.pop().unwrap_or_else(|| Vec::with_capacity(DEFERRED_CHUNK)));
             }
             // SAFETY: as the caller guarantees.
             let f = unsafe { span_of(o.0, c as usize) };
-            chunks.last_mut().expect("a chunk with room was just ensured").push(f);
+            full.last_mut().expect("a chunk with room was just ensured").push(f);
         }
         return;
     }
@@ -806,7 +815,13 @@ pub(crate) fn free_deferred() {
     // several runs (only its first run finds it full). Sorting millions
     // of objects born and dropped during a long cycle held up the
     // collector's next cycle.
-    for chunk in std::mem::take(&mut *lock(&DEFERRED)) {
+    let full = std::mem::take(&mut lock(&DEFERRED).full);
+    for mut chunk in full {
         free(&chunk);
+        chunk.clear();
+        let mut d = lock(&DEFERRED);
+        if d.spare.len() < DEFERRED_SPARE {
+            d.spare.push(chunk);
+        }
     }
 }

@@ -146,11 +146,38 @@ macro_rules! trace_elements {
     )*};
 }
 
-trace_elements!(
+/// Contiguous elements: traced as a slice ([`Trace::trace_slice`], a bulk
+/// copy for `Gc` handles).
+macro_rules! trace_slices {
+    ($([$($g:tt)*] $t:ty),* $(,)?) => {$(
+        // SAFETY: the collection owns each element; `trace_slice` reports
+        // what tracing each element once would.
+        unsafe impl<$($g)*> Trace for $t {
+            #[inline]
+            fn trace(&self, t: &mut Tracer<'_>) {
+                T::trace_slice(&self[..], t);
+            }
+        }
+    )*};
+}
+
+trace_slices!(
     [T: Trace] [T],
     [T: Trace, const N: usize] [T; N],
     [T: Trace] Vec<T>,
-    [T: Trace] VecDeque<T>,
+);
+
+// SAFETY: the deque owns each element, in its two slices once each.
+unsafe impl<T: Trace> Trace for VecDeque<T> {
+    #[inline]
+    fn trace(&self, t: &mut Tracer<'_>) {
+        let (a, b) = self.as_slices();
+        T::trace_slice(a, t);
+        T::trace_slice(b, t);
+    }
+}
+
+trace_elements!(
     [T: Trace] LinkedList<T>,
     [T: Trace] BinaryHeap<T>,
     [T: Trace] BTreeSet<T>,
