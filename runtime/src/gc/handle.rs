@@ -95,7 +95,7 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
     /// assert_eq!(*g, 42);
     /// ```
     pub fn new(value: T) -> Gc<T> {
-        let ptr = heap::alloc_object::<T>(value, &Self::VT);
+        let ptr = heap::alloc_object::<T>(value, &Self::VT, Self::CLASS);
         Gc { ptr, _owns: PhantomData }
     }
 

@@ -266,11 +266,22 @@ impl ClassCache {
     /// Takes a free slot, from a new span if this one has none left.
     #[inline]
     fn take(&mut self, class: usize) -> (NonNull<Header>, &'static AtomicU8) {
+        match self.next() {
+            Some(slot) => slot,
+            None => self.take_refilled(class),
+        }
+    }
+
+    /// [`take`](Self::take) from new spans: out of line, so that the fast
+    /// path makes no call (and saves no registers for one).
+    #[cold]
+    #[inline(never)]
+    fn take_refilled(&mut self, class: usize) -> (NonNull<Header>, &'static AtomicU8) {
         loop {
+            self.refill(class);
             if let Some(slot) = self.next() {
                 return slot;
             }
-            self.refill(class);
         }
     }
 
@@ -377,18 +388,20 @@ fn alloc_large(layout: Layout) -> (NonNull<Header>, &'static AtomicU8) {
     (span.slot(0), &span.alloc[0])
 }
 
-/// Allocates and publishes a `GcBox<T>` holding `value`, with one handle.
+/// Allocates and publishes a `GcBox<T>` holding `value`, with one handle;
+/// `class` is `class_for` its layout (a constant of the caller's type,
+/// not looked up per allocation).
 #[inline]
-pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>> {
+pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable, class: Option<usize>) -> NonNull<GcBox<T>> {
     if super::collector::PRESSURE.load(Ordering::Relaxed) {
-        super::collector::assist();
+        assist();
     }
     // Read the phase before publishing (PROTOCOL.md `Gc::new`, S8/S14).
     let on = barrier::phase_on();
-    let layout = Layout::new::<GcBox<T>>();
-    let (slot, published) = match class_for(layout) {
+    debug_assert_eq!(class, class_for(Layout::new::<GcBox<T>>()));
+    let (slot, published) = match class {
         Some(c) => alloc_small(c),
-        None => alloc_large(layout),
+        None => alloc_large(Layout::new::<GcBox<T>>()),
     };
     let p: NonNull<GcBox<T>> = slot.cast();
     let state = if on { NEWBORN | MARKED } else { 0 };
@@ -411,6 +424,13 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>
     // that load and the object's writes before the publication.
     published.store(1, Ordering::Release);
     p
+}
+
+/// A mark assist, out of the allocation's fast path.
+#[cold]
+#[inline(never)]
+fn assist() {
+    super::collector::assist();
 }
 
 /// The size class for a layout, or `None` for a large object.

@@ -19,7 +19,7 @@ use crate::loom::sync::atomic::{AtomicU32, AtomicU8};
 
 /// Allocates a `GcBox<T>` holding `value`, with one handle (the protocol
 /// of `heap::alloc_object`: the phase is read before the object exists).
-pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable) -> NonNull<GcBox<T>> {
+pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable, _class: Option<usize>) -> NonNull<GcBox<T>> {
     let on = barrier::phase_on();
     let state = if on { NEWBORN | MARKED } else { 0 };
     let header = Header {

@@ -84,8 +84,8 @@ struct Pending {
     zero: Vec<Zero>,
     /// A batch is being dropped on this thread: new zeros wait for it.
     draining: bool,
-    /// Spare buffers, kept between drops.
-    spare: (Vec<Zero>, Vec<(Obj, u8)>),
+    /// A spare buffer for claimed objects, kept between drops.
+    spare: Vec<(Obj, u8)>,
 }
 
 #[cfg(not(loom))]
@@ -130,12 +130,12 @@ pub(crate) fn last_handle_dropped(h: NonNull<Header>, class: Option<usize>, seq:
     }
 }
 
-/// Takes this thread's objects at zero in batches until none is left:
-/// claim a batch (and free the previous one) under one barrier mark, then
-/// run the batch's drop glue, which may queue more.
 /// Objects claimed under one barrier mark, at most.
 const BATCH: usize = 64;
 
+/// Takes this thread's objects at zero in batches until none is left:
+/// claim a batch (and free the previous one) under one barrier mark, then
+/// run the batch's drop glue, which may queue more.
 #[cold]
 fn drain() {
     /// Ends the drain, also when a drop glue panics: the objects of the
@@ -153,18 +153,9 @@ fn drain() {
         }
     }
     let _done = Done;
-    let (mut batch, mut claimed) = PENDING.with(|p| std::mem::take(&mut p.borrow_mut().spare));
+    let mut claimed = PENDING.with(|p| std::mem::take(&mut p.borrow_mut().spare));
     loop {
-        PENDING.with(|p| {
-            // The most recent zeros first, a few at a time: the children
-            // of the objects just dropped, whose headers the decrement has
-            // just read (a whole level of a large tree would have left the
-            // cache by the time its claim reads them).
-            let zero = &mut p.borrow_mut().zero;
-            let from = zero.len().saturating_sub(BATCH);
-            batch.extend(zero.drain(from..));
-        });
-        if batch.is_empty() && claimed.is_empty() {
+        if claimed.is_empty() && PENDING.with(|p| p.borrow().zero.is_empty()) {
             break;
         }
         {
@@ -182,13 +173,24 @@ fn drain() {
                 unsafe { free(&claimed, active) };
                 claimed.clear();
             }
-            // Two copies of the loop: between cycles (the common case) the
-            // claim is a plain store and NEWBORN does not matter.
-            if active {
-                claim_batch::<true>(&mut batch, now, &mut claimed);
-            } else {
-                claim_batch::<false>(&mut batch, now, &mut claimed);
-            }
+            PENDING.with(|p| {
+                // The most recent zeros first, a few at a time: the
+                // children of the objects just dropped, whose headers the
+                // decrement has just read (a whole level of a large tree
+                // would have left the cache by the time its claim reads
+                // them). Claimed straight from the queue: nothing here
+                // drops a value, so nothing queues meanwhile.
+                let zero = &mut p.borrow_mut().zero;
+                let from = zero.len().saturating_sub(BATCH);
+                // Two copies of the loop: between cycles (the common
+                // case) the claim is a plain store and NEWBORN does not
+                // matter.
+                if active {
+                    claim_batch::<true>(zero.drain(from..), now, &mut claimed);
+                } else {
+                    claim_batch::<false>(zero.drain(from..), now, &mut claimed);
+                }
+            });
             drop(e);
         }
         for &(Obj(o), _) in &claimed {
@@ -197,15 +199,15 @@ fn drain() {
             unsafe { ((*o.as_ptr()).vt.drop)(o.as_ptr()) };
         }
     }
-    PENDING.with(|p| p.borrow_mut().spare = (batch, claimed));
+    PENDING.with(|p| p.borrow_mut().spare = claimed);
 }
 
 /// Claims the objects of `batch` that may be freed now (see [`drain`]),
 /// moving them to `claimed`: `now` is the cycle number read under the
 /// caller's barrier mark, odd (`ACTIVE`) while a cycle is under way.
 #[inline(always)]
-fn claim_batch<const ACTIVE: bool>(batch: &mut Vec<Zero>, now: u32, claimed: &mut Vec<(Obj, u8)>) {
-    for z in batch.drain(..) {
+fn claim_batch<const ACTIVE: bool>(batch: impl Iterator<Item = Zero>, now: u32, claimed: &mut Vec<(Obj, u8)>) {
+    for z in batch {
         // A cycle started or ended since the decrement: it may have
         // found the object unreachable and freed it. Not ours.
         // (`--pf-newborn` without this check: the dropper claims an
