@@ -323,6 +323,8 @@ impl Marker {
     /// entries' objects are allocated until this cycle's sweep (see
     /// `Obj::to_trace`), and marking more is always safe.
     fn absorb_flushed(&mut self) {
+        // Fresh chunks for the barriers queueing meanwhile.
+        barrier::stock_spare();
         let mut taken = std::mem::take(&mut self.absorbed);
         barrier::take_flushed(&mut taken);
         for (i, g) in taken.iter().enumerate() {
