@@ -258,7 +258,7 @@ fn claim_batch<const ACTIVE: bool>(batch: impl Iterator<Item = Zero>, now: u32, 
 }
 
 #[cfg(not(loom))]
-fn free_lock() -> std::sync::MutexGuard<'static, ()> {
+fn free_lock() -> std::sync::RwLockReadGuard<'static, ()> {
     super::heap::freeing()
 }
 
