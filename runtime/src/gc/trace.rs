@@ -93,6 +93,9 @@ enum Sink<'a> {
     /// A thread's grey buffer (locked), each object queued as a pending
     /// entry (`barrier::Entered::queue_all`).
     Pending(&'a mut Vec<Obj>),
+    /// The collector's mark stack, each object pushed as a pending entry
+    /// (shaded when the drain pops it), the stack growing as needed.
+    Stack(&'a mut Vec<Obj>),
 }
 
 /// Who traces, which decides how a cell nested in the traced value is read.
@@ -131,6 +134,12 @@ impl<'a> Tracer<'a> {
         Tracer { sink: Sink::Pending(grey), mode, reported: 0 }
     }
 
+    /// A tracer that pushes each edge's object on the collector's mark
+    /// stack as a pending entry.
+    pub(crate) fn stack(mode: Mode, stack: &'a mut Vec<Obj>) -> Tracer<'a> {
+        Tracer { sink: Sink::Stack(stack), mode, reported: 0 }
+    }
+
     /// Reports one handle: the object it points to and where the handle
     /// itself lives (which tells a handle reported twice from two handles
     /// to the same object).
@@ -140,6 +149,7 @@ impl<'a> Tracer<'a> {
         match &mut self.sink {
             Sink::Edges(v) => v.push((obj, at)),
             Sink::Pending(grey) => push_grey(grey, Obj::pending(obj)),
+            Sink::Stack(v) => v.push(Obj::pending(obj)),
         }
     }
 
@@ -151,6 +161,7 @@ impl<'a> Tracer<'a> {
         self.reported += run.len();
         match &mut self.sink {
             Sink::Edges(v) => v.extend(run.iter().map(|g| (g.header_ptr(), g as *const Gc<T> as usize))),
+            Sink::Stack(v) => v.extend(run.iter().map(|g| Obj::pending(g.header_ptr()))),
             Sink::Pending(grey) => {
                 let mut rest = run;
                 while !rest.is_empty() {
