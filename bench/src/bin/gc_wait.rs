@@ -4,6 +4,7 @@
 //!
 //!     gc_wait [--heap-mib N] [--children N] [--secs S] [--mutators M] [--idle]
 //!     gc_wait --gc-stall [TREES]
+//!     gc_wait --noise-floor [--secs S]
 //!
 //! Builds a heap of about N MiB (default 1024): a root `GcRwLock` holding
 //! buckets, each a `GcMutex<Vec<Gc<Leaf>>>` of `--children` leaves (default
@@ -26,6 +27,13 @@
 //! kept alive while TREES 31-node trees are built and checked, default
 //! 200,000; cycles paced by GOGC) and prints the same waits beside the
 //! longest build+check.
+//!
+//! `--noise-floor` runs no gort code: three plain threads (one more than
+//! the two cores of the machine these figures come from) time a 0.3 µs
+//! loop for S seconds (default 10) and print how many iterations took over
+//! 50 µs of thread CPU time, and the longest. On a VM the thread CPU clock
+//! also counts interrupts and time the host took, so this is the floor
+//! under the on-CPU figures above.
 
 use std::time::{Duration, Instant};
 
@@ -103,11 +111,47 @@ fn main() {
     let secs = arg(&args, "--secs", 20);
     let mutators = arg(&args, "--mutators", 2) as usize;
     let idle = args.iter().any(|a| a == "--idle");
+    if args.iter().any(|a| a == "--noise-floor") {
+        return noise_floor(arg(&args, "--secs", 10));
+    }
     if let Some(i) = args.iter().position(|a| a == "--gc-stall") {
         let trees = args.get(i + 1).map_or(200_000, |v| v.parse().expect("TREES"));
         return gort::run(move || gc_stall(trees));
     }
     gort::run(move || run(heap_mib, children, secs, mutators, idle));
+}
+
+/// See the module documentation.
+fn noise_floor(secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let (mut iters, mut over, mut longest) = (0u64, 0u64, Duration::ZERO);
+                let mut x = t + 1;
+                while Instant::now() < deadline {
+                    let c0 = thread_cpu();
+                    for _ in 0..300 {
+                        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                    }
+                    std::hint::black_box(x);
+                    let d = thread_cpu() - c0;
+                    iters += 1;
+                    over += u64::from(d > Duration::from_micros(50));
+                    longest = longest.max(d);
+                }
+                (iters, over, longest)
+            })
+        })
+        .collect();
+    for (t, h) in threads.into_iter().enumerate() {
+        let (iters, over, longest) = h.join().unwrap();
+        println!(
+            "thread {t}: {iters} iterations, {over} over 50 us on the CPU, longest {:.1} us",
+            longest.as_secs_f64() * 1e6
+        );
+        println!("RESULT noise_thread{t} over_50us_cpu {over} longest {:.1} us", longest.as_secs_f64() * 1e6);
+    }
 }
 
 fn print_stalls() {
