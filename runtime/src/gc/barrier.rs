@@ -388,8 +388,8 @@ pub(crate) fn refill_grey(grey: &mut Vec<Obj>) {
 }
 
 /// Stocks [`SPARE`] with [`SPARE_MIN`] chunks whose pages are resident
-/// (the collector, before a cycle and as it drains: the faults are its,
-/// not a barrier's).
+/// (the collector, before a cycle and as it walks and drains: the faults
+/// are its, not a barrier's).
 pub(crate) fn stock_spare() {
     #[cfg(not(loom))]
     while crate::loom::lock(&SPARE).len() < SPARE_MIN {

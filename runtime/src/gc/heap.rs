@@ -11,8 +11,9 @@
 //! `allocCache` works the same way). Larger objects get a span of their
 //! own. The collector finds objects by walking every span's allocation
 //! map; whoever frees a slot (the sweeper, after the drop glue ran, or a
-//! mutator freeing at zero) clears its entry, sets its free bit, and puts
-//! a full span back on its partial list.
+//! mutator freeing at zero) clears its entry and sets its free bit, and
+//! puts a full span back on its partial list once 1/32 of its slots are
+//! free.
 //!
 //! Differences from Go: the allocation map has a byte per slot (Go's
 //! `allocBits` a bit): publishing an object then needs no read-modify-write
@@ -294,7 +295,8 @@ impl ClassCache {
     }
 
     /// Gives the span back with its unused slots, onto the partial list if
-    /// it has free ones (the sweeper lists FULL spans it frees slots in).
+    /// it has enough free ones ([`FreeSlots`]; else whoever frees the slot
+    /// that makes it enough lists it).
     fn release(&mut self, class: usize) {
         let Some(s) = self.span.take() else { return };
         let span = s.get();
