@@ -78,6 +78,17 @@ const SLOT_MAGIC: [u64; NCLASS] = {
     m
 };
 
+/// Per class, the mask that takes an object's address to its span's.
+const SPAN_MASK: [usize; NCLASS] = {
+    let mut m = [0usize; NCLASS];
+    let mut c = 0;
+    while c < NCLASS {
+        m[c] = !(span_size(CLASS_SIZES[c] as usize) - 1);
+        c += 1;
+    }
+    m
+};
+
 /// Smallest class index whose size is at least `size` (8-byte steps).
 const CLASS_OF: [u8; MAX_SMALL / 8 + 1] = {
     let mut t = [0u8; MAX_SMALL / 8 + 1];
@@ -724,8 +735,7 @@ pub(crate) fn release_free_spans_upto(want: usize) -> usize {
 /// provenance, as every object pointer has).
 #[inline]
 unsafe fn span_of(h: NonNull<Header>, class: usize) -> Found {
-    let size = CLASS_SIZES[class] as usize;
-    let off = h.as_ptr() as usize & (span_size(size) - 1);
+    let off = h.as_ptr() as usize & !SPAN_MASK[class];
     // SAFETY: the span's base is `off` bytes below the object, in the same
     // allocation, and holds the span's reference (`refill`).
     let s = unsafe { h.as_ptr().cast::<u8>().sub(off).cast::<SpanRef>().read() };
@@ -802,7 +812,7 @@ pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
                 // In this thread's span of the class (found from the
                 // address alone: small spans are aligned to their size)?
                 let addr = o.0.as_ptr() as usize;
-                let span_base = addr & !(span_size(CLASS_SIZES[class] as usize) - 1);
+                let span_base = addr & SPAN_MASK[class];
                 if span_base + SPAN_HEAD == cc.slots as usize {
                     // A free slot the next allocation of the class may take
                     // (it stays in `HEAP_LIVE`).
