@@ -1,22 +1,7 @@
 #!/bin/bash
-# Tabulates out/defer/ (written by defer_jobs.sh): P = passes in both visit
-# orders, F = fails in both, Ff/Fr = fails only forward/reverse, ? = a run
-# neither passed nor failed (timeout), - = not run.
+# Tabulates out/defer/ (written by defer_jobs.sh); the legend is in
+# results_table.sh.
 # usage: ./defer_table.sh PB TAG NAME... (TAG: "" for 1 cycle, "cycles_2")
 PB=$1; TAG=$2; shift 2
-cd "$(dirname "$0")"
-SC="${SC:-s1 s2 s3 s4a s4b s4c s4d s5 s6 s7 s8 s9 s10 s11 s12 s13 s14 s15 s16 s17 s18 s19 s20 s21}"
-printf "%-26s" "config (pb=$PB${TAG:+ $TAG})"; for s in $SC; do printf "%-6s" $s; done; echo
-for name in "$@"; do
-  printf "%-26s" "$name"
-  for s in $SC; do
-    r=""
-    for o in "" ".rev"; do
-      f="out/defer/$name.pb$PB${TAG:+.$TAG}.$s$o.txt"
-      if [ ! -f "$f" ]; then r="$r-"; elif grep -q "^PASS" "$f"; then r="${r}p"; elif grep -q VIOLATION "$f"; then r="${r}f"; else r="$r?"; fi
-    done
-    case $r in pp) res=P;; ff) res=F;; fp) res=Ff;; pf) res=Fr;; --) res=-;; *-*) res="$r";; *) res="?";; esac
-    printf "%-6s" "$res"
-  done
-  echo
-done
+SC="${SC:-s1 s2 s3 s4a s4b s4c s4d s5 s6 s7 s8 s9 s10 s11 s12 s13 s14 s15 s16 s17 s18 s19 s20 s21}" \
+  exec "$(dirname "$0")/results_table.sh" "pb=$PB${TAG:+ $TAG}" "out/defer/\$NAME.pb$PB${TAG:+.$TAG}.\$S\$O.txt" "$@"
