@@ -107,6 +107,7 @@ macro_rules! load_seqcst {
 
 load_seqcst!(
     <> sync::atomic::AtomicBool => bool,
+    <> sync::atomic::AtomicU8 => u8,
     <> sync::atomic::AtomicU32 => u32,
     <> sync::atomic::AtomicU64 => u64,
     <T> sync::atomic::AtomicPtr<T> => *mut T,

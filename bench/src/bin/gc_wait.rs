@@ -224,8 +224,8 @@ fn gc_stall(trees: u64) {
 }
 
 fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool) {
-    // A leaf is a 48-byte slot (24-byte header + 16), a bucket 64.
-    let buckets = (heap_mib << 20) / (children * 48 + 64);
+    // A leaf is a 32-byte slot (16-byte header + 16), a bucket 64.
+    let buckets = (heap_mib << 20) / (children * 32 + 64);
     let t = Instant::now();
     let root: Gc<GcRwLock<Vec<Gc<Bucket>>>> = Gc::new(GcRwLock::new(Vec::with_capacity(buckets)));
     for b in 0..buckets {

@@ -443,7 +443,7 @@ pub(crate) fn drop_and_free(dead: &[Found]) {
         // value, and its drop glue has not run. User `Drop` impls do not
         // dereference handles (the derive's rule), so dropping one value
         // never touches another dead value's contents.
-        unsafe { ((*h).vt.drop)(h) };
+        unsafe { ((*h).vt.get().drop)(h) };
     }
     heap::free(dead);
 }

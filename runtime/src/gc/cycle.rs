@@ -223,9 +223,9 @@ pub(crate) fn run<O: Objects + ?Sized>(
 /// What the reset of a NEWBORN object keeps: a claim's GARBAGE (and,
 /// under loom, the bits its free writes in the state: `loom_heap`).
 #[cfg(not(loom))]
-const KEEP_ON_RESET: u32 = GARBAGE;
+const KEEP_ON_RESET: u8 = GARBAGE;
 #[cfg(loom)]
-const KEEP_ON_RESET: u32 = GARBAGE | super::header::FREED | super::header::DROPPED;
+const KEEP_ON_RESET: u8 = GARBAGE | super::header::FREED | super::header::DROPPED;
 
 /// The drain offers assists work every `SHARE_EVERY` objects, when it has
 /// at least `SHARE_MIN` (under loom, whose models have three objects:
@@ -303,7 +303,7 @@ impl Marker {
             let before = self.edges.len();
             self.edges.dedup_by_key(|e| e.1);
             if self.edges.len() != before && self.double.is_none() {
-                self.double = Some((h.vt.type_name)());
+                self.double = Some((h.vt.get().type_name)());
             }
         }
         for (o, _) in &self.edges {

@@ -2,7 +2,7 @@
 //! caches and large objects (Go's mcache/mcentral/mheap, much reduced).
 //!
 //! Objects up to 32 KiB go in a span of one size class (Go's classes from
-//! 24 bytes up). A thread takes a span of each class it allocates into
+//! 16 bytes up). A thread takes a span of each class it allocates into
 //! (its cache, Go's `mcache`), takes the span's free slots a word of 64
 //! at a time into a private bitmap ([`FreeSlots`]), and allocates from
 //! that without atomics but for the release store that publishes the
@@ -33,17 +33,17 @@ use std::sync::{Mutex, RwLock};
 use super::barrier::{self, Obj};
 use super::free_slots::FreeSlots;
 use super::handle::GcBox;
-use super::header::{Header, VTable, MARKED, NEWBORN};
+use super::header::{Header, VTable, VtRef, MARKED, NEWBORN};
 
-/// Go's size classes from 24 bytes (every header is 24 bytes).
-pub(crate) const CLASS_SIZES: [u32; 66] = [
-    24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320, 352, 384, 416, 448, 480, 512,
-    576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376,
-    6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760,
-    24576, 27264, 28672, 32768, 32768,
+/// Go's size classes from 16 bytes (every header is 16 bytes).
+pub(crate) const CLASS_SIZES: [u32; 67] = [
+    16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320, 352, 384, 416, 448, 480,
+    512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864,
+    5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072, 20480,
+    21760, 24576, 27264, 28672, 32768, 32768,
 ];
 /// Number of small size classes.
-pub(crate) const NCLASS: usize = 65;
+pub(crate) const NCLASS: usize = 66;
 /// Largest object in a size class.
 pub(crate) const MAX_SMALL: usize = 32768;
 /// The span-class index of large objects in statistics.
@@ -240,56 +240,105 @@ impl Span {
     }
 }
 
-/// A thread's span of one class and its private copy of the free slots.
+/// A thread's span of one class and its private copy of the free slots
+/// (Go's `mspan.allocCache`: the current word of free bits apart, and the
+/// addresses of its first slot and byte, so that an allocation is a few
+/// instructions reading nothing but this cache).
 struct ClassCache {
+    /// The free slots of word [`word`](Self::word), taken out of `free`.
+    cur: u64,
+    /// Slot `64 * word` and its byte of the allocation map.
+    cur_slots: *mut u8,
+    cur_alloc: *const AtomicU8,
+    size: usize,
+    word: usize,
+    /// The free slots of the other words (`free[word]` is 0 but just
+    /// after a refill).
+    free: Vec<u64>,
+    /// No word below this one has a free slot.
+    low: usize,
     span: Option<SpanRef>,
-    /// The cached span's slot 0 and allocation map, and its slot size
-    /// (copied here: an allocation then reads nothing but this cache).
+    /// The cached span's slot 0 and allocation map.
     slots: *mut u8,
     alloc: *const AtomicU8,
-    size: usize,
-    free: Vec<u64>,
-    word: usize,
 }
 
 impl ClassCache {
     const EMPTY: ClassCache = ClassCache {
+        cur: 0,
+        cur_slots: std::ptr::null_mut(),
+        cur_alloc: std::ptr::null(),
+        size: 0,
+        word: 0,
+        free: Vec::new(),
+        low: 0,
         span: None,
         slots: std::ptr::null_mut(),
         alloc: std::ptr::null(),
-        size: 0,
-        free: Vec::new(),
-        word: 0,
     };
 
-    /// Takes a free slot of the cached span: its address and its byte of
+    /// Takes a free slot of the current word: its address and its byte of
     /// the allocation map.
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<(NonNull<Header>, &'static AtomicU8)> {
-        while let Some(&f) = self.free.get(self.word) {
-            if f != 0 {
-                self.free[self.word] = f & (f - 1);
-                let i = self.word * 64 + f.trailing_zeros() as usize;
-                // SAFETY: a bit is set only for a slot of the cached span
-                // (`refill`, `free_claimed`), so `i < nslots`: the slot and
-                // its byte lie inside the span, which is never freed (small
-                // spans are kept for their class).
-                return Some(unsafe {
-                    (NonNull::new_unchecked(self.slots.add(i * self.size).cast()), &*self.alloc.add(i))
-                });
-            }
-            self.word += 1;
+        let f = self.cur;
+        if f == 0 {
+            return None;
         }
-        None
+        self.cur = f & (f - 1);
+        let b = f.trailing_zeros() as usize;
+        // SAFETY: a bit is set only for a slot of the cached span
+        // (`refill`, `free_claimed`), so `64 * word + b < nslots`: the slot
+        // and its byte lie inside the span, which is never freed (small
+        // spans are kept for their class).
+        Some(unsafe { (NonNull::new_unchecked(self.cur_slots.add(b * self.size).cast()), &*self.cur_alloc.add(b)) })
+    }
+
+    /// Makes the lowest word with a free slot current; false if none has.
+    fn next_word(&mut self) -> bool {
+        self.free[self.word] |= std::mem::take(&mut self.cur);
+        let Some(w) = (self.low..self.free.len()).find(|&w| self.free[w] != 0) else {
+            self.low = self.free.len();
+            return false;
+        };
+        self.set_word(w);
+        true
+    }
+
+    /// Makes word `w` current (`cur` is 0).
+    fn set_word(&mut self, w: usize) {
+        self.cur = std::mem::take(&mut self.free[w]);
+        self.word = w;
+        self.low = w;
+        // SAFETY: `w` is a word of the span's map, so slot `64 * w` and its
+        // byte lie inside the span (or one past the map's end, unused).
+        (self.cur_slots, self.cur_alloc) = unsafe { (self.slots.add(64 * w * self.size), self.alloc.add(64 * w)) };
+    }
+
+    /// Makes slot `i` of the cached span free again (its byte cleared).
+    #[inline]
+    fn give(&mut self, i: usize) {
+        let (w, bit) = (i / 64, 1u64 << (i % 64));
+        if w == self.word {
+            self.cur |= bit;
+        } else {
+            self.free[w] |= bit;
+            self.low = self.low.min(w);
+        }
     }
 
     /// Takes a free slot, from a new span if this one has none left.
     #[inline]
     fn take(&mut self, class: usize) -> (NonNull<Header>, &'static AtomicU8) {
-        match self.next() {
-            Some(slot) => slot,
-            None => self.take_refilled(class),
+        if let Some(slot) = self.next() {
+            return slot;
         }
+        if self.span.is_some() && self.next_word() {
+            if let Some(slot) = self.next() {
+                return slot;
+            }
+        }
+        self.take_refilled(class)
     }
 
     /// [`take`](Self::take) from new spans: out of line, so that the fast
@@ -299,8 +348,10 @@ impl ClassCache {
     fn take_refilled(&mut self, class: usize) -> (NonNull<Header>, &'static AtomicU8) {
         loop {
             self.refill(class);
-            if let Some(slot) = self.next() {
-                return slot;
+            if self.next_word() {
+                if let Some(slot) = self.next() {
+                    return slot;
+                }
             }
         }
     }
@@ -311,8 +362,9 @@ impl ClassCache {
     fn release(&mut self, class: usize) {
         let Some(s) = self.span.take() else { return };
         let span = s.get();
-        // Words before `word` are empty (`next`, `free_claimed`).
-        let unused: usize = self.free[self.word..].iter().map(|w| w.count_ones() as usize).sum();
+        self.free[self.word] |= std::mem::take(&mut self.cur);
+        // Words before `low` are empty (`next_word`, `give`).
+        let unused: usize = self.free[self.low..].iter().map(|w| w.count_ones() as usize).sum();
         HEAP_LIVE.fetch_sub(unused * span.size, Ordering::Relaxed);
         if span.free.give_back(&self.free) {
             lock(&PARTIALS[class]).push(s);
@@ -347,7 +399,7 @@ impl ClassCache {
         };
         let span = s.get();
         let nfree = span.free.take(&mut self.free);
-        self.word = 0;
+        (self.word, self.low, self.cur) = (0, 0, 0);
         self.span = Some(s);
         self.slots = span.slot(0).as_ptr().cast();
         self.alloc = span.alloc.as_ptr();
@@ -363,6 +415,8 @@ struct Cache {
 
 impl Drop for Cache {
     fn drop(&mut self) {
+        // From here the thread allocates from one-off caches.
+        CACHES.set(std::ptr::null_mut());
         for (c, cc) in self.classes.get_mut().iter_mut().enumerate() {
             cc.release(c);
         }
@@ -371,18 +425,54 @@ impl Drop for Cache {
 
 thread_local! {
     static CACHE: Cache = const { Cache { classes: UnsafeCell::new([ClassCache::EMPTY; NCLASS]) } };
+    /// [`CACHE`]'s classes once this thread has allocated, null before
+    /// and from the start of its destruction. A constant thread-local with
+    /// no destructor: reading it checks no lazy registration, so
+    /// allocation's fast path is a load from the thread's block.
+    static CACHES: std::cell::Cell<*mut [ClassCache; NCLASS]> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
+/// This thread's class caches, once set up by [`with_caches`] and until
+/// the thread's exit begins. No reference into them may outlive a call
+/// that does not re-enter the cache (`refill` does not).
+#[inline(always)]
+fn caches() -> Option<NonNull<[ClassCache; NCLASS]>> {
+    NonNull::new(CACHES.get())
+}
+
+/// Runs `f` with this thread's class caches, setting them up on first
+/// use; `None` once the thread's exit has dropped them.
+fn with_caches<R>(f: impl FnOnce(Option<&mut [ClassCache; NCLASS]>) -> R) -> R {
+    // SAFETY: the caches are this thread's; `f` makes the only reference.
+    if let Some(mut c) = caches() {
+        return f(Some(unsafe { c.as_mut() }));
+    }
+    match CACHE.try_with(|c| c.classes.get()) {
+        Ok(p) => {
+            CACHES.set(p);
+            // SAFETY: as above; `CACHE` is alive (`try_with` succeeded).
+            f(Some(unsafe { &mut *p }))
+        }
+        Err(_) => f(None),
+    }
+}
+
+/// A free small slot of `class` from this thread's cached span, if the
+/// cache is set up and the span has one: allocation's fast path, with no
+/// call (so it saves no registers for one).
+#[inline(always)]
+fn alloc_cached(class: usize) -> Option<(NonNull<Header>, &'static AtomicU8)> {
+    // SAFETY: `caches` is this thread's, and the reference ends here.
+    unsafe { caches()?.as_mut()[class].next() }
 }
 
 /// Takes a free small slot of `class`: its address and its byte of the
 /// allocation map.
-#[inline]
 fn alloc_small(class: usize) -> (NonNull<Header>, &'static AtomicU8) {
-    // SAFETY: the cache is this thread's, and no reference into it
-    // outlives this call (`refill` does not re-enter the cache).
-    match CACHE.try_with(|c| unsafe { &mut (*c.classes.get())[class] }.take(class)) {
-        Ok(slot) => slot,
-        Err(_) => alloc_uncached(class),
-    }
+    with_caches(|c| match c {
+        Some(c) => c[class].take(class),
+        None => alloc_uncached(class),
+    })
 }
 
 /// [`alloc_small`] on a thread whose cache is gone (a destructor
@@ -412,18 +502,19 @@ fn alloc_large(layout: Layout) -> (NonNull<Header>, &'static AtomicU8) {
 /// Allocates and publishes a `GcBox<T>` holding `value`, with one handle;
 /// `class` is `class_for` its layout (a constant of the caller's type,
 /// not looked up per allocation).
-#[inline]
+#[inline(always)]
 pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable, class: Option<usize>) -> NonNull<GcBox<T>> {
-    if super::collector::PRESSURE.load(Ordering::Relaxed) {
-        assist();
-    }
+    debug_assert_eq!(class, class_for(Layout::new::<GcBox<T>>()));
+    let fast = match class {
+        Some(c) if !super::collector::PRESSURE.load(Ordering::Relaxed) => alloc_cached(c),
+        _ => None,
+    };
+    let (slot, published) = match fast {
+        Some(s) => s,
+        None => alloc_slow(Layout::new::<GcBox<T>>(), class),
+    };
     // Read the phase before publishing (PROTOCOL.md `Gc::new`, S8/S14).
     let on = barrier::phase_on();
-    debug_assert_eq!(class, class_for(Layout::new::<GcBox<T>>()));
-    let (slot, published) = match class {
-        Some(c) => alloc_small(c),
-        None => alloc_large(Layout::new::<GcBox<T>>()),
-    };
     let p: NonNull<GcBox<T>> = slot.cast();
     let state = if on { NEWBORN | MARKED } else { 0 };
     // SAFETY: the slot is free, ours alone, large enough and aligned for
@@ -433,9 +524,9 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable, class: Option<usize
             header: Header {
                 handles: std::sync::atomic::AtomicU32::new(1),
                 internal: std::sync::atomic::AtomicU32::new(0),
-                state: std::sync::atomic::AtomicU32::new(state),
+                state: std::sync::atomic::AtomicU8::new(state),
                 flags: std::sync::atomic::AtomicU8::new(0),
-                vt,
+                vt: VtRef::new(vt),
             },
             value,
         })
@@ -447,11 +538,19 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable, class: Option<usize
     p
 }
 
-/// A mark assist, out of the allocation's fast path.
+/// A slot for an object of `layout` (`class` its size class) when the
+/// cached span has none or the heap is past its goal: a mark assist first
+/// if it is, then a slot from a new span, or a large object's span.
 #[cold]
 #[inline(never)]
-fn assist() {
-    super::collector::assist();
+fn alloc_slow(layout: Layout, class: Option<usize>) -> (NonNull<Header>, &'static AtomicU8) {
+    if super::collector::PRESSURE.load(Ordering::Relaxed) {
+        super::collector::assist();
+    }
+    match class {
+        Some(c) => alloc_small(c),
+        None => alloc_large(layout),
+    }
 }
 
 /// The size class for a layout, or `None` for a large object.
@@ -821,8 +920,7 @@ pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
                     // `nslots` bytes. Release: the drop glue comes before
                     // the slot's reuse.
                     unsafe { &*cc.alloc.add(i) }.store(0, Ordering::Release);
-                    cc.free[i / 64] |= 1 << (i % 64);
-                    cc.word = cc.word.min(i / 64);
+                    cc.give(i);
                     continue;
                 }
             }
@@ -842,9 +940,8 @@ pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
             HEAP_LIVE.fetch_sub(bytes, Ordering::Relaxed);
         }
     };
-    // SAFETY: the cache is this thread's, and no reference into it
-    // outlives this call (nothing here allocates from it).
-    CACHE.try_with(|c| body(Some(unsafe { &mut *c.classes.get() }))).unwrap_or_else(|_| body(None));
+    // Nothing here allocates from the cache while `body` holds it.
+    with_caches(body);
 }
 
 /// Frees the objects [`free_claimed`] deferred (the collector, after its

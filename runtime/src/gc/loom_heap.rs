@@ -13,7 +13,7 @@ use std::ptr::NonNull;
 use super::barrier::{self, Obj};
 use super::cycle::{self, Objects};
 use super::handle::{Gc, GcBox};
-use super::header::{Header, VTable, DROPPED, FREED, GARBAGE, MARKED, NEWBORN};
+use super::header::{Header, VTable, VtRef, DROPPED, FREED, GARBAGE, MARKED, NEWBORN};
 use super::trace::Trace;
 use crate::loom::sync::atomic::{AtomicU32, AtomicU8};
 
@@ -25,9 +25,9 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable, _class: Option<usiz
     let header = Header {
         handles: AtomicU32::new(1),
         internal: AtomicU32::new(0),
-        state: AtomicU32::new(state),
+        state: AtomicU8::new(state),
         flags: AtomicU8::new(0),
-        vt,
+        vt: VtRef::new(vt),
     };
     NonNull::from(Box::leak(Box::new(GcBox { header, value })))
 }
@@ -187,11 +187,11 @@ pub unsafe fn free(objects: &[Object]) {
         }
         // SAFETY: every object is still allocated (pass 2 frees them), and
         // the caller gives up all handles to them.
-        unsafe { ((*h).vt.drop)(h) };
+        unsafe { ((*h).vt.get().drop)(h) };
     }
     for o in objects {
         let h = o.0 .0.as_ptr();
         // SAFETY: the value is dropped, and nothing refers to it any more.
-        unsafe { ((*h).vt.dealloc)(h) };
+        unsafe { ((*h).vt.get().dealloc)(h) };
     }
 }

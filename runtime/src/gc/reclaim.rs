@@ -47,7 +47,7 @@
 //! Large objects are left to the collector: their span is not found from
 //! their address.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 
 use super::barrier::{self, Obj};
@@ -77,24 +77,81 @@ impl Zero {
     }
 }
 
-/// This thread's objects at zero, waiting for a batch.
-#[derive(Default)]
-struct Pending {
-    /// Reached zero, not claimed yet.
-    zero: Vec<Zero>,
+/// This thread's objects at zero, waiting for a batch: the raw parts of
+/// [`Owner::zero`]'s buffer, in a constant thread-local with no destructor
+/// (so `Gc::drop`'s push reads it directly, with no check of a lazy
+/// registration). Its capacity is 0 before the first push and from the
+/// start of the thread's exit.
+struct ZeroQueue {
+    buf: Cell<*mut Zero>,
+    /// Reached zero, not claimed yet: the first `len` entries of `buf`.
+    len: Cell<usize>,
+    cap: Cell<usize>,
     /// A batch is being dropped on this thread: new zeros wait for it.
-    draining: bool,
+    draining: Cell<bool>,
+}
+
+/// Owns this thread's buffers; its destructor empties [`ZQ`], and zeros
+/// from then on are left to the collector.
+#[derive(Default)]
+struct Owner {
+    /// [`ZQ`]'s buffer, kept at length 0 (its entries are `Copy`).
+    zero: RefCell<Vec<Zero>>,
     /// A spare buffer for claimed objects, kept between drops.
-    spare: Vec<(Obj, u8)>,
+    spare: RefCell<Vec<(Obj, u8)>>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = ZQ.try_with(|q| {
+            q.len.set(0);
+            q.cap.set(0);
+        });
+    }
 }
 
 #[cfg(not(loom))]
 thread_local! {
-    static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
+    static ZQ: ZeroQueue = const {
+        ZeroQueue {
+            buf: Cell::new(std::ptr::null_mut()),
+            len: Cell::new(0),
+            cap: Cell::new(0),
+            draining: Cell::new(false),
+        }
+    };
+    static OWNER: Owner = Owner::default();
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
+    static ZQ: ZeroQueue = ZeroQueue {
+        buf: Cell::new(std::ptr::null_mut()),
+        len: Cell::new(0),
+        cap: Cell::new(0),
+        draining: Cell::new(false),
+    };
+    static OWNER: Owner = Owner::default();
+}
+
+/// Appends `z` to a full (or not yet allocated) queue; false if the
+/// thread's exit has dropped its buffer.
+#[cold]
+#[inline(never)]
+fn push_grow(q: &ZeroQueue, z: Zero) -> bool {
+    OWNER
+        .try_with(|o| {
+            let mut v = o.zero.borrow_mut();
+            // SAFETY: `buf` is `v`'s buffer (or `v` is unallocated and
+            // `len` is 0), and its first `len` entries were pushed.
+            unsafe { v.set_len(q.len.get()) };
+            v.push(z);
+            q.buf.set(v.as_mut_ptr());
+            q.len.set(v.len());
+            q.cap.set(v.capacity());
+            // SAFETY: shrinking; the entries are `Copy`.
+            unsafe { v.set_len(0) };
+        })
+        .is_ok()
 }
 
 /// The last handle to `h` (of size class `class`, `None` for a large
@@ -119,12 +176,19 @@ loom::thread_local! {
 pub(crate) fn last_handle_dropped(h: NonNull<Header>, class: Option<usize>, seq: u32, newborn: bool) {
     let Some(class) = class else { return };
     let z = Zero { obj: Obj(h), seq, class: class as u8 | if newborn { Zero::NEWBORN } else { 0 } };
-    let start = PENDING.try_with(|p| {
-        let mut p = p.borrow_mut();
-        p.zero.push(z);
-        !std::mem::replace(&mut p.draining, true)
+    let start = ZQ.try_with(|q| {
+        let len = q.len.get();
+        if len < q.cap.get() {
+            // SAFETY: `len < cap`: inside `buf`, which `OWNER` keeps
+            // allocated while `cap` is not 0.
+            unsafe { q.buf.get().add(len).write(z) };
+            q.len.set(len + 1);
+        } else if !push_grow(q, z) {
+            // A thread whose locals are gone leaves it to the collector.
+            return false;
+        }
+        !q.draining.replace(true)
     });
-    // A thread whose locals are gone leaves it to the collector.
     if matches!(start, Ok(true)) {
         drain();
     }
@@ -145,17 +209,16 @@ fn drain() {
     struct Done;
     impl Drop for Done {
         fn drop(&mut self) {
-            PENDING.with(|p| {
-                let mut p = p.borrow_mut();
-                p.draining = false;
-                p.zero.clear();
+            ZQ.with(|q| {
+                q.draining.set(false);
+                q.len.set(0);
             });
         }
     }
     let _done = Done;
-    let mut claimed = PENDING.with(|p| std::mem::take(&mut p.borrow_mut().spare));
+    let mut claimed = OWNER.try_with(|o| std::mem::take(&mut *o.spare.borrow_mut())).unwrap_or_default();
     loop {
-        if claimed.is_empty() && PENDING.with(|p| p.borrow().zero.is_empty()) {
+        if claimed.is_empty() && ZQ.with(|q| q.len.get() == 0) {
             break;
         }
         {
@@ -173,33 +236,40 @@ fn drain() {
                 unsafe { free(&claimed, active) };
                 claimed.clear();
             }
-            PENDING.with(|p| {
+            ZQ.with(|q| {
                 // The most recent zeros first, a few at a time: the
                 // children of the objects just dropped, whose headers the
                 // decrement has just read (a whole level of a large tree
                 // would have left the cache by the time its claim reads
                 // them). Claimed straight from the queue: nothing here
                 // drops a value, so nothing queues meanwhile.
-                let zero = &mut p.borrow_mut().zero;
-                let from = zero.len().saturating_sub(BATCH);
+                let len = q.len.get();
+                if len == 0 {
+                    return;
+                }
+                let from = len.saturating_sub(BATCH);
+                // SAFETY: entries `from..len` of `buf` were pushed, and
+                // nothing pushes or frees the buffer while this reads them.
+                let batch = unsafe { std::slice::from_raw_parts(q.buf.get().add(from), len - from) }.iter().copied();
                 // Two copies of the loop: between cycles (the common
                 // case) the claim is a plain store and NEWBORN does not
                 // matter.
                 if active {
-                    claim_batch::<true>(zero.drain(from..), now, &mut claimed);
+                    claim_batch::<true>(batch, now, &mut claimed);
                 } else {
-                    claim_batch::<false>(zero.drain(from..), now, &mut claimed);
+                    claim_batch::<false>(batch, now, &mut claimed);
                 }
+                q.len.set(from);
             });
             drop(e);
         }
         for &(Obj(o), _) in &claimed {
             // SAFETY: claimed: unpublished, unreachable, its drop glue not
             // run yet; the walks of any later cycle skip it.
-            unsafe { ((*o.as_ptr()).vt.drop)(o.as_ptr()) };
+            unsafe { ((*o.as_ptr()).vt.get().drop)(o.as_ptr()) };
         }
     }
-    PENDING.with(|p| p.borrow_mut().spare = claimed);
+    let _ = OWNER.try_with(|o| *o.spare.borrow_mut() = claimed);
 }
 
 /// Claims the objects of `batch` that may be freed now (see [`drain`]),

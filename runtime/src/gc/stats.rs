@@ -50,7 +50,7 @@ pub(crate) const NUM_SIZE_CLASSES: usize = NCLASS;
 /// ```
 /// let m = gort::read_mem_stats();
 /// let c = &m.by_size[0];
-/// assert_eq!(c.size, 24);
+/// assert_eq!(c.size, 16);
 /// assert!(c.mallocs >= c.frees);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
