@@ -230,6 +230,9 @@ pub(crate) fn cycle_seq() -> u32 {
 /// claimed one before are past the claim (the grace period), so every
 /// walk of this cycle sees it unpublished.
 pub(crate) fn begin_cycle() {
+    #[cfg(not(loom))]
+    SPARE_STOCK
+        .store((super::heap::HEAP_LIVE.load(Ordering::Relaxed) >> 21).clamp(SPARE_MIN, SPARE_LIMIT), Ordering::Relaxed);
     stock_spare();
     CYCLE_SEQ.fetch_add(1, Ordering::SeqCst);
     grace_period();
@@ -332,16 +335,24 @@ pub(crate) const PREFETCH: usize = 16;
 /// under the thread's lock. (Under loom, whose models shade a few
 /// objects, never filled.)
 const GREY_CHUNK: usize = 4096;
-/// Empty chunks kept for reuse at most (8 MiB): a fresh chunk's pages
-/// fault in as a barrier fills them (eight faults, 100-200 us on this
-/// VM), a reused one's are resident.
+/// Empty chunks, their pages resident, that the collector keeps ready
+/// during a cycle, for the barriers that queue cells' children right after
+/// the count reached them: one per 2 MiB of heap at the cycle's start
+/// (512, 16 MiB, for a 1 GiB heap), from [`SPARE_MIN`] to [`SPARE_LIMIT`].
+/// Twice as many are kept for reuse at most.
+///
+/// A fresh chunk's pages fault in as a barrier fills them (eight faults,
+/// 100-200 us on this VM); a reused one's are resident. With gc_wait's
+/// 1 GiB heap the collector takes full chunks more slowly than barriers
+/// fill them at the start of a cycle, and the cycles' first 32 chunks ran
+/// out: barriers that took a fresh chunk mostly spent 40-80 us on the CPU,
+/// the others 10-20 us.
 #[cfg(not(loom))]
-const SPARE_MAX: usize = 256;
-/// Empty chunks, their pages resident, that the collector keeps ready at
-/// the start of each cycle (1 MiB), for the barriers that queue cells'
-/// children right after the count reached them.
+static SPARE_STOCK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(SPARE_MIN);
 #[cfg(not(loom))]
 const SPARE_MIN: usize = 32;
+#[cfg(not(loom))]
+const SPARE_LIMIT: usize = 2048;
 
 /// Full grey buffers handed over by threads, for the collector's drain;
 /// and emptied chunks for the threads to reuse.
@@ -387,12 +398,12 @@ pub(crate) fn refill_grey(grey: &mut Vec<Obj>) {
     }
 }
 
-/// Stocks [`SPARE`] with [`SPARE_MIN`] chunks whose pages are resident
+/// Stocks [`SPARE`] with [`SPARE_STOCK`] chunks whose pages are resident
 /// (the collector, before a cycle and as it walks and drains: the faults
 /// are its, not a barrier's).
 pub(crate) fn stock_spare() {
     #[cfg(not(loom))]
-    while crate::loom::lock(&SPARE).len() < SPARE_MIN {
+    while crate::loom::lock(&SPARE).len() < SPARE_STOCK.load(Ordering::Relaxed) {
         let mut chunk = Vec::with_capacity(GREY_CHUNK);
         chunk.spare_capacity_mut().fill(std::mem::MaybeUninit::zeroed());
         std::hint::black_box(&mut chunk);
@@ -406,7 +417,7 @@ fn take_chunk(out: &mut Vec<Obj>, mut chunk: Vec<Obj>) {
     #[cfg(not(loom))]
     if chunk.capacity() == GREY_CHUNK {
         let mut spare = crate::loom::lock(&SPARE);
-        if spare.len() < SPARE_MAX {
+        if spare.len() < 2 * SPARE_STOCK.load(Ordering::Relaxed) {
             spare.push(chunk);
         }
     }
