@@ -113,6 +113,15 @@ load_seqcst!(
     <T> sync::atomic::AtomicPtr<T> => *mut T,
 );
 
+/// Under loom, a `fence(SeqCst)` before a run of `SeqCst` loads that read
+/// the other side of a Dekker pair (what [`LoadSeqCst`] does for one).
+/// Nothing in the std build.
+#[inline(always)]
+pub(crate) fn fence_before_seqcst_loads() {
+    #[cfg(loom)]
+    sync::atomic::fence(sync::atomic::Ordering::SeqCst);
+}
+
 /// Under loom, a `fence(SeqCst)` before a `SeqCst` read-modify-write whose
 /// failure is a plain read the protocol relies on (a failed
 /// compare-exchange): the read side of a Dekker pair, as in

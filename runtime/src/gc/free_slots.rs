@@ -26,12 +26,14 @@
 //!
 //! A span with enough bits set is never left FULL: the cache giving it
 //! back and a freer race like Dekker's, each writing (state FULL; a bit)
-//! before reading the other's side with a SeqCst fence between, and one
-//! that sees both lists the span with a compare-exchange that only one
-//! wins. Of several freers, the last to pass its fence sees every bit. The
+//! before reading the other's side, all SeqCst (with a fence before the
+//! reads under loom, which models SeqCst accesses as acquire/release), and
+//! one that sees both lists the span with a compare-exchange that only one
+//! wins. Of several freers, the last in that order sees every bit. The
 //! loom models are in `loom-tests/tests/free_slots.rs`.
 
-use crate::loom::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
+use crate::loom::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use crate::loom::LoadSeqCst;
 
 const CACHED: u8 = 0;
 const FULL: u8 = 1;
@@ -91,12 +93,10 @@ impl FreeSlots {
                 w.fetch_or(u, Ordering::Relaxed);
             }
         }
-        // Release: a freer that reads FULL sees the bits above.
-        self.state.store(FULL, Ordering::Release);
-        // Between the write and the read of the Dekker pair (SeqCst
-        // accesses alone are not enough under loom, which models them as
-        // acquire/release).
-        fence(Ordering::SeqCst);
+        // A freer that reads FULL sees the bits above (release); and the
+        // write of the Dekker pair (SeqCst: before the reads in `enough`).
+        self.state.store(FULL, Ordering::SeqCst);
+        crate::loom::fence_before_seqcst_loads();
         self.enough() && self.list()
     }
 
@@ -104,17 +104,20 @@ impl FreeSlots {
     /// clear, their values dropped. Returns whether the caller must put the
     /// span on its partial list.
     pub fn free(&self, word: usize, mask: u64) -> bool {
-        self.bits[word].fetch_or(mask, Ordering::Release);
-        // The other side of `give_back`'s fence, and of other freers'.
-        fence(Ordering::SeqCst);
-        self.state.load(Ordering::Acquire) == FULL && self.enough() && self.list()
+        // The other side of `give_back`'s Dekker pair, and of other
+        // freers': SeqCst writes and reads on both sides (on x86 the
+        // read-modify-write is a full barrier already; a fence after it
+        // was a second one, on every free at zero).
+        self.bits[word].fetch_or(mask, Ordering::SeqCst);
+        self.state.load_seqcst() == FULL && self.enough() && self.list()
     }
 
-    /// Whether at least `min` slots are free in no cache.
+    /// Whether at least `min` slots are free in no cache (the reads of the
+    /// Dekker pairs: SeqCst, plain loads on x86).
     fn enough(&self) -> bool {
         let mut n = 0;
         for w in self.bits.iter() {
-            n += w.load(Ordering::Relaxed).count_ones();
+            n += w.load(Ordering::SeqCst).count_ones();
             if n >= self.min {
                 return true;
             }
