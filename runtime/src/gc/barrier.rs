@@ -231,8 +231,7 @@ pub(crate) fn cycle_seq() -> u32 {
 /// walk of this cycle sees it unpublished.
 pub(crate) fn begin_cycle() {
     #[cfg(not(loom))]
-    SPARE_STOCK
-        .store((super::heap::HEAP_LIVE.load(Ordering::Relaxed) >> 21).clamp(SPARE_MIN, SPARE_LIMIT), Ordering::Relaxed);
+    set_spare_stock(super::heap::HEAP_LIVE.load(Ordering::Relaxed));
     stock_spare();
     CYCLE_SEQ.fetch_add(1, Ordering::SeqCst);
     grace_period();
@@ -336,10 +335,9 @@ pub(crate) const PREFETCH: usize = 16;
 /// objects, never filled.)
 const GREY_CHUNK: usize = 4096;
 /// Empty chunks, their pages resident, that the collector keeps ready
-/// during a cycle, for the barriers that queue cells' children right after
-/// the count reached them: one per 2 MiB of heap at the cycle's start
-/// (512, 16 MiB, for a 1 GiB heap), from [`SPARE_MIN`] to [`SPARE_LIMIT`].
-/// Twice as many are kept for reuse at most.
+/// during a cycle (and that are kept for reuse, at most), for the barriers
+/// that queue cells' children right after the count reached them. Set at
+/// each cycle's start by [`set_spare_stock`].
 ///
 /// A fresh chunk's pages fault in as a barrier fills them (eight faults,
 /// 100-200 us on this VM); a reused one's are resident. With gc_wait's
@@ -349,10 +347,24 @@ const GREY_CHUNK: usize = 4096;
 /// the others 10-20 us.
 #[cfg(not(loom))]
 static SPARE_STOCK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(SPARE_MIN);
+/// Fresh chunks made since the cycle began: the stock fell short by as
+/// many.
+#[cfg(not(loom))]
+static SPARE_SHORT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 #[cfg(not(loom))]
 const SPARE_MIN: usize = 32;
+
+/// The stock for a cycle starting with `heap` bytes in use: one chunk per
+/// 2 MiB of heap (512, 16 MiB, for 1 GiB) or, if more, the last cycle's
+/// stock plus the fresh chunks it needed; at most one chunk per 1 MiB of
+/// heap (3% of it), at least [`SPARE_MIN`].
 #[cfg(not(loom))]
-const SPARE_LIMIT: usize = 2048;
+fn set_spare_stock(heap: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let short = SPARE_SHORT.swap(0, Relaxed);
+    let want = (heap >> 21).max(SPARE_STOCK.load(Relaxed) + short);
+    SPARE_STOCK.store(want.min(heap >> 20).max(SPARE_MIN), Relaxed);
+}
 
 /// Full grey buffers handed over by threads, for the collector's drain;
 /// and emptied chunks for the threads to reuse.
@@ -388,7 +400,10 @@ pub(crate) fn push_grey(grey: &mut Vec<Obj>, o: Obj) {
 #[cold]
 pub(crate) fn refill_grey(grey: &mut Vec<Obj>) {
     #[cfg(not(loom))]
-    let chunk = crate::loom::lock(&SPARE).pop().unwrap_or_else(|| Vec::with_capacity(GREY_CHUNK));
+    let chunk = crate::loom::lock(&SPARE).pop().unwrap_or_else(|| {
+        SPARE_SHORT.fetch_add(1, Ordering::Relaxed);
+        Vec::with_capacity(GREY_CHUNK)
+    });
     #[cfg(loom)]
     let chunk = Vec::with_capacity(GREY_CHUNK);
     let full = std::mem::replace(grey, chunk);
@@ -417,7 +432,7 @@ fn take_chunk(out: &mut Vec<Obj>, mut chunk: Vec<Obj>) {
     #[cfg(not(loom))]
     if chunk.capacity() == GREY_CHUNK {
         let mut spare = crate::loom::lock(&SPARE);
-        if spare.len() < 2 * SPARE_STOCK.load(Ordering::Relaxed) {
+        if spare.len() < SPARE_STOCK.load(Ordering::Relaxed) {
             spare.push(chunk);
         }
     }

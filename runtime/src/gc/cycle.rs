@@ -246,8 +246,6 @@ struct Marker {
     stack: Vec<Obj>,
     /// Edges of the object being counted: (object, handle address).
     edges: Vec<(NonNull<Header>, usize)>,
-    /// Scratch space for [`absorb_flushed`](Self::absorb_flushed).
-    absorbed: Vec<Obj>,
     /// First `Trace` impl found reporting a handle twice.
     double: Option<&'static str>,
 }
@@ -316,27 +314,19 @@ impl Marker {
         }
     }
 
-    /// Shades the entries of the full grey buffers threads handed over
-    /// (most of them pending children queued by cell barriers), keeping
-    /// those it turns grey for the drain, and gives the chunks back for
-    /// reuse. Shading early is what an eager barrier would have done: the
-    /// entries' objects are allocated until this cycle's sweep (see
-    /// `Obj::to_trace`), and marking more is always safe.
+    /// Moves the entries of the full grey buffers threads handed over
+    /// (most of them pending children queued by cell barriers) onto the
+    /// mark stack, and gives the chunks back for reuse; the drain shades
+    /// pending entries as it pops them (`Obj::to_trace`). Nothing is
+    /// shaded here: taking a chunk is then a copy, so the collector keeps
+    /// up with the barriers that fill them during the walks. Shading each
+    /// entry here (a header's cache miss apiece) let the barriers of
+    /// gc_wait's 1 GiB heap outrun it, and take fresh chunks, whose pages
+    /// fault in.
     fn absorb_flushed(&mut self) {
         // Fresh chunks for the barriers queueing meanwhile.
         barrier::stock_spare();
-        let mut taken = std::mem::take(&mut self.absorbed);
-        barrier::take_flushed(&mut taken);
-        for (i, g) in taken.iter().enumerate() {
-            if let Some(&ahead) = taken.get(i + PREFETCH) {
-                ahead.prefetch();
-            }
-            if let Some(o) = g.to_trace() {
-                self.stack.push(o);
-            }
-        }
-        taken.clear();
-        self.absorbed = taken;
+        barrier::take_flushed(&mut self.stack);
     }
 
     fn shade(&mut self, o: Obj) {
