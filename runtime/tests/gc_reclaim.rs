@@ -443,3 +443,85 @@ fn assert_all_freed_now(ids: &[u64]) {
     let n = count_dropped(ids);
     assert_eq!(n, ids.len(), "only {n} of {} objects were freed", ids.len());
 }
+
+/// Builds and drops trees when the thread-local it lives in is destroyed
+/// at thread exit, keeping one tree's root in `out`.
+struct AtExit {
+    ids: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    out: std::sync::mpsc::Sender<Gc<Node>>,
+}
+
+impl Drop for AtExit {
+    fn drop(&mut self) {
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            drop(tree(6, &mut ids));
+        }
+        let kept = tree(4, &mut ids);
+        assert!(kept.intact());
+        self.out.send(kept).unwrap();
+        self.ids.lock().unwrap().extend(ids);
+    }
+}
+
+std::thread_local! {
+    static AT_EXIT: std::cell::RefCell<Option<AtExit>> = const { std::cell::RefCell::new(None) };
+}
+
+isolated_test! {
+    /// A thread-local destructor allocates and drops objects at thread
+    /// exit, once registered before the thread first touched the heap (so
+    /// destroyed after gort's own per-thread caches and queue: it allocates
+    /// from one-off caches and leaves objects at zero to the collector) and
+    /// once after (destroyed first: the thread's caches still serve it).
+    /// Every object is dropped exactly once, the kept tree stays intact,
+    /// and the collector frees what the dying thread left.
+    fn objects_made_and_dropped_by_destructors_at_thread_exit() {
+        let ids = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for heap_first in [false, true] {
+            let (ids, out) = (ids.clone(), tx.clone());
+            std::thread::spawn(move || {
+                if heap_first {
+                    drop(Node::leaf());
+                }
+                AT_EXIT.with(|a| *a.borrow_mut() = Some(AtExit { ids, out }));
+                if !heap_first {
+                    drop(Node::leaf());
+                }
+            })
+            .join()
+            .or_panic();
+        }
+        drop(tx);
+        let kept: Vec<Gc<Node>> = rx.iter().collect();
+        assert_eq!(kept.len(), 2);
+        let ids = std::mem::take(&mut *ids.lock().unwrap());
+        assert_eq!(ids.len(), 2 * (20 * 127 + 31));
+        let kept_ids: Vec<u64> = kept.iter().flat_map(|k| tree_ids(k)).collect();
+        for _ in 0..3 {
+            gort::gc();
+        }
+        for k in &kept {
+            assert!(k.intact());
+        }
+        let dead: Vec<u64> = ids.iter().copied().filter(|i| !kept_ids.contains(i)).collect();
+        assert_all_freed_now(&dead);
+        assert_eq!(count_dropped(&kept_ids), 0);
+        drop(kept);
+        gort::gc();
+        assert_all_freed_now(&ids);
+    }
+}
+
+/// The ids of a tree built by [`tree`] (children in `imm` and `cell`).
+fn tree_ids(n: &Gc<Node>) -> Vec<u64> {
+    let mut out = vec![n.id];
+    if let Some(c) = &n.imm {
+        out.extend(tree_ids(c));
+    }
+    if let Some(c) = &n.cell.lock().0 {
+        out.extend(tree_ids(c));
+    }
+    out
+}
