@@ -498,7 +498,7 @@ isolated_test! {
         assert_eq!(kept.len(), 2);
         let ids = std::mem::take(&mut *ids.lock().unwrap());
         assert_eq!(ids.len(), 2 * (20 * 127 + 31));
-        let kept_ids: Vec<u64> = kept.iter().flat_map(|k| tree_ids(k)).collect();
+        let kept_ids: Vec<u64> = kept.iter().flat_map(tree_ids).collect();
         for _ in 0..3 {
             gort::gc();
         }
