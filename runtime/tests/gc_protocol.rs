@@ -1157,3 +1157,30 @@ scenario! {
         });
     }
 }
+
+scenario! {
+    /// The stall instrument behind `gc_wait`: a cell locked after the count
+    /// reached it queues its 200,000 children (49 grey chunks, more than a
+    /// small heap's stock of 32 while the collector is held at the count
+    /// and takes none back), and the barrier is timed once, in the
+    /// histogram as in the maximum, and its fresh chunks are counted.
+    fn the_stall_instrument_times_a_barrier_and_counts_its_fresh_chunks() {
+        use gort::gc::__hooks::{fresh_grey_chunks, stall_histograms, stalls, watch_stalls};
+        let cell = Gc::new(GcMutex::new((0..200_000u64).map(Gc::new).collect::<Vec<_>>()));
+        watch_stalls(true);
+        let fresh = fresh_grey_chunks();
+        steps::script(&[Step::Counted]);
+        let gc = spawn_gc();
+        steps::wait_paused(Step::Counted);
+        assert_eq!(cell.lock().len(), 200_000);
+        steps::resume();
+        join(gc);
+        watch_stalls(false);
+        let barrier = |v: Vec<(&'static str, u64, u64, u64)>| v.into_iter().find(|s| s.0 == "barrier").unwrap();
+        let (_, longest, longest_cpu, _) = barrier(stalls());
+        assert!(longest > 0 && longest_cpu > 0, "the barrier was not timed");
+        let (_, h) = stall_histograms().into_iter().find(|h| h.0 == "barrier").unwrap();
+        assert_eq!(h.iter().sum::<u64>(), 1, "one barrier, in one bucket: {h:?}");
+        assert!(fresh_grey_chunks() > fresh, "49 chunks with a stock of 32 took none fresh");
+    }
+}

@@ -17,7 +17,9 @@
 //! leaf; build and drop a 31-node tree (allocation, assists).
 //!
 //! Prints, per kind of wait on the collector, the longest wait and how many
-//! exceeded 50 µs (`gort::gc::__hooks::stalls`: see `runtime/src/gc/stall.rs`),
+//! exceeded 50 µs (`gort::gc::__hooks::stalls`: see `runtime/src/gc/stall.rs`)
+//! and a histogram of their times on the CPU, the grey-buffer chunks that
+//! had to be allocated fresh (their pages fault in on a barrier's time),
 //! then the operations' longest wall time and the longest time an
 //! operation's thread was off the CPU during it (the OS's share: the
 //! machine is shared) and on it (its own work, barriers and assists
@@ -173,6 +175,13 @@ fn print_stalls() {
             cpu as f64 / 1e3
         );
     }
+    println!("on-CPU time of the waits, in 10 us buckets (the last: 110 us and more)");
+    for (name, h) in gort::gc::__hooks::stall_histograms() {
+        if h.iter().any(|&n| n > 0) {
+            println!("  {name:15} {h:?}");
+        }
+    }
+    println!("RESULT fresh_grey_chunks {}", gort::gc::__hooks::fresh_grey_chunks());
 }
 
 /// The calling thread's minor page faults and involuntary context switches.

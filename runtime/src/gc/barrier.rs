@@ -353,6 +353,9 @@ static SPARE_STOCK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUs
 static SPARE_SHORT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 #[cfg(not(loom))]
 const SPARE_MIN: usize = 32;
+/// Fresh chunks made since the process started (`__hooks`).
+#[cfg(not(loom))]
+pub(crate) static FRESH_CHUNKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The stock for a cycle starting with `heap` bytes in use: one chunk per
 /// 2 MiB of heap (512, 16 MiB, for 1 GiB) or, if more, the last cycle's
@@ -402,6 +405,7 @@ pub(crate) fn refill_grey(grey: &mut Vec<Obj>) {
     #[cfg(not(loom))]
     let chunk = crate::loom::lock(&SPARE).pop().unwrap_or_else(|| {
         SPARE_SHORT.fetch_add(1, Ordering::Relaxed);
+        FRESH_CHUNKS.fetch_add(1, Ordering::Relaxed);
         Vec::with_capacity(GREY_CHUNK)
     });
     #[cfg(loom)]

@@ -161,4 +161,18 @@ pub mod __hooks {
     pub fn stall_details() -> Vec<(&'static str, u64, u64, u64)> {
         super::stall::details()
     }
+
+    /// Per kind of wait, as [`stalls`]: its name and how many waits spent
+    /// 0-10 µs, 10-20 µs, ... on the CPU (the last bucket: 110 µs and
+    /// more).
+    pub fn stall_histograms() -> Vec<(&'static str, [u64; super::stall::HIST_BUCKETS])> {
+        super::stall::histograms()
+    }
+
+    /// Grey-buffer chunks allocated fresh since the process started
+    /// because none was in stock: each one's pages fault in as the thread
+    /// that took it (usually a cell barrier) fills them.
+    pub fn fresh_grey_chunks() -> u64 {
+        super::barrier::FRESH_CHUNKS.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }

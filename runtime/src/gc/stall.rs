@@ -17,7 +17,10 @@
 //! out during that wait (`getrusage(RUSAGE_THREAD)`, read outside the
 //! timed window), and how many waits of the kind spent over 50 µs on the
 //! CPU: a maximum alone is one event, and on a shared machine often the
-//! OS's.
+//! OS's. A histogram of each kind's on-CPU times (10 µs buckets) shows
+//! whether a tail is a mode of its own: it is how the barriers that took
+//! fresh grey chunks (40-80 µs, their pages faulting in) were told from
+//! the rest (10-20 µs).
 
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -66,6 +69,12 @@ static OVER_50US_CPU: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; N
 /// last, so racing records may pair one wait's time with another's counts.
 #[cfg(not(loom))]
 static MAX_CPU_WHY: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
+/// Buckets of [`HIST`]: 10 µs wide, the last one open.
+pub(crate) const HIST_BUCKETS: usize = 12;
+/// Per kind, how many waits spent 0-10 µs, 10-20 µs, ... on the CPU.
+#[cfg(not(loom))]
+static HIST: [[AtomicU64; HIST_BUCKETS]; NAMES.len()] =
+    [const { [const { AtomicU64::new(0) }; HIST_BUCKETS] }; NAMES.len()];
 
 /// A wait being timed (nothing while not watching): its start, the
 /// thread's CPU time then, and its [`usage`] then.
@@ -126,6 +135,7 @@ fn record(kind: Kind, ns: u64, cpu_ns: u64, (faults, switches): (u64, u64)) {
     let k = kind as usize;
     MAX_NS[k].fetch_max(ns, Ordering::Relaxed);
     let cpu_ns = cpu_ns.min(ns);
+    HIST[k][((cpu_ns / 10_000) as usize).min(HIST_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
     if MAX_CPU_NS[k].fetch_max(cpu_ns, Ordering::Relaxed) < cpu_ns {
         MAX_CPU_WHY[k].store(faults.min(u32::MAX as u64) << 32 | switches.min(u32::MAX as u64), Ordering::Relaxed);
     }
@@ -141,7 +151,14 @@ fn record(kind: Kind, ns: u64, cpu_ns: u64, (faults, switches): (u64, u64)) {
 #[cfg(not(loom))]
 pub(crate) fn watch(on: bool) {
     if on {
-        for a in MAX_NS.iter().chain(&OVER_50US).chain(&MAX_CPU_NS).chain(&OVER_50US_CPU).chain(&MAX_CPU_WHY) {
+        for a in MAX_NS
+            .iter()
+            .chain(&OVER_50US)
+            .chain(&MAX_CPU_NS)
+            .chain(&OVER_50US_CPU)
+            .chain(&MAX_CPU_WHY)
+            .chain(HIST.iter().flatten())
+        {
             a.store(0, Ordering::Relaxed);
         }
     }
@@ -169,4 +186,10 @@ pub(crate) fn details() -> Vec<(&'static str, u64, u64, u64)> {
             (*n, OVER_50US_CPU[i].load(Ordering::Relaxed), why >> 32, why & u32::MAX as u64)
         })
         .collect()
+}
+
+/// Per kind: its name and its histogram of on-CPU times (see [`HIST`]).
+#[cfg(not(loom))]
+pub(crate) fn histograms() -> Vec<(&'static str, [u64; HIST_BUCKETS])> {
+    NAMES.iter().zip(&HIST).map(|(n, h)| (*n, std::array::from_fn(|b| h[b].load(Ordering::Relaxed)))).collect()
 }
