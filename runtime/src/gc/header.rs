@@ -166,17 +166,18 @@ impl VtRef {
         let key = (vt as *const VTable).addr();
         let mut index = FAR_INDEX.lock().unwrap_or_else(|e| e.into_inner());
         let index = index.get_or_insert_with(HashMap::new);
-        let n = index.len() as u32;
-        let i = *index.entry(key).or_insert(n);
-        if i == n {
-            assert!(
-                (n as usize) < FAR_MAX,
-                "gort: more than {FAR_MAX} types of Gc objects whose code lies over 8 GiB from gort's; \
-                 link gort and the crates defining them into one binary"
-            );
-            FAR[i as usize].store((vt as *const VTable).cast_mut(), std::sync::atomic::Ordering::Release);
+        if let Some(&i) = index.get(&key) {
+            return VtRef(i << 1 | 1);
         }
-        VtRef(i << 1 | 1)
+        let i = index.len();
+        assert!(
+            i < FAR_MAX,
+            "gort: more than {FAR_MAX} types of Gc objects whose code lies over 8 GiB from gort's; \
+             link gort and the crates defining them into one binary"
+        );
+        FAR[i].store((vt as *const VTable).cast_mut(), std::sync::atomic::Ordering::Release);
+        index.insert(key, i as u32);
+        VtRef((i as u32) << 1 | 1)
     }
 
     /// The table.
