@@ -318,11 +318,11 @@ impl Marker {
     /// (most of them pending children queued by cell barriers) onto the
     /// mark stack, and gives the chunks back for reuse; the drain shades
     /// pending entries as it pops them (`Obj::to_trace`). Nothing is
-    /// shaded here: taking a chunk is then a copy, so the collector keeps
-    /// up with the barriers that fill them during the walks. Shading each
-    /// entry here (a header's cache miss apiece) let the barriers of
-    /// gc_wait's 1 GiB heap outrun it, and take fresh chunks, whose pages
-    /// fault in.
+    /// shaded here, so taking a chunk is a copy. Barriers fill chunks at
+    /// the speed of memory, and shading each entry (a header's cache miss
+    /// apiece) makes a collector fall behind them: the barriers then take
+    /// fresh chunks, whose pages fault in. (gc_wait could not tell the two
+    /// apart: the OS's scheduling of the collector decides more.)
     fn absorb_flushed(&mut self) {
         // Fresh chunks for the barriers queueing meanwhile.
         barrier::stock_spare();
