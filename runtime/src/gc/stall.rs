@@ -70,6 +70,7 @@ static OVER_50US_CPU: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; N
 #[cfg(not(loom))]
 static MAX_CPU_WHY: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
 /// Buckets of [`HIST`]: 10 µs wide, the last one open.
+#[cfg(not(loom))]
 pub(crate) const HIST_BUCKETS: usize = 12;
 /// Per kind, how many waits spent 0-10 µs, 10-20 µs, ... on the CPU.
 #[cfg(not(loom))]
