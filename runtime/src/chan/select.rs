@@ -257,6 +257,7 @@ fn cheaprand64() -> u64 {
 /// product of the bounds would pass 2^32, so every draw is as close to
 /// uniform as Go's 32-bit `cheaprandn` (bias below n / 2^32). Selects of
 /// up to 12 cases take one word.
+#[cfg_attr(loom, allow(dead_code))]
 struct PollRand {
     word: u64,
     /// Product of the bounds drawn from `word` so far.

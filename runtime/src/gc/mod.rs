@@ -58,6 +58,8 @@ mod cell;
 #[cfg(not(loom))]
 mod collector;
 mod cycle;
+// Under loom the public API that calls these is not built.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod finalize;
 pub(crate) mod free_slots;
 mod handle;
@@ -75,6 +77,8 @@ mod pacer;
 mod pages;
 mod reclaim;
 mod special;
+// Under loom nothing is timed.
+#[cfg_attr(loom, allow(dead_code))]
 mod stall;
 #[cfg(not(loom))]
 pub(crate) mod stats;
