@@ -347,10 +347,10 @@ const GREY_CHUNK: usize = 4096;
 /// the others 10-20 us.
 #[cfg(not(loom))]
 static SPARE_STOCK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(SPARE_MIN);
-/// Fresh chunks made since the cycle began: the stock fell short by as
-/// many.
+/// [`FRESH_CHUNKS`] when the last cycle began: the stock fell short by
+/// the chunks made since.
 #[cfg(not(loom))]
-static SPARE_SHORT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static FRESH_AT_START: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 #[cfg(not(loom))]
 const SPARE_MIN: usize = 32;
 /// Fresh chunks made since the process started (`__hooks`).
@@ -364,7 +364,8 @@ pub(crate) static FRESH_CHUNKS: std::sync::atomic::AtomicU64 = std::sync::atomic
 #[cfg(not(loom))]
 fn set_spare_stock(heap: usize) {
     use std::sync::atomic::Ordering::Relaxed;
-    let short = SPARE_SHORT.swap(0, Relaxed);
+    let fresh = FRESH_CHUNKS.load(Relaxed);
+    let short = (fresh - FRESH_AT_START.swap(fresh, Relaxed)) as usize;
     let want = (heap >> 21).max(SPARE_STOCK.load(Relaxed) + short);
     SPARE_STOCK.store(want.min(heap >> 20).max(SPARE_MIN), Relaxed);
 }
@@ -404,7 +405,6 @@ pub(crate) fn push_grey(grey: &mut Vec<Obj>, o: Obj) {
 pub(crate) fn refill_grey(grey: &mut Vec<Obj>) {
     #[cfg(not(loom))]
     let chunk = crate::loom::lock(&SPARE).pop().unwrap_or_else(|| {
-        SPARE_SHORT.fetch_add(1, Ordering::Relaxed);
         FRESH_CHUNKS.fetch_add(1, Ordering::Relaxed);
         Vec::with_capacity(GREY_CHUNK)
     });
