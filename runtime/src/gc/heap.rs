@@ -6,9 +6,10 @@
 //! (its cache, Go's `mcache`), takes the span's free slots a word of 64
 //! at a time into a private bitmap ([`FreeSlots`]), and allocates from
 //! that without atomics but for the release store that publishes the
-//! object. Slots freed in a cached span are reused only after the span
-//! goes back to its class's partial list and is taken again (Go's
-//! `allocCache` works the same way). Larger objects get a span of their
+//! object. Slots that others free in a cached span are reused only after
+//! the span goes back to its class's partial list and is taken again (Go's
+//! `allocCache` works the same way); the caching thread's own frees at
+//! zero go straight back to its cache. Larger objects get a span of their
 //! own. The collector finds objects by walking every span's allocation
 //! map; whoever frees a slot (the sweeper, after the drop glue ran, or a
 //! mutator freeing at zero) clears its entry and sets its free bit, and
