@@ -113,21 +113,13 @@ load_seqcst!(
     <T> sync::atomic::AtomicPtr<T> => *mut T,
 );
 
-/// Under loom, a `fence(SeqCst)` before a run of `SeqCst` loads that read
-/// the other side of a Dekker pair (what [`LoadSeqCst`] does for one).
-/// Nothing in the std build.
+/// Under loom, a `fence(SeqCst)` before the read side of a Dekker pair
+/// that is not one load (what [`LoadSeqCst`] does for one): a run of
+/// `SeqCst` loads, or a `SeqCst` read-modify-write whose failure is a
+/// plain read the protocol relies on (a failed compare-exchange). Nothing
+/// in the std build.
 #[inline(always)]
-pub(crate) fn fence_before_seqcst_loads() {
-    #[cfg(loom)]
-    sync::atomic::fence(sync::atomic::Ordering::SeqCst);
-}
-
-/// Under loom, a `fence(SeqCst)` before a `SeqCst` read-modify-write whose
-/// failure is a plain read the protocol relies on (a failed
-/// compare-exchange): the read side of a Dekker pair, as in
-/// [`LoadSeqCst`]. Nothing in the std build.
-#[inline(always)]
-pub(crate) fn fence_before_seqcst_rmw() {
+pub(crate) fn fence_before_seqcst_reads() {
     #[cfg(loom)]
     sync::atomic::fence(sync::atomic::Ordering::SeqCst);
 }

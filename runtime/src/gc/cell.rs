@@ -720,7 +720,7 @@ impl<T: Trace + Send + Sync + 'static> GcAtomic<T> {
         let e = barrier::enter();
         // A failure reads the slot like `load` (under loom, that read needs
         // the fence of `load_seqcst`).
-        crate::loom::fence_before_seqcst_rmw();
+        crate::loom::fence_before_seqcst_reads();
         match self.slot.compare_exchange(cur, newp, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(old) => {
                 // `new`'s count moved into the slot.

@@ -96,7 +96,7 @@ impl FreeSlots {
         // A freer that reads FULL sees the bits above (release); and the
         // write of the Dekker pair (SeqCst: before the reads in `enough`).
         self.state.store(FULL, Ordering::SeqCst);
-        crate::loom::fence_before_seqcst_loads();
+        crate::loom::fence_before_seqcst_reads();
         self.enough() && self.list()
     }
 
