@@ -178,8 +178,10 @@ static LARGE_FREED_BYTES: AtomicU64 = AtomicU64::new(0);
 /// to the sweeper while the mutator woke, again and again).
 static FREEING: RwLock<()> = RwLock::new(());
 
-/// [`FREEING`] for a freer.
-fn freeing_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+/// [`FREEING`] for a freer: the sweep, for a chunk of frees, or a batch of
+/// [`free_claimed`] (taken before the barrier mark goes up, so that no
+/// thread waits for a lock with its mark up).
+pub(crate) fn freeing() -> std::sync::RwLockReadGuard<'static, ()> {
     FREEING.read().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -643,7 +645,7 @@ pub(crate) fn free(dead: &[Found]) {
     // The release stores order the drop glue before the slot's reuse.
     let mut i = 0;
     while i < dead.len() {
-        let _freeing = freeing_shared();
+        let _freeing = freeing();
         let mut back = GiveBack::default();
         let mut freed = [0u64; NCLASS];
         let mut bytes = 0usize;
@@ -675,7 +677,7 @@ pub(crate) fn free(dead: &[Found]) {
     if !large.is_empty() {
         // Unlisted, counted and deallocated under one hold: `counts` reads
         // listed spans only.
-        let _freeing = freeing_shared();
+        let _freeing = freeing();
         STATS[NCLASS].frees.fetch_add(large.len() as u64, Ordering::Relaxed);
         HEAP_LIVE.fetch_sub(large_bytes, Ordering::Relaxed);
         lock(&SPANS).retain(|s| !large.contains(s));
@@ -859,13 +861,6 @@ const DEFERRED_SPARE: usize = 16;
 struct Deferred {
     full: Vec<Vec<Found>>,
     spare: Vec<Vec<Found>>,
-}
-
-/// Takes [`FREEING`] for a batch of [`free_claimed`]: taken before the
-/// barrier mark goes up, so that no thread waits for a lock with its mark
-/// up.
-pub(crate) fn freeing() -> std::sync::RwLockReadGuard<'static, ()> {
-    freeing_shared()
 }
 
 /// Frees small objects of the given classes that a mutator claimed when
