@@ -125,6 +125,30 @@ fn two_freers_vs_give_back_min_2() {
     two_freers_vs_give_back(2);
 }
 
+/// A freer giving back two words at once (`GiveBack::flush`: one read of
+/// the state after both), against a freer of a third slot and the cache
+/// giving the span back: listed once, at three free slots, whoever is last.
+#[test]
+fn two_word_freer_vs_freer_vs_give_back() {
+    loom::model(|| {
+        let (f, bits) = cached_span(3, 0);
+        let both = {
+            let f = f.clone();
+            thread::spawn(move || usize::from(f.free_words([(0, 1u64 << 1), (1, 1u64 << 2)])))
+        };
+        let one = {
+            let f = f.clone();
+            thread::spawn(move || usize::from(f.free(1, 1 << 5)))
+        };
+        let mine = usize::from(f.give_back(&bits));
+        let listed = mine + both.join().unwrap() + one.join().unwrap();
+        assert_eq!(listed, 1, "listed {listed} times");
+        let mut rest = Vec::new();
+        assert_eq!(f.take(&mut rest), 3);
+        assert_eq!(rest, [1 << 1, 1 << 2 | 1 << 5]);
+    });
+}
+
 #[test]
 fn take_vs_free() {
     loom::model(|| {

@@ -103,12 +103,21 @@ impl FreeSlots {
     /// Slots `mask` of word `word` were freed: their allocation bytes are
     /// clear, their values dropped. Returns whether the caller must put the
     /// span on its partial list.
+    #[cfg(any(test, loom))]
     pub fn free(&self, word: usize, mask: u64) -> bool {
+        self.free_words([(word, mask)])
+    }
+
+    /// [`FreeSlots::free`] for several words (`(word, mask)` pairs) at
+    /// once: the span's state and bits are read once, after all of them.
+    pub fn free_words(&self, freed: impl IntoIterator<Item = (usize, u64)>) -> bool {
         // The other side of `give_back`'s Dekker pair, and of other
         // freers': SeqCst writes and reads on both sides (on x86 the
         // read-modify-write is a full barrier already; a fence after it
         // was a second one, on every free at zero).
-        self.bits[word].fetch_or(mask, Ordering::SeqCst);
+        for (word, mask) in freed {
+            self.bits[word].fetch_or(mask, Ordering::SeqCst);
+        }
         self.state.load_seqcst() == FULL && self.enough() && self.list()
     }
 

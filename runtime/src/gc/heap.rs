@@ -596,32 +596,54 @@ pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
     }
 }
 
-/// Freed slots going back to their span's [`FreeSlots`], a word's worth
-/// at a time (objects freed together mostly neighbour each other): one
-/// read-modify-write per word rather than per slot.
-#[derive(Default)]
+/// Freed slots going back to their span's [`FreeSlots`] a span at a time
+/// (objects freed together mostly share one): one read-modify-write per
+/// word, and one read of the span's state (and, if it is full, of its free
+/// bits) per run of frees in one span. Holding one word at a time,
+/// binary_trees (depth 12) gave slots back 4 at a time (120,000 times);
+/// holding a span, 55 at a time (9,500 times).
 struct GiveBack {
     span: Option<SpanRef>,
-    word: usize,
-    mask: u64,
+    /// Bit `w` set: `masks[w]` is not 0.
+    touched: u64,
+    masks: [u64; SPAN_WORDS],
+}
+
+/// Words of free bits of the small span with the most slots.
+const SPAN_WORDS: usize = 64;
+const _: () = assert!((SMALL_SPAN - SPAN_HEAD) / CLASS_SIZES[0] as usize <= SPAN_WORDS * 64);
+
+impl Default for GiveBack {
+    fn default() -> GiveBack {
+        GiveBack { span: None, touched: 0, masks: [0; SPAN_WORDS] }
+    }
 }
 
 impl GiveBack {
     /// Slot `slot` of `s`: its byte is clear, its value dropped.
     #[inline]
     fn add(&mut self, s: SpanRef, slot: usize) {
-        if self.span != Some(s) || self.word != slot / 64 {
+        if self.span != Some(s) {
             self.flush();
-            (self.span, self.word) = (Some(s), slot / 64);
+            self.span = Some(s);
         }
-        self.mask |= 1 << (slot % 64);
+        let w = slot / 64;
+        self.masks[w] |= 1 << (slot % 64);
+        self.touched |= 1 << w;
     }
 
     /// Gives the slots added so far back, listing their span if it was full.
     fn flush(&mut self) {
         if let Some(s) = self.span.take() {
             let span = s.get();
-            if span.free.free(self.word, std::mem::take(&mut self.mask)) {
+            let mut touched = std::mem::take(&mut self.touched);
+            let masks = &mut self.masks;
+            let words = std::iter::from_fn(|| {
+                let w = touched.trailing_zeros() as usize;
+                touched &= touched.wrapping_sub(1);
+                (w < SPAN_WORDS).then(|| (w, std::mem::take(&mut masks[w])))
+            });
+            if span.free.free_words(words) {
                 lock(&PARTIALS[span.class as usize]).push(s);
             }
         }
