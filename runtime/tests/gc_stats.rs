@@ -52,7 +52,7 @@ fn mem_stats_invariants_after_gc() {
         let m = gort::read_mem_stats();
         check(&m);
         assert!(m.heap_objects >= 5508, "{}", m.heap_objects);
-        assert!(m.heap_alloc >= 5000 * 24 + 500 * 1024 + 8 * 40000);
+        assert!(m.heap_alloc >= 5000 * 16 + 500 * 1024 + 8 * 40000);
         drop((small, mid, large));
         let mut prev = gort::read_mem_stats();
         for _ in 0..3 {
@@ -85,9 +85,9 @@ fn mem_stats_counts_are_exact() {
         let bm0: u64 = before.by_size.iter().map(|c| c.mallocs).sum();
         assert_eq!(bm - bm0, 1000, "by_size counts the small objects");
         assert_eq!(m.mallocs - bm, (before.mallocs - bm0) + 5, "large objects are the rest");
-        let class24 = m.by_size.iter().position(|c| c.size == 24).unwrap();
-        assert_eq!(m.by_size[class24].mallocs - before.by_size[class24].mallocs, 1000, "a Gc<u64> is 24 bytes");
-        assert_eq!(m.total_alloc - before.total_alloc, 1000 * 24 + 5 * 40960);
+        let class16 = m.by_size.iter().position(|c| c.size == 16).unwrap();
+        assert_eq!(m.by_size[class16].mallocs - before.by_size[class16].mallocs, 1000, "a Gc<u64> is 16 bytes");
+        assert_eq!(m.total_alloc - before.total_alloc, 1000 * 16 + 5 * 40960);
         drop((small, large));
         gort::gc();
         let after = gort::read_mem_stats();
@@ -98,7 +98,7 @@ fn mem_stats_counts_are_exact() {
         let bf: u64 = after.by_size.iter().map(|c| c.frees).sum();
         let bf0: u64 = m.by_size.iter().map(|c| c.frees).sum();
         assert_eq!(bf - bf0, 1000);
-        assert_eq!(after.by_size[class24].frees - m.by_size[class24].frees, 1000);
+        assert_eq!(after.by_size[class16].frees - m.by_size[class16].frees, 1000);
     }) else {
         return;
     };

@@ -233,8 +233,8 @@ fn gc_stall(trees: u64) {
 }
 
 fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool) {
-    // A leaf is a 32-byte slot (16-byte header + 16), a bucket 64.
-    let buckets = (heap_mib << 20) / (children * 32 + 64);
+    // A leaf is a 24-byte slot (8-byte header + 16), a bucket 64.
+    let buckets = (heap_mib << 20) / (children * 24 + 64);
     let t = Instant::now();
     let root: Gc<GcRwLock<Vec<Gc<Bucket>>>> = Gc::new(GcRwLock::new(Vec::with_capacity(buckets)));
     for b in 0..buckets {

@@ -11,6 +11,7 @@ use std::ptr::NonNull;
 
 use super::barrier::{self, Obj, PREFETCH};
 use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SPECIAL};
+use super::heap;
 use super::special::{self, Job};
 use super::trace::{Mode, Tracer};
 use crate::loom::sync::atomic::Ordering;
@@ -89,8 +90,10 @@ pub(crate) fn run<O: Objects + ?Sized>(
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
         if h.state() & (GARBAGE | NEWBORN) == 0 {
+            // SAFETY: as above.
+            let internal = unsafe { heap::internal(o) };
             // Only the collector writes `internal`: no read-modify-write.
-            h.internal.store(h.internal.load(Ordering::Relaxed) | OLD, Ordering::Relaxed);
+            internal.store(internal.load(Ordering::Relaxed) | OLD, Ordering::Relaxed);
             mk.count(o);
         }
         walked += 1;
@@ -106,7 +109,8 @@ pub(crate) fn run<O: Objects + ?Sized>(
         let o = O::obj(&f);
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
-        let iv = h.internal.load(Ordering::Relaxed);
+        // SAFETY: as above.
+        let iv = unsafe { heap::internal(o) }.load(Ordering::Relaxed);
         if iv & OLD != 0 && h.handles.load_seqcst() != iv & !OLD {
             mk.shade(o);
         }
@@ -122,7 +126,7 @@ pub(crate) fn run<O: Objects + ?Sized>(
     let fins: Vec<Obj> = special::finalizable()
         .into_iter()
         // SAFETY: objects in the specials table are live.
-        .filter(|o| unsafe { o.0.as_ref() }.is_old())
+        .filter(|&o| unsafe { is_old(o) })
         .collect();
     for &o in &fins {
         mk.shade_children(o);
@@ -140,7 +144,8 @@ pub(crate) fn run<O: Objects + ?Sized>(
     // than needed is always safe.
     mk.mark();
     // C8, before any finalizer is queued (Go's order).
-    special::clear_weak_and_reopen(|h| h.is_old() && h.state() & MARKED == 0);
+    // SAFETY: objects in the specials table are live.
+    special::clear_weak_and_reopen(|o| unsafe { is_old(o) && o.0.as_ref().state() & MARKED == 0 });
     // An upgrade that read "closed" and "not cleared" before the clearing
     // reads its object's colour next: wait for it before anything is
     // chosen as garbage (model flag `--clear-grace`,
@@ -158,7 +163,8 @@ pub(crate) fn run<O: Objects + ?Sized>(
     for o in fins {
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
-        if !h.is_old() || h.state() & MARKED != 0 {
+        // SAFETY: as above.
+        if !unsafe { is_old(o) } || h.state() & MARKED != 0 {
             continue;
         }
         if let Some(f) = special::take_finalizer(o) {
@@ -176,11 +182,18 @@ pub(crate) fn run<O: Objects + ?Sized>(
     objs.for_each(|f| {
         // SAFETY: as above.
         let h = unsafe { O::obj(&f).0.as_ref() };
+        // SAFETY: as above.
+        let internal = unsafe { heap::internal(O::obj(&f)) };
+        let iv = internal.load(Ordering::Relaxed);
+        // Cleared in every object walked, garbage included: a slot's next
+        // object starts at 0 (`heap::internal`).
+        if iv != 0 {
+            internal.store(0, Ordering::Relaxed);
+        }
         let st = h.state();
         if st & GARBAGE != 0 {
             return;
         }
-        let iv = h.internal.load(Ordering::Relaxed);
         if iv & OLD != 0 && st & MARKED == 0 {
             // Unreachable, and every barrier begun before the last grace
             // period has ended: no other thread writes its state now.
@@ -209,15 +222,21 @@ pub(crate) fn run<O: Objects + ?Sized>(
         } else if st != 0 {
             h.state.store(0, Ordering::Release);
         }
-        if iv != 0 {
-            h.internal.store(0, Ordering::Relaxed);
-        }
     });
     // No walk of this cycle reads an object from here: mutators may free
     // objects at zero again.
     barrier::end_cycle();
     out.double = mk.double;
     out
+}
+
+/// Old in the current cycle (collector only).
+///
+/// # Safety
+/// `o` is live.
+unsafe fn is_old(o: Obj) -> bool {
+    // SAFETY: as the caller guarantees.
+    unsafe { heap::internal(o) }.load(Ordering::Relaxed) & OLD != 0
 }
 
 /// What the reset of a NEWBORN object keeps: a claim's GARBAGE (and,
@@ -304,12 +323,12 @@ impl Marker {
                 self.double = Some((h.vt.get().type_name)());
             }
         }
-        for (o, _) in &self.edges {
+        for &(c, _) in &self.edges {
             // SAFETY: a child of a live object is live.
-            let c = unsafe { o.as_ref() };
-            let iv = c.internal.load(Ordering::Relaxed);
+            let internal = unsafe { heap::internal(Obj(c)) };
+            let iv = internal.load(Ordering::Relaxed);
             if iv & !OLD != !OLD {
-                c.internal.store(iv + 1, Ordering::Relaxed);
+                internal.store(iv + 1, Ordering::Relaxed);
             }
         }
     }

@@ -81,6 +81,10 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
         trace: trace_box::<T>,
         drop: drop_box::<T>,
         type_name: std::any::type_name::<T>,
+        class: match Self::CLASS {
+            Some(c) => c as u8,
+            None => heap::LARGE,
+        },
         #[cfg(loom)]
         dealloc: heap::dealloc_box::<T>,
     };

@@ -3,6 +3,7 @@
 use super::trace::Tracer;
 use crate::loom::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use crate::loom::LoadSeqCst;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicPtr;
 use std::sync::Mutex;
@@ -12,8 +13,9 @@ use std::sync::Mutex;
 pub(crate) const MARKED: u8 = 1;
 /// Allocated while a cycle ran: not old in that cycle.
 pub(crate) const NEWBORN: u8 = 4;
-/// In `internal`, not `state`: old in the current cycle (counted, and
-/// swept if left unmarked). Only the collector reads or writes it.
+/// In an object's `internal` count (`heap::internal`), not `state`: old
+/// in the current cycle (counted, and swept if left unmarked). Only the
+/// collector reads or writes it.
 pub(crate) const OLD: u32 = 1 << 31;
 /// Found unreachable: its drop glue runs or has run, its memory is about
 /// to be freed. No longer published to the collector.
@@ -41,22 +43,23 @@ pub(crate) struct VTable {
     pub(crate) drop: unsafe fn(*mut Header),
     /// The value's type, for reports.
     pub(crate) type_name: fn() -> &'static str,
+    /// The box's size class, [`LARGE`](super::heap::LARGE) for a large
+    /// object (under loom, where objects are boxes, 0).
+    pub(crate) class: u8,
     /// Frees the box (dropped value) under loom, where objects are boxes.
     #[cfg(loom)]
     pub(crate) dealloc: unsafe fn(*mut Header),
 }
 
-/// Precedes the value in every box (`#[repr(C)]` `GcBox<T>`): 16 bytes, so
-/// a box of two handles fills a 32-byte slot (Go's header is the span's
-/// bitmap, 0 bytes per object; 16 bytes is what the counts and the state
-/// need).
+/// Precedes the value in every box (`#[repr(C)]` `GcBox<T>`): 8 bytes, so
+/// a box of two handles fills a 24-byte slot (Go's header is the span's
+/// bitmap, 0 bytes per object). The collector's own count per object
+/// (`internal`) is kept beside the span's slots (`heap::internal`), not
+/// here: only the collector reads it, and only during a cycle.
 #[repr(C)]
 pub(crate) struct Header {
     /// Handles to this object anywhere (stacks, other objects, slots).
     pub(crate) handles: AtomicU32,
-    /// Edges to this object counted by the current cycle, and the [`OLD`]
-    /// bit (collector only).
-    pub(crate) internal: AtomicU32,
     /// Colour and cycle flags (the constants above). Mutators write only
     /// MARKED (a shade) and, before publishing, the allocation state.
     pub(crate) state: AtomicU8,
@@ -66,6 +69,10 @@ pub(crate) struct Header {
     pub(crate) flags: AtomicU8,
     /// The value's [`VTable`].
     pub(crate) vt: VtRef,
+    /// Under loom, where objects are boxes and have no span, the count
+    /// `heap::internal` keeps beside a span's slots.
+    #[cfg(loom)]
+    pub(crate) internal: AtomicU32,
 }
 
 impl Header {
@@ -80,12 +87,6 @@ impl Header {
         if self.flags.load(Ordering::Relaxed) & flag == 0 {
             self.flags.fetch_or(flag, Ordering::SeqCst);
         }
-    }
-
-    /// Old in the current cycle (collector only).
-    #[inline]
-    pub(crate) fn is_old(&self) -> bool {
-        self.internal.load(Ordering::Relaxed) & OLD != 0
     }
 
     /// Sets the marked bit; true if this call turned the object from white
@@ -117,114 +118,123 @@ impl Header {
     }
 }
 
-/// A `&'static VTable` in 32 bits, so that the header is 16 bytes.
-///
-/// Tables are constants promoted to statics of the binary that names the
-/// type, so almost always within a few GiB of [`ANCHOR`]: such a table is
-/// its distance from the anchor in units of 4 bytes (tables are 8-aligned,
-/// so the low bit is 0). A table out of that reach (another shared object
-/// loaded far away) gets a slot in [`FAR`] instead, the index tagged with
-/// the low bit.
+/// A `&'static VTable` in 16 bits, so that the header is 8 bytes: the
+/// table's index in [`TABLES`], where each table gets a slot the first
+/// time a thread allocates an object of its type. Go needs no such index:
+/// its objects' types are found from their span (`mspan.spanclass` and
+/// the heap bitmap); here a span holds objects of many types of one size.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(transparent)]
-pub(crate) struct VtRef(u32);
+pub(crate) struct VtRef(u16);
 
-/// The point tables are measured from (8-aligned, like every table).
-static ANCHOR: VTable = VTable {
-    trace: |_, _| {},
-    drop: |_| {},
-    type_name: || "gort::gc anchor",
-    #[cfg(loom)]
-    dealloc: |_| {},
-};
+/// Every table given an index, by [`VtRef`] index: filled once each under
+/// [`INDEX`], read without a lock.
+static TABLES: [AtomicPtr<VTable>; MAX_TABLES] = [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_TABLES];
+const MAX_TABLES: usize = 1 << 16;
+/// Indexes given so far, by table address.
+static INDEX: Mutex<Option<HashMap<usize, u16>>> = Mutex::new(None);
 
-/// Tables out of reach of [`ANCHOR`], by [`VtRef`] index; filled once each
-/// under [`FAR_INDEX`], read without a lock.
-static FAR: [AtomicPtr<VTable>; FAR_MAX] = [const { AtomicPtr::new(std::ptr::null_mut()) }; FAR_MAX];
-const FAR_MAX: usize = 4096;
-static FAR_INDEX: Mutex<Option<HashMap<usize, u32>>> = Mutex::new(None);
+/// Entries of a thread's cache of indexes ([`VT_CACHE`]).
+const CACHED: usize = 64;
+
+std::thread_local! {
+    /// This thread's indexes of recently allocated types, direct-mapped by
+    /// table address: `address | index << 48` (addresses are below
+    /// 2^48), 0 when empty. A plain cache of [`INDEX`].
+    static VT_CACHE: [Cell<usize>; CACHED] = const { [const { Cell::new(0) }; CACHED] };
+}
 
 impl VtRef {
-    /// The reference for `vt` (per allocation: a subtraction and a range
-    /// check, unless `vt` is out of reach).
+    /// The reference for `vt` (per allocation: a look-up in this thread's
+    /// cache, a lock the first time this thread meets the table there).
     #[inline]
     pub(crate) fn new(vt: &'static VTable) -> VtRef {
-        // The address is exposed so that `get` may turn it back into a
-        // pointer with this provenance.
-        let off = (vt as *const VTable).expose_provenance().wrapping_sub((&raw const ANCHOR).addr()) as isize;
-        let q = off >> 2;
-        if q as i32 as isize == q {
-            VtRef(q as i32 as u32)
-        } else {
-            Self::far(vt)
+        let addr = (vt as *const VTable).addr();
+        let hit = VT_CACHE.try_with(|c| {
+            let e = c[(addr >> 3) % CACHED].get();
+            (e & ADDR_MASK == addr).then_some(VtRef((e >> 48) as u16))
+        });
+        match hit {
+            Ok(Some(r)) => r,
+            _ => Self::index(vt),
         }
     }
 
+    /// The index of `vt`, given now if it has none; cached for this thread.
     #[cold]
     #[inline(never)]
-    fn far(vt: &'static VTable) -> VtRef {
-        let key = (vt as *const VTable).addr();
-        let mut index = FAR_INDEX.lock().unwrap_or_else(|e| e.into_inner());
-        let index = index.get_or_insert_with(HashMap::new);
-        if let Some(&i) = index.get(&key) {
-            return VtRef(i << 1 | 1);
-        }
-        let i = index.len();
-        assert!(
-            i < FAR_MAX,
-            "gort: more than {FAR_MAX} types of Gc objects whose code lies over 8 GiB from gort's; \
-             link gort and the crates defining them into one binary"
-        );
-        FAR[i].store((vt as *const VTable).cast_mut(), std::sync::atomic::Ordering::Release);
-        index.insert(key, i as u32);
-        VtRef((i as u32) << 1 | 1)
+    fn index(vt: &'static VTable) -> VtRef {
+        let addr = (vt as *const VTable).addr();
+        assert!(addr & !ADDR_MASK == 0, "gort: a type table above 2^48");
+        let i = {
+            let mut index = INDEX.lock().unwrap_or_else(|e| e.into_inner());
+            let index = index.get_or_insert_with(HashMap::new);
+            match index.get(&addr) {
+                Some(&i) => i,
+                None => {
+                    let i = index.len();
+                    assert!(
+                        i < MAX_TABLES,
+                        "gort: more than {MAX_TABLES} types of Gc objects in one process; \
+                         a `Gc<T>` of each instance of a generic type counts as one"
+                    );
+                    TABLES[i].store((vt as *const VTable).cast_mut(), std::sync::atomic::Ordering::Release);
+                    index.insert(addr, i as u16);
+                    i as u16
+                }
+            }
+        };
+        let _ = VT_CACHE.try_with(|c| c[(addr >> 3) % CACHED].set(addr | (i as usize) << 48));
+        VtRef(i)
     }
 
     /// The table.
     #[inline]
     pub(crate) fn get(self) -> &'static VTable {
-        if self.0 & 1 == 0 {
-            let addr = (&raw const ANCHOR).addr().wrapping_add_signed((self.0 as i32 as isize) << 2);
-            // SAFETY: `new` made this from the exposed address of a
-            // `&'static VTable`, which is valid for ever.
-            unsafe { &*std::ptr::with_exposed_provenance::<VTable>(addr) }
-        } else {
-            let p = FAR[(self.0 >> 1) as usize].load(std::sync::atomic::Ordering::Acquire);
-            // SAFETY: `far` stored a `&'static VTable` in this slot before
-            // the reference tagged with its index was made (the header
-            // holding it is published after, with a release store).
-            unsafe { &*p }
-        }
+        let p = TABLES[self.0 as usize].load(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: `index` stored a `&'static VTable` in this slot before
+        // the reference with its index was made (the header holding it is
+        // published after, with a release store; an index read from a
+        // thread's cache was made by that thread).
+        unsafe { &*p }
     }
 }
 
+const ADDR_MASK: usize = (1 << 48) - 1;
+
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<Header>() == 16);
+const _: () = assert!(std::mem::size_of::<Header>() == 8);
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
-    static NEAR: VTable = VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "near" };
-    static FAR_ONE: VTable = VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "far one" };
-    static FAR_TWO: VTable = VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "far two" };
+    static ONE: VTable = VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "one", class: 0 };
+    static TWO: VTable = VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "two", class: 1 };
 
     #[test]
-    fn a_table_in_reach_round_trips_through_its_offset() {
-        let r = VtRef::new(&NEAR);
-        assert_eq!(r.0 & 1, 0, "a table in this binary is within reach of the anchor");
-        assert!(std::ptr::eq(r.get(), &NEAR));
-        assert_eq!((r.get().type_name)(), "near");
-        assert!(std::ptr::eq(VtRef::new(&ANCHOR).get(), &ANCHOR));
+    fn a_table_gets_one_index_for_every_thread() {
+        let (a, b) = (VtRef::new(&ONE), VtRef::new(&TWO));
+        assert_ne!(a, b);
+        assert_eq!(VtRef::new(&ONE), a, "cached");
+        assert_eq!(std::thread::spawn(|| VtRef::new(&TWO)).join().unwrap(), b, "one index per table");
+        assert!(std::ptr::eq(a.get(), &ONE));
+        assert_eq!((b.get().type_name)(), "two");
     }
 
     #[test]
-    fn a_table_out_of_reach_gets_one_far_slot() {
-        let (a, b) = (VtRef::far(&FAR_ONE), VtRef::far(&FAR_TWO));
-        assert_eq!((a.0 & 1, b.0 & 1), (1, 1));
+    fn tables_sharing_a_cache_entry_evict_each_other_and_keep_their_indexes() {
+        // Tables `CACHED * 8` bytes apart share this thread's cache entry.
+        static MANY: [VTable; CACHED + 1] =
+            [const { VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "many", class: 2 } }; CACHED + 1];
+        assert_eq!(std::mem::size_of::<VTable>() % 8, 0);
+        let stride = CACHED * 8 / std::mem::size_of::<VTable>();
+        let (first, last) = (&MANY[0], &MANY[stride.min(CACHED)]);
+        let a = VtRef::new(first);
+        let b = VtRef::new(last);
         assert_ne!(a, b);
-        assert_eq!(VtRef::far(&FAR_ONE), a, "registered once");
-        assert_eq!((a.get().type_name)(), "far one");
-        assert_eq!((b.get().type_name)(), "far two");
+        assert_eq!(VtRef::new(first), a);
+        assert_eq!(VtRef::new(last), b);
+        assert!(std::ptr::eq(a.get(), first) && std::ptr::eq(b.get(), last));
     }
 }

@@ -14,7 +14,9 @@
 //! map; whoever frees a slot (the sweeper, after the drop glue ran, or a
 //! mutator freeing at zero) clears its entry and sets its free bit, and
 //! puts a full span back on its partial list once 1/32 of its slots are
-//! free.
+//! free. A small span keeps, between its head and its slots, the
+//! collector's count of each slot's object ([`internal`], 4 bytes a
+//! slot), so that the object's header is 8 bytes.
 //!
 //! Differences from Go: the allocation map has a byte per slot (Go's
 //! `allocBits` a bit): publishing an object then needs no read-modify-write
@@ -28,7 +30,7 @@
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use super::barrier::{self, Obj};
@@ -36,7 +38,8 @@ use super::free_slots::FreeSlots;
 use super::handle::GcBox;
 use super::header::{Header, VTable, VtRef, MARKED, NEWBORN};
 
-/// Go's size classes from 16 bytes (every header is 16 bytes).
+/// Go's size classes from 16 bytes (a header is 8 bytes, and Go's 8-byte
+/// class would hold only a box of a zero-sized value).
 pub(crate) const CLASS_SIZES: [u32; 67] = [
     16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320, 352, 384, 416, 448, 480,
     512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864,
@@ -79,6 +82,56 @@ const SLOT_MAGIC: [u64; NCLASS] = {
     m
 };
 
+/// Per class, the offset of slot 0 in a span: after the span's head and
+/// its objects' `internal` counts (4 bytes per slot, [`internal`]),
+/// 64-aligned (a class's objects may be aligned up to their size's
+/// largest power of two, at most 64).
+const SLOT_BASE: [usize; NCLASS] = {
+    let mut b = [0usize; NCLASS];
+    let mut c = 0;
+    while c < NCLASS {
+        b[c] = slot_base(CLASS_SIZES[c] as usize);
+        c += 1;
+    }
+    b
+};
+
+/// Per class, the slots of a span.
+const NSLOTS: [usize; NCLASS] = {
+    let mut n = [0usize; NCLASS];
+    let mut c = 0;
+    while c < NCLASS {
+        let size = CLASS_SIZES[c] as usize;
+        n[c] = (span_size(size) - slot_base(size)) / size;
+        c += 1;
+    }
+    n
+};
+
+/// [`SLOT_BASE`] of a class of objects of `size` bytes: room for the
+/// most counts whose slots still fit after them.
+const fn slot_base(size: usize) -> usize {
+    let span = span_size(size);
+    let mut n = (span - SPAN_HEAD) / (size + 4);
+    loop {
+        let base = (SPAN_HEAD + 4 * n).next_multiple_of(64);
+        if base + n * size <= span {
+            return base;
+        }
+        n -= 1;
+    }
+}
+
+/// Bytes before a large object: its `internal` count (the last 4), in a
+/// run aligned for the object.
+const fn large_head(align: usize) -> usize {
+    if align > 8 {
+        align
+    } else {
+        8
+    }
+}
+
 /// Per class, the mask that takes an object's address to its span's.
 const SPAN_MASK: [usize; NCLASS] = {
     let mut m = [0usize; NCLASS];
@@ -111,6 +164,8 @@ pub(crate) struct Span {
     base: NonNull<u8>,
     layout: Layout,
     pub(crate) size: usize,
+    /// Offset of slot 0 ([`SLOT_BASE`], or [`large_head`]).
+    head: usize,
     /// Size class, or [`LARGE`].
     pub(crate) class: u8,
     /// One byte per slot, non-zero while the object there is published.
@@ -208,8 +263,9 @@ fn lock_timed<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Span {
-    /// Allocates and lists a span; `align` is at least its objects' alignment.
-    fn create(size: usize, nslots: usize, class: u8, bytes: usize, align: usize) -> SpanRef {
+    /// Allocates and lists a span whose slot 0 is `head` bytes in; `align`
+    /// is at least its objects' alignment.
+    fn create(size: usize, nslots: usize, class: u8, head: usize, bytes: usize, align: usize) -> SpanRef {
         let layout = Layout::from_size_align(bytes, SPAN_ALIGN.max(align)).expect("gort: object too large");
         let base = if class == LARGE {
             // SAFETY: `layout` has a non-zero size.
@@ -221,6 +277,7 @@ impl Span {
             base,
             layout,
             size,
+            head,
             class,
             alloc: (0..nslots).map(|_| AtomicU8::new(0)).collect(),
             free: FreeSlots::new(if class == LARGE { 0 } else { nslots }),
@@ -232,9 +289,8 @@ impl Span {
     }
 
     fn slot(&self, i: usize) -> NonNull<Header> {
-        let head = if self.class == LARGE { 0 } else { SPAN_HEAD };
         // SAFETY: `i < nslots`, so the slot lies inside the span.
-        unsafe { NonNull::new_unchecked(self.base.as_ptr().add(head + i * self.size).cast()) }
+        unsafe { NonNull::new_unchecked(self.base.as_ptr().add(self.head + i * self.size).cast()) }
     }
 
     /// Published slots.
@@ -393,7 +449,7 @@ impl ClassCache {
             None => {
                 let size = CLASS_SIZES[class] as usize;
                 let bytes = span_size(size);
-                let s = Span::create(size, (bytes - SPAN_HEAD) / size, class as u8, bytes, bytes);
+                let s = Span::create(size, NSLOTS[class], class as u8, SLOT_BASE[class], bytes, bytes);
                 // SAFETY: the span's first `SPAN_HEAD` bytes are no slot's,
                 // and `base` is aligned for a pointer.
                 unsafe { s.get().base.as_ptr().cast::<SpanRef>().write(s) };
@@ -492,8 +548,12 @@ fn alloc_uncached(class: usize) -> (NonNull<Header>, &'static AtomicU8) {
 #[cold]
 #[inline(never)]
 fn alloc_large(layout: Layout) -> (NonNull<Header>, &'static AtomicU8) {
-    let bytes = layout.size().next_multiple_of(SPAN_ALIGN);
-    let s = Span::create(bytes, 1, LARGE, bytes, layout.align());
+    let head = large_head(layout.align());
+    let bytes = (head + layout.size()).next_multiple_of(SPAN_ALIGN);
+    let s = Span::create(bytes, 1, LARGE, head, bytes, layout.align());
+    // SAFETY: the span is ours alone until the object is published; its
+    // head is 4-aligned and within it.
+    unsafe { s.get().base.as_ptr().add(head - 4).cast::<AtomicU32>().write(AtomicU32::new(0)) };
     HEAP_LIVE.fetch_add(bytes, Ordering::Relaxed);
     super::collector::maybe_trigger();
     // SAFETY: spans are leaked boxes, and a large one is freed only by
@@ -526,7 +586,6 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable, class: Option<usize
         p.as_ptr().write(GcBox {
             header: Header {
                 handles: std::sync::atomic::AtomicU32::new(1),
-                internal: std::sync::atomic::AtomicU32::new(0),
                 state: std::sync::atomic::AtomicU8::new(state),
                 flags: std::sync::atomic::AtomicU8::new(0),
                 vt: VtRef::new(vt),
@@ -611,7 +670,7 @@ struct GiveBack {
 
 /// Words of free bits of the small span with the most slots.
 const SPAN_WORDS: usize = 64;
-const _: () = assert!((SMALL_SPAN - SPAN_HEAD) / CLASS_SIZES[0] as usize <= SPAN_WORDS * 64);
+const _: () = assert!(NSLOTS[0] <= SPAN_WORDS * 64);
 
 impl Default for GiveBack {
     fn default() -> GiveBack {
@@ -851,6 +910,36 @@ pub(crate) fn release_free_spans_upto(want: usize) -> usize {
     released
 }
 
+/// The collector's count of edges to `o` from objects it counted this
+/// cycle, with the [`OLD`](super::header::OLD) bit: 4 bytes beside the
+/// span's slots (at `SPAN_HEAD + 4 * slot`), or before a large object.
+/// Only the collector reads or writes it; it is 0 between cycles (the
+/// walk that ends a cycle clears it in every object it walks, garbage
+/// included, and fresh spans are zeroed), so a new object starts at 0
+/// without a write of its own.
+///
+/// # Safety
+/// `o` is a live object (or GARBAGE not yet freed); the reference is not
+/// used after it is freed.
+#[inline]
+pub(crate) unsafe fn internal<'a>(o: Obj) -> &'a AtomicU32 {
+    let h = o.0;
+    // SAFETY: the caller guarantees the object is live.
+    let class = unsafe { h.as_ref() }.vt.get().class;
+    let addr = h.as_ptr() as usize;
+    let at = if class == LARGE {
+        addr - 4
+    } else {
+        let c = class as usize;
+        let base = addr & SPAN_MASK[c];
+        let slot = ((addr - base - SLOT_BASE[c]) as u64 * SLOT_MAGIC[c]) >> 40;
+        base + SPAN_HEAD + 4 * slot as usize
+    };
+    // SAFETY: the count lies in the object's span (or large span), below
+    // the object, 4-aligned; the pointer keeps the span's provenance.
+    unsafe { &*h.as_ptr().cast::<u8>().sub(addr - at).cast::<AtomicU32>() }
+}
+
 /// The span of a small object of class `class`, and its slot: a small
 /// span is aligned to its size and starts with its own reference.
 ///
@@ -863,7 +952,7 @@ unsafe fn span_of(h: NonNull<Header>, class: usize) -> Found {
     // SAFETY: the span's base is `off` bytes below the object, in the same
     // allocation, and holds the span's reference (`refill`).
     let s = unsafe { h.as_ptr().cast::<u8>().sub(off).cast::<SpanRef>().read() };
-    let slot = ((off - SPAN_HEAD) as u64 * SLOT_MAGIC[class]) >> 40;
+    let slot = ((off - SLOT_BASE[class]) as u64 * SLOT_MAGIC[class]) >> 40;
     Found { obj: Obj(h), span: s, slot: slot as u32 }
 }
 
@@ -930,10 +1019,10 @@ pub(crate) unsafe fn free_claimed(objs: &[(Obj, u8)], active: bool) {
                 // address alone: small spans are aligned to their size)?
                 let addr = o.0.as_ptr() as usize;
                 let span_base = addr & SPAN_MASK[class];
-                if span_base + SPAN_HEAD == cc.slots as usize {
+                if span_base + SLOT_BASE[class] == cc.slots as usize {
                     // A free slot the next allocation of the class may take
                     // (it stays in `HEAP_LIVE`).
-                    let i = (((addr - span_base - SPAN_HEAD) as u64 * SLOT_MAGIC[class]) >> 40) as usize;
+                    let i = (((addr - span_base - SLOT_BASE[class]) as u64 * SLOT_MAGIC[class]) >> 40) as usize;
                     // SAFETY: slot `i` of the cached span, whose map has
                     // `nslots` bytes. Release: the drop glue comes before
                     // the slot's reuse.

@@ -17,6 +17,9 @@ use super::header::{Header, VTable, VtRef, DROPPED, FREED, GARBAGE, MARKED, NEWB
 use super::trace::Trace;
 use crate::loom::sync::atomic::{AtomicU32, AtomicU8};
 
+/// The size class of large objects (under loom, unused: objects are boxes).
+pub(crate) const LARGE: u8 = u8::MAX;
+
 /// Allocates a `GcBox<T>` holding `value`, with one handle (the protocol
 /// of `heap::alloc_object`: the phase is read before the object exists).
 pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable, _class: Option<usize>) -> NonNull<GcBox<T>> {
@@ -24,12 +27,22 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable, _class: Option<usiz
     let state = if on { NEWBORN | MARKED } else { 0 };
     let header = Header {
         handles: AtomicU32::new(1),
-        internal: AtomicU32::new(0),
         state: AtomicU8::new(state),
         flags: AtomicU8::new(0),
         vt: VtRef::new(vt),
+        internal: AtomicU32::new(0),
     };
     NonNull::from(Box::leak(Box::new(GcBox { header, value })))
+}
+
+/// The collector's count of `o` (`heap::internal`): a header field here,
+/// objects being boxes with no span.
+///
+/// # Safety
+/// `o` is allocated for as long as the reference is used.
+pub(crate) unsafe fn internal<'a>(o: super::barrier::Obj) -> &'a AtomicU32 {
+    // SAFETY: as the caller guarantees.
+    unsafe { &(*o.0.as_ptr()).internal }
 }
 
 /// # Safety

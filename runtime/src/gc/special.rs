@@ -102,13 +102,13 @@ pub(crate) fn close_weak() {
 /// tells which), then reopens weak pointers and wakes the upgrades that
 /// waited. A cleared cell leaves the table; a later `Weak::new` on a
 /// resurrected object makes a new one.
-pub(crate) fn clear_weak_and_reopen(dead: impl Fn(&Header) -> bool) {
+pub(crate) fn clear_weak_and_reopen(dead: impl Fn(Obj) -> bool) {
     {
         let mut t = crate::loom::lock(&TABLE.0);
         for (&a, e) in t.iter_mut() {
-            // SAFETY: an address in the table is a live object.
-            let h = unsafe { &*(a as *const Header) };
-            if e.weak.is_some() && dead(h) {
+            // An address in the table is a live object's.
+            let o = Obj(NonNull::new(a as *mut Header).expect("gort: a null object in the specials table"));
+            if e.weak.is_some() && dead(o) {
                 e.weak.take().unwrap().cleared.store(true, Ordering::SeqCst);
             }
         }
