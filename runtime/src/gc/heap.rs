@@ -576,6 +576,15 @@ pub(crate) fn alloc_object<T>(value: T, vt: &'static VTable, class: Option<usize
         Some(s) => s,
         None => alloc_slow(Layout::new::<GcBox<T>>(), class),
     };
+    // Every free slot's count is 0 (see `internal`): checked where debug
+    // assertions are on (unit tests, fuzzing), as a stale count would make
+    // the next cycle take held handles for internal ones.
+    #[cfg(debug_assertions)]
+    {
+        // SAFETY: a slot of a span of this class (or a large span).
+        let n = unsafe { internal_of_slot(slot, class.map_or(LARGE, |c| c as u8)) }.load(Ordering::Relaxed);
+        debug_assert_eq!(n, 0, "gort: a free slot with a stale collector count");
+    }
     // Read the phase before publishing (PROTOCOL.md `Gc::new`, S8/S14).
     let on = barrier::phase_on();
     let p: NonNull<GcBox<T>> = slot.cast();
@@ -893,7 +902,8 @@ pub(crate) fn release_free_spans_upto(want: usize) -> usize {
             let keep = SPAN_ALIGN;
             // SAFETY: `[base + keep, base + size)` is the span's own
             // allocation, which holds no object (see above) and no other
-            // data (the allocation map is a separate box, the span's
+            // data but the counts of its free slots, which are 0 (see
+            // `internal`; the allocation map is a separate box, the span's
             // reference is in the first page); the range is page aligned
             // (`SPAN_ALIGN`, sizes are multiples of 64 KiB; a bigger page
             // makes madvise fail without effect). Zeroed pages are fine:
@@ -923,9 +933,20 @@ pub(crate) fn release_free_spans_upto(want: usize) -> usize {
 /// used after it is freed.
 #[inline]
 pub(crate) unsafe fn internal<'a>(o: Obj) -> &'a AtomicU32 {
-    let h = o.0;
     // SAFETY: the caller guarantees the object is live.
-    let class = unsafe { h.as_ref() }.vt.get().class;
+    let class = unsafe { o.0.as_ref() }.vt.get().class;
+    // SAFETY: as the caller guarantees.
+    unsafe { internal_of_slot(o.0, class) }
+}
+
+/// [`internal`] of the slot at `h`, of class `class` ([`LARGE`] for a
+/// large object), whether or not it holds an object.
+///
+/// # Safety
+/// `h` is a slot of a span of that class, and stays allocated while the
+/// reference is used.
+#[inline]
+unsafe fn internal_of_slot<'a>(h: NonNull<Header>, class: u8) -> &'a AtomicU32 {
     let addr = h.as_ptr() as usize;
     let at = if class == LARGE {
         addr - 4
