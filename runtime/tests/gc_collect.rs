@@ -724,6 +724,30 @@ fn sizes() {
     over!(A64, 8 => 100, A64, 1000 => 50, A128, 8 => 20, A128, 5000 => 10, A4096, 8 => 10, A4096, 40000 => 4);
 }
 
+/// Two spans' worth and more of each size class (a `Blob<N>` box is
+/// `N + 16` bytes: header, id, data): the collector's count of a span's
+/// last slot once lay in its first slot's header, which only a full span
+/// shows (that object was then never freed).
+fn full_spans() {
+    macro_rules! plain {
+        ($($n:expr => $k:expr),*) => {$( exercise($k, Blob::<$n>::new, |b| b as &dyn Check); )*};
+    }
+    plain!(0 => 8194, 8 => 5463, 16 => 4098, 32 => 2732, 48 => 2050, 64 => 1640, 80 => 1367, 96 => 1172, 112 => 1026,
+           128 => 912, 144 => 821, 160 => 746, 176 => 684, 192 => 632, 208 => 587, 224 => 548, 240 => 514,
+           272 => 457, 304 => 411, 336 => 374, 368 => 343, 400 => 317, 432 => 294, 464 => 275, 496 => 258,
+           560 => 229, 624 => 206, 688 => 188, 752 => 172, 880 => 148, 1008 => 130, 1136 => 115, 1264 => 104,
+           1392 => 95, 1520 => 87, 1776 => 75, 2032 => 66, 2288 => 58, 2672 => 50, 3056 => 44, 3184 => 42,
+           3440 => 39, 4080 => 34, 4848 => 28, 5360 => 26, 6128 => 23, 6512 => 22, 6768 => 21, 6896 => 20,
+           8176 => 18, 9456 => 57, 9712 => 55, 10224 => 53, 10864 => 50, 12272 => 44, 13552 => 40, 14320 => 38,
+           16368 => 34, 18416 => 30, 19056 => 29, 20464 => 27, 21744 => 26, 24560 => 23, 27248 => 21, 28656 => 20,
+           32752 => 18);
+}
+
+#[test]
+fn full_spans_of_every_size_class() {
+    std::thread::Builder::new().stack_size(64 << 20).spawn(full_spans).unwrap().join().or_panic();
+}
+
 #[test]
 fn objects_of_every_size_and_alignment() {
     // Big values are built on the stack: a thread with room for them.

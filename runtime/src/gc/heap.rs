@@ -90,7 +90,7 @@ const SLOT_BASE: [usize; NCLASS] = {
     let mut b = [0usize; NCLASS];
     let mut c = 0;
     while c < NCLASS {
-        b[c] = slot_base(CLASS_SIZES[c] as usize);
+        b[c] = span_layout(CLASS_SIZES[c] as usize).0;
         c += 1;
     }
     b
@@ -101,22 +101,33 @@ const NSLOTS: [usize; NCLASS] = {
     let mut n = [0usize; NCLASS];
     let mut c = 0;
     while c < NCLASS {
-        let size = CLASS_SIZES[c] as usize;
-        n[c] = (span_size(size) - slot_base(size)) / size;
+        n[c] = span_layout(CLASS_SIZES[c] as usize).1;
         c += 1;
     }
     n
 };
 
-/// [`SLOT_BASE`] of a class of objects of `size` bytes: room for the
-/// most counts whose slots still fit after them.
-const fn slot_base(size: usize) -> usize {
+// Each class's counts end before its slot 0, and its slots within the span.
+const _: () = {
+    let mut c = 0;
+    while c < NCLASS {
+        let size = CLASS_SIZES[c] as usize;
+        assert!(SPAN_HEAD + 4 * NSLOTS[c] <= SLOT_BASE[c]);
+        assert!(SLOT_BASE[c] % 64 == 0);
+        assert!(SLOT_BASE[c] + NSLOTS[c] * size <= span_size(size));
+        c += 1;
+    }
+};
+
+/// [`SLOT_BASE`] and [`NSLOTS`] of a class of objects of `size` bytes:
+/// the most slots that fit after their counts.
+const fn span_layout(size: usize) -> (usize, usize) {
     let span = span_size(size);
     let mut n = (span - SPAN_HEAD) / (size + 4);
     loop {
         let base = (SPAN_HEAD + 4 * n).next_multiple_of(64);
         if base + n * size <= span {
-            return base;
+            return (base, n);
         }
         n -= 1;
     }
