@@ -354,6 +354,14 @@ impl Objects for SpanHeap {
     fn obj(f: &Found) -> Obj {
         f.obj
     }
+    /// From the span and slot the walk has at hand: no read of the
+    /// object's type.
+    #[inline]
+    unsafe fn internal<'a>(f: &Found) -> &'a std::sync::atomic::AtomicU32 {
+        // SAFETY: a walked span is live while the cycle uses its objects
+        // (large ones are freed only by a sweep, between cycles).
+        unsafe { f.span.0.as_ref() }.internal(f.slot as usize)
+    }
 }
 
 /// One collection (`forced`: run for `gort::gc()`). Returns the report of

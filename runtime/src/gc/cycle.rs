@@ -26,6 +26,15 @@ pub(crate) trait Objects {
     fn for_each(&self, f: impl FnMut(Self::Item));
     /// The object's header.
     fn obj(item: &Self::Item) -> Obj;
+    /// The object's count ([`heap::internal`]).
+    ///
+    /// # Safety
+    /// As [`heap::internal`].
+    #[inline]
+    unsafe fn internal<'a>(item: &Self::Item) -> &'a crate::loom::sync::atomic::AtomicU32 {
+        // SAFETY: as the caller guarantees.
+        unsafe { heap::internal(Self::obj(item)) }
+    }
 }
 
 /// The points of a cycle a test hook sees.
@@ -91,7 +100,7 @@ pub(crate) fn run<O: Objects + ?Sized>(
         let h = unsafe { o.0.as_ref() };
         if h.state() & (GARBAGE | NEWBORN) == 0 {
             // SAFETY: as above.
-            let internal = unsafe { heap::internal(o) };
+            let internal = unsafe { O::internal(&f) };
             // Only the collector writes `internal`: no read-modify-write.
             internal.store(internal.load(Ordering::Relaxed) | OLD, Ordering::Relaxed);
             mk.count(o);
@@ -110,7 +119,7 @@ pub(crate) fn run<O: Objects + ?Sized>(
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
         // SAFETY: as above.
-        let iv = unsafe { heap::internal(o) }.load(Ordering::Relaxed);
+        let iv = unsafe { O::internal(&f) }.load(Ordering::Relaxed);
         if iv & OLD != 0 && h.handles.load_seqcst() != iv & !OLD {
             mk.shade(o);
         }
@@ -183,7 +192,7 @@ pub(crate) fn run<O: Objects + ?Sized>(
         // SAFETY: as above.
         let h = unsafe { O::obj(&f).0.as_ref() };
         // SAFETY: as above.
-        let internal = unsafe { heap::internal(O::obj(&f)) };
+        let internal = unsafe { O::internal(&f) };
         let iv = internal.load(Ordering::Relaxed);
         // Cleared in every object walked, garbage included: a slot's next
         // object starts at 0 (`heap::internal`).

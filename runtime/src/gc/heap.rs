@@ -304,6 +304,15 @@ impl Span {
         unsafe { NonNull::new_unchecked(self.base.as_ptr().add(self.head + i * self.size).cast()) }
     }
 
+    /// The collector's count of the object in slot `i` (see [`internal`]).
+    pub(crate) fn internal(&self, i: usize) -> &AtomicU32 {
+        let at = if self.class == LARGE { self.head - 4 } else { SPAN_HEAD + 4 * i };
+        assert!(i < self.alloc.len());
+        // SAFETY: inside the span's memory, 4-aligned, below slot 0, and
+        // only ever accessed as this atomic.
+        unsafe { &*self.base.as_ptr().add(at).cast::<AtomicU32>() }
+    }
+
     /// Published slots.
     fn allocated(&self) -> usize {
         self.alloc.iter().filter(|a| a.load(Ordering::SeqCst) != 0).count()
