@@ -44,7 +44,8 @@ pub(crate) struct VTable {
     /// The value's type, for reports.
     pub(crate) type_name: fn() -> &'static str,
     /// The box's size class, [`LARGE`](super::heap::LARGE) for a large
-    /// object (under loom, where objects are boxes, 0).
+    /// object (under loom, where objects are boxes, 0 and unread).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) class: u8,
     /// Frees the box (dropped value) under loom, where objects are boxes.
     #[cfg(loom)]

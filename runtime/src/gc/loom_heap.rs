@@ -17,7 +17,8 @@ use super::header::{Header, VTable, VtRef, DROPPED, FREED, GARBAGE, MARKED, NEWB
 use super::trace::Trace;
 use crate::loom::sync::atomic::{AtomicU32, AtomicU8};
 
-/// The size class of large objects (under loom, unused: objects are boxes).
+/// The class `Gc`'s table gives a large object (under loom, never: every
+/// object is a box of class 0).
 pub(crate) const LARGE: u8 = u8::MAX;
 
 /// Allocates a `GcBox<T>` holding `value`, with one handle (the protocol
