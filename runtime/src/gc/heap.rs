@@ -82,30 +82,21 @@ const SLOT_MAGIC: [u64; NCLASS] = {
     m
 };
 
-/// Per class, the offset of slot 0 in a span: after the span's head and
-/// its objects' `internal` counts (4 bytes per slot, [`internal`]),
-/// 64-aligned (a class's objects may be aligned up to their size's
-/// largest power of two, at most 64).
-const SLOT_BASE: [usize; NCLASS] = {
-    let mut b = [0usize; NCLASS];
+/// Per class, the offset of slot 0 in a span (after the span's head and
+/// its objects' `internal` counts, 4 bytes per slot, [`internal`];
+/// 64-aligned, as a class's objects may be aligned up to their size's
+/// largest power of two, at most 64), and the span's slots.
+const SPAN_LAYOUT: ([usize; NCLASS], [usize; NCLASS]) = {
+    let (mut base, mut n) = ([0usize; NCLASS], [0usize; NCLASS]);
     let mut c = 0;
     while c < NCLASS {
-        b[c] = span_layout(CLASS_SIZES[c] as usize).0;
+        (base[c], n[c]) = span_layout(CLASS_SIZES[c] as usize);
         c += 1;
     }
-    b
+    (base, n)
 };
-
-/// Per class, the slots of a span.
-const NSLOTS: [usize; NCLASS] = {
-    let mut n = [0usize; NCLASS];
-    let mut c = 0;
-    while c < NCLASS {
-        n[c] = span_layout(CLASS_SIZES[c] as usize).1;
-        c += 1;
-    }
-    n
-};
+const SLOT_BASE: [usize; NCLASS] = SPAN_LAYOUT.0;
+const NSLOTS: [usize; NCLASS] = SPAN_LAYOUT.1;
 
 // Each class's counts end before its slot 0, and its slots within the span.
 const _: () = {
