@@ -151,13 +151,12 @@ impl VtRef {
     #[inline]
     pub(crate) fn new(vt: &'static VTable) -> VtRef {
         let addr = (vt as *const VTable).addr();
-        let hit = VT_CACHE.try_with(|c| {
-            let e = c[(addr >> 3) % CACHED].get();
-            (e & ADDR_MASK == addr).then_some(VtRef((e >> 48) as u16))
-        });
-        match hit {
-            Ok(Some(r)) => r,
-            _ => Self::index(vt),
+        // A constant thread-local with no destructor: always there.
+        let e = VT_CACHE.with(|c| c[cache_slot(addr)].get());
+        if e & ADDR_MASK == addr {
+            VtRef((e >> 48) as u16)
+        } else {
+            Self::index(vt)
         }
     }
 
@@ -185,7 +184,7 @@ impl VtRef {
                 }
             }
         };
-        let _ = VT_CACHE.try_with(|c| c[(addr >> 3) % CACHED].set(addr | (i as usize) << 48));
+        VT_CACHE.with(|c| c[cache_slot(addr)].set(addr | (i as usize) << 48));
         VtRef(i)
     }
 
@@ -202,6 +201,12 @@ impl VtRef {
 }
 
 const ADDR_MASK: usize = (1 << 48) - 1;
+
+/// The [`VT_CACHE`] entry of the table at `addr` (tables are 8-aligned).
+#[inline]
+fn cache_slot(addr: usize) -> usize {
+    (addr >> 3) % CACHED
+}
 
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Header>() == 8);
