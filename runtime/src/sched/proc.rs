@@ -457,11 +457,19 @@ pub(crate) fn home_push(m: &'static M, g: NonNull<G>) {
 }
 
 /// Finds `m` a P: an idle one at once, else a place in `mwantp`, served
-/// when a P is released.
+/// when a P is released. The caller set `wanting`; the request lapses if
+/// the M no longer sleeps without a P (`nop`), or has a P coming.
 fn request_p(m: &'static M) {
     let mut l = lock();
-    if !m.nextp.load(Ordering::Relaxed).is_null() {
-        return;
+    {
+        // `park_for_p` takes `nextp` and clears `nop` under the home lock,
+        // so under both locks the M either still needs a P or has one.
+        // (A readier that saw `nop` just before the M took its P used to
+        // hand the running M a second one, lost for good.)
+        let h = m.lock_home();
+        if !h.nop || !m.nextp.load(Ordering::Relaxed).is_null() || l.mwantp.iter().any(|x| ptr::eq(*x, m)) {
+            return;
+        }
     }
     if let Some(i) = l.midle.iter().position(|x| ptr::eq(*x, m)) {
         l.midle.swap_remove(i);
@@ -471,14 +479,21 @@ fn request_p(m: &'static M) {
         drop(l);
         m.note.wakeup();
         wake_sysmon();
-    } else if !l.mwantp.iter().any(|x| ptr::eq(*x, m)) {
+    } else {
         l.mwantp.push_back(m);
         SCHED.nmwantp.store(l.mwantp.len() as u32, Ordering::Release);
     }
 }
 
 /// Hands `p` to the sleeping `m` (under `sched.lock`); the caller wakes it.
+/// An M is on at most one of `midle` and `mwantp`, and on neither once it
+/// has a `nextp`: a second P handed to it would be lost, Running with no
+/// M, and the next stop-the-world would wait for it for ever (Go throws
+/// the same way in `startm`).
 fn give_p(p: &'static P, m: &'static M) {
+    if !m.nextp.load(Ordering::Relaxed).is_null() {
+        fatal("startm: m has p");
+    }
     p.set_status(PStatus::Running);
     p.m.store(m as *const M as *mut M, Ordering::Release);
     m.nextp.store(p as *const P as *mut P, Ordering::Release);
@@ -620,8 +635,14 @@ pub(crate) fn stop_m(m: &'static M) {
             Some(false) => {}
             None => {
                 if m.admits_new() {
+                    // Under `sched.lock`, as `request_p`: a goroutine readied
+                    // since the check above may have queued us on `mwantp`,
+                    // and an M on both lists would be handed two Ps.
                     let mut l = lock();
-                    if m.nextp.load(Ordering::Relaxed).is_null() && !l.midle.iter().any(|x| ptr::eq(*x, m)) {
+                    if m.nextp.load(Ordering::Relaxed).is_null()
+                        && !l.midle.iter().any(|x| ptr::eq(*x, m))
+                        && !l.mwantp.iter().any(|x| ptr::eq(*x, m))
+                    {
                         l.midle.push(m);
                     }
                 }
@@ -639,15 +660,17 @@ pub(crate) fn stop_m(m: &'static M) {
 fn park_for_p(m: &'static M) -> bool {
     crate::time::heap::sleep_m(m);
     m.note.clear();
-    let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
-    if p.is_null() {
-        return false;
-    }
-    {
+    let p = {
+        // One critical section with `request_p`'s check of `nop`.
         let mut h = m.lock_home();
+        let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
+        if p.is_null() {
+            return false;
+        }
         h.nop = false;
         h.wanting = false;
-    }
+        p
+    };
     // SAFETY: Ps are never freed.
     acquirep(m, unsafe { &*p });
     true
@@ -809,7 +832,7 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
                 if place(m, g) {
                     return (g, false);
                 }
-                continue;
+                return (run_home_instead(m, tick), false);
             }
         }
         if tick % 31 == 0 {
@@ -823,7 +846,7 @@ fn find_runnable(m: &'static M) -> (NonNull<G>, bool) {
                 if place(m, g) {
                     return (g, inherit);
                 }
-                continue;
+                return (run_home_instead(m, tick), false);
             }
         } else if !p.runq.is_empty() || SCHED.runqsize.load(Ordering::Relaxed) > 0 {
             // A locked or pinned M must not start these; give the P to an M
@@ -1005,6 +1028,14 @@ fn place(m: &M, g: NonNull<G>) -> bool {
         return false;
     }
     true
+}
+
+/// After `place` sent a new goroutine elsewhere because this M has its own
+/// work, takes that work. Going round the loop instead would pop the same
+/// goroutine again from the global queue (the tick has not moved), and two
+/// Ms with homed work and each other as spinners did so for ever.
+fn run_home_instead(m: &M, tick: u32) -> NonNull<G> {
+    m.home_pop(tick).expect("place() declined a goroutine but this M has no homed work")
 }
 
 /// Go's `globrunqgetbatch`: moves a fair share of the global queue into
@@ -1253,6 +1284,11 @@ pub(crate) fn exitsyscall(m: &'static M) {
     if m.syscall.exit().is_err() {
         // Go's exitsyscallNoP: an idle P, else wait our turn in `mwantp`.
         m.p.set(ptr::null());
+        {
+            let mut h = m.lock_home();
+            h.nop = true;
+            h.wanting = true;
+        }
         request_p(m);
         while !park_for_p(m) {}
     }

@@ -224,4 +224,74 @@ pub(crate) fn stw_stuck(reason: &str, waited: Duration) {
             kernel_wait(tid)
         );
     }
+    let _ = e.write_all(sched_detail().as_bytes());
+}
+
+/// The scheduler's state in the layout of Go's `GODEBUG=schedtrace=1,
+/// scheddetail=1` (`schedtrace`): one line for the scheduler, one per P,
+/// one per M, with our fields (`nextp`, the home queue, `mwantp`). Read
+/// racily, as Go's is; the scheduler lock is only tried, so a report about
+/// a hang cannot hang on it.
+pub(crate) fn sched_detail() -> String {
+    let mut s = String::new();
+    let sched = &proc::SCHED;
+    let (lists, stopwait) = match sched.lock.try_lock() {
+        Ok(l) => {
+            let ids =
+                |ms: &mut dyn Iterator<Item = &&M>| ms.map(|m| format!("M{}", m.id)).collect::<Vec<_>>().join(",");
+            let lists = format!(
+                "midle=[{}] mwantp=[{}] runqueue={}",
+                ids(&mut l.midle.iter()),
+                ids(&mut l.mwantp.iter()),
+                l.runq.len()
+            );
+            (lists, l.stopwait.to_string())
+        }
+        Err(_) => ("(sched.lock is held)".to_string(), "?".to_string()),
+    };
+    let _ = writeln!(
+        s,
+        "SCHED: gomaxprocs={} idleprocs={} spinningthreads={} needspinning={} gcwaiting={} stopwait={stopwait} {lists}",
+        proc::gomaxprocs(),
+        sched.npidle.load(Ordering::SeqCst),
+        sched.spinning.count(),
+        sched.spinning.needed() as u8,
+        sched.gcwaiting.load(Ordering::SeqCst) as u8,
+    );
+    for i in 0..proc::gomaxprocs() {
+        let p = proc::allp(i);
+        // SAFETY: Ms are never freed.
+        let m = unsafe { p.m.load(Ordering::Acquire).as_ref() }.map_or("-1".to_string(), |m| m.id.to_string());
+        let _ = writeln!(
+            s,
+            "  P{}: status={:?} schedtick={} m={m} runqsize={}",
+            p.id,
+            p.status(),
+            p.schedtick.load(Ordering::Relaxed),
+            p.runq.len()
+        );
+    }
+    let ms: Vec<&M> = sched.allm.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for m in ms {
+        let nextp = m.nextp.load(Ordering::Acquire);
+        // SAFETY: Ps are never freed.
+        let nextp = unsafe { nextp.as_ref() }.map_or("-1".to_string(), |p| p.id.to_string());
+        let home = match m.home.try_lock() {
+            Ok(h) => format!("nop={} wanting={}", h.nop as u8, h.wanting as u8),
+            Err(_) => "(home lock held)".to_string(),
+        };
+        let tid = m.tid.load(Ordering::Relaxed);
+        let _ = writeln!(
+            s,
+            "  M{}: nextp={nextp} curg={} spinning={} dead={} syscall={} homeq={} {home} thread {tid}: {}",
+            m.id,
+            describe_m(m),
+            m.spinning.load(Ordering::Relaxed),
+            m.dead.load(Ordering::Relaxed),
+            m.syscall.state(),
+            m.runnable_homed(),
+            kernel_wait(tid),
+        );
+    }
+    s
 }
