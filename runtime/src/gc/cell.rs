@@ -795,7 +795,7 @@ unsafe impl<T: Trace + Send + Sync + 'static> Trace for GcAtomic<T> {
     fn trace(&self, t: &mut Tracer<'_>) {
         let p = self.slot.load_seqcst();
         if let Some(h) = NonNull::new(p) {
-            t.edge(h, &self.slot as *const AtomicPtr<Header> as usize);
+            t.edge(h, &self.slot as *const AtomicPtr<Header> as usize, Gc::<T>::VT.class);
         }
     }
 }

@@ -13,7 +13,7 @@ use super::barrier::{self, Obj, PREFETCH};
 use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SPECIAL};
 use super::heap;
 use super::special::{self, Job};
-use super::trace::{Mode, Tracer};
+use super::trace::{edge_class, Mode, Tracer};
 use crate::loom::sync::atomic::Ordering;
 use crate::loom::LoadSeqCst;
 
@@ -332,9 +332,10 @@ impl Marker {
                 self.double = Some((h.vt.get().type_name)());
             }
         }
-        for &(c, _) in &self.edges {
-            // SAFETY: a child of a live object is live.
-            let internal = unsafe { heap::internal(Obj(c)) };
+        for &(c, key) in &self.edges {
+            // SAFETY: a child of a live object is live, and its class is
+            // its handle's (`Gc<T>` points at a box of its own `T`).
+            let internal = unsafe { heap::internal_of_slot(c, edge_class(key)) };
             let iv = internal.load(Ordering::Relaxed);
             if iv & !OLD != !OLD {
                 internal.store(iv + 1, Ordering::Relaxed);

@@ -77,7 +77,7 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
     #[cfg(loom)]
     const CLASS: Option<usize> = Some(0);
 
-    const VT: VTable = VTable {
+    pub(crate) const VT: VTable = VTable {
         trace: trace_box::<T>,
         drop: drop_box::<T>,
         type_name: std::any::type_name::<T>,
@@ -259,7 +259,7 @@ impl<T: Trace + Send + Sync + 'static> Borrow<T> for Gc<T> {
 unsafe impl<T: Trace + Send + Sync + 'static> Trace for Gc<T> {
     #[inline]
     fn trace(&self, t: &mut Tracer<'_>) {
-        t.edge(self.header_ptr(), self as *const Gc<T> as usize);
+        t.edge(self.header_ptr(), self as *const Gc<T> as usize, Self::VT.class);
     }
 
     #[inline]

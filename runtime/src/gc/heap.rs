@@ -957,7 +957,7 @@ pub(crate) unsafe fn internal<'a>(o: Obj) -> &'a AtomicU32 {
 /// `h` is a slot of a span of that class, and stays allocated while the
 /// reference is used.
 #[inline]
-unsafe fn internal_of_slot<'a>(h: NonNull<Header>, class: u8) -> &'a AtomicU32 {
+pub(crate) unsafe fn internal_of_slot<'a>(h: NonNull<Header>, class: u8) -> &'a AtomicU32 {
     let addr = h.as_ptr() as usize;
     let at = if class == LARGE {
         addr - 4

@@ -46,6 +46,16 @@ pub(crate) unsafe fn internal<'a>(o: super::barrier::Obj) -> &'a AtomicU32 {
     unsafe { &(*o.0.as_ptr()).internal }
 }
 
+/// [`internal`] from the header, as `heap::internal_of_slot` finds it from
+/// a slot's address and class (boxes keep it in the header).
+///
+/// # Safety
+/// As [`internal`].
+pub(crate) unsafe fn internal_of_slot<'a>(h: NonNull<Header>, _class: u8) -> &'a AtomicU32 {
+    // SAFETY: as the caller guarantees.
+    unsafe { &(*h.as_ptr()).internal }
+}
+
 /// # Safety
 /// `h` is the header of a box from [`alloc_object`] whose value has been
 /// dropped, and nothing uses it again.

@@ -81,6 +81,27 @@ pub struct Tracer<'a> {
     reported: usize,
 }
 
+/// Where the class sits in an [`edge_key`].
+const CLASS_SHIFT: u32 = 56;
+
+/// An edge's key in [`Tracer::edges`]' output: the handle's address, with
+/// the object's size class in the top byte (addresses are below 2^56 on
+/// every 64-bit target Rust supports). The same handle always has the same
+/// key, so keys find a handle reported twice; and the count pass finds the
+/// child's count from its address and this class without reading the
+/// child's header (a cache miss per edge).
+#[inline]
+pub(crate) fn edge_key(at: usize, class: u8) -> usize {
+    debug_assert!(at >> CLASS_SHIFT == 0, "handle address {at:#x} uses the top byte");
+    at | (class as usize) << CLASS_SHIFT
+}
+
+/// The object's size class in an [`edge_key`].
+#[inline]
+pub(crate) fn edge_class(key: usize) -> u8 {
+    (key >> CLASS_SHIFT) as u8
+}
+
 /// Where a [`Tracer`] puts the edges reported to it. The two buffers are
 /// pushed to inline, in the loop of the `Trace` impl that reports them (a
 /// `Vec<Gc<T>>` of 10,000 handles is then a copy loop, not 10,000
@@ -88,7 +109,7 @@ pub struct Tracer<'a> {
 /// handles while holding the cell, so their cost per edge is the cell's
 /// hold time.
 enum Sink<'a> {
-    /// (object, handle address) pairs, appended.
+    /// (object, [`edge_key`]) pairs, appended.
     Edges(&'a mut Vec<(NonNull<Header>, usize)>),
     /// A thread's grey buffer (locked), each object queued as a pending
     /// entry (`barrier::Entered::queue_all`).
@@ -140,14 +161,15 @@ impl<'a> Tracer<'a> {
         Tracer { sink: Sink::Stack(stack), mode, reported: 0 }
     }
 
-    /// Reports one handle: the object it points to and where the handle
+    /// Reports one handle: the object it points to, where the handle
     /// itself lives (which tells a handle reported twice from two handles
-    /// to the same object).
+    /// to the same object) and the object's size class (`VTable::class`,
+    /// known from the handle's type).
     #[inline]
-    pub(crate) fn edge(&mut self, obj: NonNull<Header>, at: usize) {
+    pub(crate) fn edge(&mut self, obj: NonNull<Header>, at: usize, class: u8) {
         self.reported += 1;
         match &mut self.sink {
-            Sink::Edges(v) => v.push((obj, at)),
+            Sink::Edges(v) => v.push((obj, edge_key(at, class))),
             Sink::Pending(grey) => push_grey(grey, Obj::pending(obj)),
             Sink::Stack(v) => v.push(Obj::pending(obj)),
         }
@@ -160,7 +182,9 @@ impl<'a> Tracer<'a> {
     pub(crate) fn edge_run<T: Trace + Send + Sync + 'static>(&mut self, run: &[Gc<T>]) {
         self.reported += run.len();
         match &mut self.sink {
-            Sink::Edges(v) => v.extend(run.iter().map(|g| (g.header_ptr(), g as *const Gc<T> as usize))),
+            Sink::Edges(v) => {
+                v.extend(run.iter().map(|g| (g.header_ptr(), edge_key(g as *const Gc<T> as usize, Gc::<T>::VT.class))))
+            }
             Sink::Stack(v) => v.extend(run.iter().map(|g| Obj::pending(g.header_ptr()))),
             Sink::Pending(grey) => {
                 let mut rest = run;
@@ -207,7 +231,7 @@ mod tests {
         v.trace(&mut t);
         assert_eq!(t.reported(), 100);
         assert_eq!(run, one);
-        assert_eq!(run[7], (v[7].header_ptr(), &v[7] as *const Gc<u64> as usize));
+        assert_eq!(run[7], (v[7].header_ptr(), edge_key(&v[7] as *const Gc<u64> as usize, Gc::<u64>::VT.class)));
 
         let mut grey = Vec::with_capacity(256);
         grey.push(Obj::pending(v[0].header_ptr()));
