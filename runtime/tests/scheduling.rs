@@ -68,6 +68,74 @@ fn gosched_alternates_two_goroutines_on_one_p() {
     out.assert_success();
 }
 
+/// Stop-the-world while blocking-pool threads ready goroutines on threads
+/// that are going to sleep or waking up: no P is lost on the way. A
+/// readier that saw a thread without a P just as it took one used to hand
+/// it a second P, which then stayed Running with no thread; the next
+/// stop-the-world waited for it for ever (here a resize, as in Go's
+/// `GOMAXPROCS`). Also a thread queued for a P while it put itself on the
+/// idle list was handed two. A watchdog turns a stuck resize into a
+/// failure after 20 s, with the runtime's report of the scheduler's state.
+#[test]
+fn resizes_while_syscalls_ready_goroutines_lose_no_p() {
+    const WORKERS: u64 = 6;
+    const CALLS: u64 = 1000;
+    let Some(out) = in_child("resizes_while_syscalls_ready_goroutines_lose_no_p", &[("GOMAXPROCS", "2")], || {
+        let resizes = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        {
+            let (resizes, done) = (resizes.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut last = (u64::MAX, std::time::Instant::now());
+                while done.load(Ordering::SeqCst) <= WORKERS {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    let n = resizes.load(Ordering::SeqCst);
+                    if n != last.0 {
+                        last = (n, std::time::Instant::now());
+                    } else if last.1.elapsed() > std::time::Duration::from_secs(20) {
+                        eprintln!("no resize finished for 20 s after {n}: a P was lost");
+                        std::process::exit(3);
+                    }
+                }
+            });
+        }
+        gort::run(|| {
+            let hs: Vec<_> = (0..WORKERS)
+                .map(|_| {
+                    let done = done.clone();
+                    gort::spawn(move || {
+                        let mut sum = 0;
+                        for i in 0..CALLS {
+                            // Long enough that the thread gives up
+                            // waiting for the goroutine and parks.
+                            sum += gort::syscall(|| {
+                                std::thread::sleep(std::time::Duration::from_micros(i % 5 * 25));
+                                i
+                            });
+                        }
+                        done.fetch_add(1, Ordering::SeqCst);
+                        sum
+                    })
+                })
+                .collect();
+            while done.load(Ordering::SeqCst) < WORKERS {
+                let n = 2 + resizes.load(Ordering::SeqCst) % 2;
+                gort::gomaxprocs(n as usize);
+                resizes.fetch_add(1, Ordering::SeqCst);
+                gort::syscall(|| ());
+            }
+            for h in hs {
+                assert_eq!(h.join().or_panic(), CALLS * (CALLS - 1) / 2);
+            }
+        });
+        done.fetch_add(1, Ordering::SeqCst);
+        println!("{} resizes", resizes.load(Ordering::SeqCst));
+    }) else {
+        return;
+    };
+    out.assert_success();
+}
+
 /// `gomaxprocs(n)` returns the previous setting; resizing up and down
 /// while goroutines run (and block in joins and syscalls) loses none of
 /// them, and started goroutines keep their threads through the resizes.
