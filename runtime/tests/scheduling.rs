@@ -136,6 +136,69 @@ fn resizes_while_syscalls_ready_goroutines_lose_no_p() {
     out.assert_success();
 }
 
+/// As above, with the other ways a thread loses and regains a P: locked
+/// goroutines whose inline syscalls sysmon retakes the P from, and timers
+/// that wake sleeping goroutines (run by a thread without a P, or another
+/// P's). Resizes go on until every goroutine is done; none may hang.
+#[test]
+fn resizes_while_timers_and_locked_syscalls_lose_no_p() {
+    const LOCKED: u64 = 3;
+    const PLAIN: u64 = 4;
+    const ROUNDS: u64 = 400;
+    let Some(out) = in_child("resizes_while_timers_and_locked_syscalls_lose_no_p", &[("GOMAXPROCS", "2")], || {
+        let resizes = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        {
+            let (resizes, done) = (resizes.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut last = (u64::MAX, std::time::Instant::now());
+                while done.load(Ordering::SeqCst) <= LOCKED + PLAIN {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    let n = resizes.load(Ordering::SeqCst);
+                    if n != last.0 {
+                        last = (n, std::time::Instant::now());
+                    } else if last.1.elapsed() > std::time::Duration::from_secs(20) {
+                        eprintln!("no resize finished for 20 s after {n}: a P was lost");
+                        std::process::exit(3);
+                    }
+                }
+            });
+        }
+        gort::run(|| {
+            let us = std::time::Duration::from_micros;
+            let mut hs = Vec::new();
+            for k in 0..LOCKED + PLAIN {
+                let done = done.clone();
+                let b = if k < LOCKED { gort::Builder::new().locked() } else { gort::Builder::new() };
+                hs.push(
+                    b.spawn(move || {
+                        for i in 0..ROUNDS {
+                            gort::syscall(|| std::thread::sleep(us(i % 4 * 30)));
+                            gort::time::sleep(us(i % 3 * 40));
+                        }
+                        done.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .unwrap(),
+                );
+            }
+            while done.load(Ordering::SeqCst) < LOCKED + PLAIN {
+                let n = 2 + resizes.load(Ordering::SeqCst) % 2;
+                gort::gomaxprocs(n as usize);
+                resizes.fetch_add(1, Ordering::SeqCst);
+                gort::time::sleep(us(100));
+            }
+            for h in hs {
+                h.join().or_panic();
+            }
+        });
+        done.fetch_add(1, Ordering::SeqCst);
+        println!("{} resizes", resizes.load(Ordering::SeqCst));
+    }) else {
+        return;
+    };
+    out.assert_success();
+}
+
 /// `gomaxprocs(n)` returns the previous setting; resizing up and down
 /// while goroutines run (and block in joins and syscalls) loses none of
 /// them, and started goroutines keep their threads through the resizes.
