@@ -232,22 +232,19 @@ pub(crate) fn stw_stuck(reason: &str, waited: Duration) {
 /// one per M, with our fields (`nextp`, the home queue, `mwantp`). Read
 /// racily, as Go's is; the scheduler lock is only tried, so a report about
 /// a hang cannot hang on it.
-pub(crate) fn sched_detail() -> String {
+fn sched_detail() -> String {
+    fn ids<'a>(ms: impl Iterator<Item = &'a &'static M>) -> String {
+        ms.map(|m| format!("M{}", m.id)).collect::<Vec<_>>().join(",")
+    }
     let mut s = String::new();
     let sched = &proc::SCHED;
-    let (lists, stopwait) = match sched.lock.try_lock() {
-        Ok(l) => {
-            let ids =
-                |ms: &mut dyn Iterator<Item = &&M>| ms.map(|m| format!("M{}", m.id)).collect::<Vec<_>>().join(",");
-            let lists = format!(
-                "midle=[{}] mwantp=[{}] runqueue={}",
-                ids(&mut l.midle.iter()),
-                ids(&mut l.mwantp.iter()),
-                l.runq.len()
-            );
+    let (lists, stopwait) = match try_lock(&sched.lock) {
+        Some(l) => {
+            let lists =
+                format!("midle=[{}] mwantp=[{}] runqueue={}", ids(l.midle.iter()), ids(l.mwantp.iter()), l.runq.len());
             (lists, l.stopwait.to_string())
         }
-        Err(_) => ("(sched.lock is held)".to_string(), "?".to_string()),
+        None => ("(sched.lock is held)".to_string(), "?".to_string()),
     };
     let _ = writeln!(
         s,
@@ -276,9 +273,9 @@ pub(crate) fn sched_detail() -> String {
         let nextp = m.nextp.load(Ordering::Acquire);
         // SAFETY: Ps are never freed.
         let nextp = unsafe { nextp.as_ref() }.map_or("-1".to_string(), |p| p.id.to_string());
-        let home = match m.home.try_lock() {
-            Ok(h) => format!("nop={} wanting={}", h.nop as u8, h.wanting as u8),
-            Err(_) => "(home lock held)".to_string(),
+        let home = match try_lock(&m.home) {
+            Some(h) => format!("nop={} wanting={}", h.nop as u8, h.wanting as u8),
+            None => "(home lock held)".to_string(),
         };
         let tid = m.tid.load(Ordering::Relaxed);
         let _ = writeln!(
@@ -294,4 +291,13 @@ pub(crate) fn sched_detail() -> String {
         );
     }
     s
+}
+
+/// The lock if it is free (a poisoned one too), without waiting.
+fn try_lock<T>(m: &std::sync::Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
 }

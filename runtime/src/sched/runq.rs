@@ -402,7 +402,6 @@ impl<T> RunQ<T> {
     /// Approximate number of queued items, `runnext` included. Exact when
     /// called by the owner with no thief active; otherwise a snapshot that may
     /// already be stale.
-    #[cfg_attr(not(any(test, loom, feature = "internals")), allow(dead_code))]
     pub fn len(&self) -> usize {
         loop {
             let h = self.head.load(Acquire);
