@@ -40,7 +40,14 @@
 //! `mwantp` passes it on after 1 ms at its next scheduling point, so Ms take
 //! turns like time slices. `home.nop` and `home.wanting`, both under the
 //! home lock, make this free of lost wake-ups: the M sets `nop` and then
-//! re-checks its queue under the same lock a readier pushes under.
+//! re-checks its queue under the same lock a readier pushes under. They
+//! also keep an M from being handed two Ps (the second would be lost,
+//! Running with no M, and the next stop-the-world would wait for ever):
+//! the M takes its `nextp` and clears `nop` in one critical section of the
+//! home lock, the readier's request re-checks `nop` and `nextp` under the
+//! scheduler lock and then the home lock, and an M is on at most one of
+//! `midle` and `mwantp`. Handing a P to an M that has one is fatal
+//! (`startm: m has p`, as in Go).
 //!
 //! First-run placement: when an M pops an unstarted goroutine while
 //! goroutines homed on it are already waiting, and a P is idle or an M
