@@ -68,6 +68,41 @@ fn gosched_alternates_two_goroutines_on_one_p() {
     out.assert_success();
 }
 
+/// From a goroutine, resizes between 2 and 3 Ps until `done` reaches
+/// `workers`, calling `pause` after each resize; returns how many it made.
+/// A watchdog thread ends the process (exit code 3) if no resize finishes
+/// for 20 s: a lost P hangs the next stop-the-world for ever, and the
+/// runtime's report of the scheduler's state is then in the output.
+fn resize_until(done: &AtomicU64, workers: u64, pause: impl Fn()) -> u64 {
+    let resizes = Arc::new(AtomicU64::new(0));
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watchdog = {
+        let (resizes, running) = (resizes.clone(), running.clone());
+        std::thread::spawn(move || {
+            let mut last = (0, std::time::Instant::now());
+            while running.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let n = resizes.load(Ordering::SeqCst);
+                if n != last.0 {
+                    last = (n, std::time::Instant::now());
+                } else if last.1.elapsed() > std::time::Duration::from_secs(20) {
+                    eprintln!("no resize finished for 20 s after {n}: a P was lost");
+                    std::process::exit(3);
+                }
+            }
+        })
+    };
+    while done.load(Ordering::SeqCst) < workers {
+        let n = 2 + resizes.load(Ordering::SeqCst) % 2;
+        gort::gomaxprocs(n as usize);
+        resizes.fetch_add(1, Ordering::SeqCst);
+        pause();
+    }
+    running.store(false, Ordering::SeqCst);
+    gort::syscall(move || watchdog.join()).unwrap();
+    resizes.load(Ordering::SeqCst)
+}
+
 /// Stop-the-world while blocking-pool threads ready goroutines on threads
 /// that are going to sleep or waking up: no P is lost on the way. A
 /// readier that saw a thread without a P just as it took one used to hand
@@ -81,24 +116,7 @@ fn resizes_while_syscalls_ready_goroutines_lose_no_p() {
     const WORKERS: u64 = 6;
     const CALLS: u64 = 1000;
     let Some(out) = in_child("resizes_while_syscalls_ready_goroutines_lose_no_p", &[("GOMAXPROCS", "2")], || {
-        let resizes = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicU64::new(0));
-        {
-            let (resizes, done) = (resizes.clone(), done.clone());
-            std::thread::spawn(move || {
-                let mut last = (u64::MAX, std::time::Instant::now());
-                while done.load(Ordering::SeqCst) <= WORKERS {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    let n = resizes.load(Ordering::SeqCst);
-                    if n != last.0 {
-                        last = (n, std::time::Instant::now());
-                    } else if last.1.elapsed() > std::time::Duration::from_secs(20) {
-                        eprintln!("no resize finished for 20 s after {n}: a P was lost");
-                        std::process::exit(3);
-                    }
-                }
-            });
-        }
         gort::run(|| {
             let hs: Vec<_> = (0..WORKERS)
                 .map(|_| {
@@ -118,18 +136,12 @@ fn resizes_while_syscalls_ready_goroutines_lose_no_p() {
                     })
                 })
                 .collect();
-            while done.load(Ordering::SeqCst) < WORKERS {
-                let n = 2 + resizes.load(Ordering::SeqCst) % 2;
-                gort::gomaxprocs(n as usize);
-                resizes.fetch_add(1, Ordering::SeqCst);
-                gort::syscall(|| ());
-            }
+            let resizes = resize_until(&done, WORKERS, || gort::syscall(|| ()));
             for h in hs {
                 assert_eq!(h.join().or_panic(), CALLS * (CALLS - 1) / 2);
             }
+            println!("{resizes} resizes");
         });
-        done.fetch_add(1, Ordering::SeqCst);
-        println!("{} resizes", resizes.load(Ordering::SeqCst));
     }) else {
         return;
     };
@@ -146,24 +158,7 @@ fn resizes_while_timers_and_locked_syscalls_lose_no_p() {
     const PLAIN: u64 = 4;
     const ROUNDS: u64 = 400;
     let Some(out) = in_child("resizes_while_timers_and_locked_syscalls_lose_no_p", &[("GOMAXPROCS", "2")], || {
-        let resizes = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicU64::new(0));
-        {
-            let (resizes, done) = (resizes.clone(), done.clone());
-            std::thread::spawn(move || {
-                let mut last = (u64::MAX, std::time::Instant::now());
-                while done.load(Ordering::SeqCst) <= LOCKED + PLAIN {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    let n = resizes.load(Ordering::SeqCst);
-                    if n != last.0 {
-                        last = (n, std::time::Instant::now());
-                    } else if last.1.elapsed() > std::time::Duration::from_secs(20) {
-                        eprintln!("no resize finished for 20 s after {n}: a P was lost");
-                        std::process::exit(3);
-                    }
-                }
-            });
-        }
         gort::run(|| {
             let us = std::time::Duration::from_micros;
             let mut hs = Vec::new();
@@ -181,18 +176,12 @@ fn resizes_while_timers_and_locked_syscalls_lose_no_p() {
                     .unwrap(),
                 );
             }
-            while done.load(Ordering::SeqCst) < LOCKED + PLAIN {
-                let n = 2 + resizes.load(Ordering::SeqCst) % 2;
-                gort::gomaxprocs(n as usize);
-                resizes.fetch_add(1, Ordering::SeqCst);
-                gort::time::sleep(us(100));
-            }
+            let resizes = resize_until(&done, LOCKED + PLAIN, || gort::time::sleep(us(100)));
             for h in hs {
                 h.join().or_panic();
             }
+            println!("{resizes} resizes");
         });
-        done.fetch_add(1, Ordering::SeqCst);
-        println!("{} resizes", resizes.load(Ordering::SeqCst));
     }) else {
         return;
     };
