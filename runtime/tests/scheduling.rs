@@ -68,6 +68,69 @@ fn gosched_alternates_two_goroutines_on_one_p() {
     out.assert_success();
 }
 
+/// `GODEBUG=schedtrace=10`: sysmon prints Go's summary line of the
+/// scheduler every 10 ms, field for field; with `scheddetail=1` the summary
+/// gains the stop-the-world fields and is followed by a line per P and per
+/// thread (M).
+#[test]
+fn godebug_schedtrace_prints_the_scheduler_every_period() {
+    for godebug in ["schedtrace=10", "schedtrace=10,scheddetail=1"] {
+        let Some(out) = in_child(
+            "godebug_schedtrace_prints_the_scheduler_every_period",
+            &[("GOMAXPROCS", "2"), ("GODEBUG", godebug)],
+            || {
+                gort::run(|| {
+                    let hs: Vec<_> = (0..4)
+                        .map(|_| {
+                            gort::spawn(|| {
+                                let end = std::time::Instant::now() + std::time::Duration::from_millis(120);
+                                while std::time::Instant::now() < end {
+                                    gort::gosched();
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in hs {
+                        h.join().or_panic();
+                    }
+                })
+            },
+        ) else {
+            return;
+        };
+        out.assert_success();
+        let lines: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("SCHED ")).collect();
+        assert!(lines.len() >= 3, "{godebug}: fewer than 3 SCHED lines in 120 ms:\n{}", out.dump());
+        // Go: "SCHED 12ms: gomaxprocs=2 idleprocs=0 threads=3 spinningthreads=0
+        // needspinning=0 idlethreads=1 runqueue=0 [ 0 0 ] schedticks=[ 5 7 ]".
+        let names =
+            ["gomaxprocs", "idleprocs", "threads", "spinningthreads", "needspinning", "idlethreads", "runqueue"];
+        for l in &lines {
+            let mut w = l.split(' ');
+            assert_eq!(w.next(), Some("SCHED"));
+            let ms = w.next().unwrap_or_default();
+            assert!(ms.strip_suffix("ms:").is_some_and(|n| n.parse::<u64>().is_ok()), "{godebug}: bad time in {l:?}");
+            for name in names {
+                let f = w.next().unwrap_or_default();
+                let v = f.strip_prefix(name).and_then(|f| f.strip_prefix('=')).unwrap_or("x");
+                assert!(v.parse::<u64>().is_ok(), "{godebug}: expected {name}=N, found {f:?} in {l:?}");
+            }
+            assert!(l.contains(" gomaxprocs=2 "), "{l:?}");
+            let rest: Vec<&str> = w.collect();
+            if godebug.contains("scheddetail") {
+                assert!(rest[0].starts_with("gcwaiting=") && rest[1].starts_with("stopwait="), "{l:?}");
+            } else {
+                // Two Ps: "[ 0 0 ] schedticks=[ 5 7 ]".
+                assert_eq!(rest.len(), 8, "{l:?}");
+                assert_eq!((rest[0], rest[3], rest[4], rest[7]), ("[", "]", "schedticks=[", "]"), "{l:?}");
+            }
+        }
+        let detail = out.stderr.lines().any(|l| l.starts_with("  P1: status="))
+            && out.stderr.lines().any(|l| l.starts_with("  M0: p="));
+        assert_eq!(detail, godebug.contains("scheddetail"), "{godebug}: per-P and per-M lines:\n{}", out.dump());
+    }
+}
+
 /// From a goroutine, resizes between 2 and 3 Ps until `done` reaches
 /// `workers`, calling `pause` after each resize; returns how many it made.
 /// A watchdog thread ends the process (exit code 3) if no resize finishes

@@ -35,7 +35,7 @@
 //! the same work, not time any mutator waited.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::collector::{Step, NUM_FORCED_GC, NUM_GC};
@@ -301,21 +301,9 @@ fn unix_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Whether `GODEBUG` has `gctrace` set to a positive number (read once).
+/// Whether `GODEBUG` has `gctrace` set to a positive number.
 fn gctrace() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| parse_gctrace(std::env::var("GODEBUG").ok().as_deref()))
-}
-
-fn parse_gctrace(godebug: Option<&str>) -> bool {
-    // Go: comma-separated name=value pairs; the last setting wins.
-    let mut on = false;
-    for kv in godebug.unwrap_or("").split(',') {
-        if let Some(v) = kv.trim().strip_prefix("gctrace=") {
-            on = v.parse::<i64>().is_ok_and(|n| n > 0);
-        }
-    }
-    on
+    crate::godebug::int("gctrace") > 0
 }
 
 /// The times and sizes of one cycle, taken on the collector thread.
@@ -509,15 +497,5 @@ mod tests {
         for (v, want) in [(0, "0.000"), (5, "0.005"), (52, "0.052"), (1234, "1.234"), (123456, "123.456")] {
             assert_eq!(itoa_div(v, 3), want);
         }
-    }
-
-    #[test]
-    fn parses_godebug() {
-        assert!(!parse_gctrace(None));
-        assert!(parse_gctrace(Some("gctrace=1")));
-        assert!(parse_gctrace(Some("schedtrace=10,gctrace=2")));
-        assert!(!parse_gctrace(Some("gctrace=0")));
-        assert!(!parse_gctrace(Some("gctrace=1,gctrace=0")));
-        assert!(!parse_gctrace(Some("xgctrace=1")));
     }
 }

@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::ptr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -224,55 +225,88 @@ pub(crate) fn stw_stuck(reason: &str, waited: Duration) {
             kernel_wait(tid)
         );
     }
-    let _ = e.write_all(sched_detail().as_bytes());
+    let _ = e.write_all(schedtrace(true).as_bytes());
 }
 
-/// The scheduler's state in the layout of Go's `GODEBUG=schedtrace=1,
-/// scheddetail=1` (`schedtrace`): one line for the scheduler, one per P,
-/// one per M, with our fields (`nextp`, the home queue, `mwantp`). Read
-/// racily, as Go's is; the scheduler lock is only tried, so a report about
-/// a hang cannot hang on it.
-fn sched_detail() -> String {
-    fn ids<'a>(ms: impl Iterator<Item = &'a &'static M>) -> String {
-        ms.map(|m| format!("M{}", m.id)).collect::<Vec<_>>().join(",")
-    }
+/// Go's `schedtrace`: the scheduler's state in Go's layout, as sysmon
+/// prints it every `GODEBUG=schedtrace=X` ms, and the stuck stop-the-world
+/// report prints it detailed.
+///
+/// The summary line is Go's, field for field. The detailed lines keep Go's
+/// names where gort has the field (`status`, `schedtick`, `m`, `runqsize`;
+/// `p`, `curg`, `spinning`), leave out Go's that have no counterpart here
+/// (`mallocing`, `lockedg`, ...) and add gort's: an M's `nextp`, its home
+/// queue, `nop`/`wanting` and what the kernel says its thread waits in.
+/// Go's per-goroutine lines are left out: a thread's goroutine list is read
+/// only by that thread. Read racily, as Go's is; the scheduler lock is only
+/// tried, so a report about a hang cannot hang on it.
+pub(crate) fn schedtrace(detailed: bool) -> String {
     let mut s = String::new();
     let sched = &proc::SCHED;
-    let (lists, stopwait) = match try_lock(&sched.lock) {
-        Some(l) => {
-            let lists =
-                format!("midle=[{}] mwantp=[{}] runqueue={}", ids(l.midle.iter()), ids(l.mwantp.iter()), l.runq.len());
-            (lists, l.stopwait.to_string())
-        }
-        None => ("(sched.lock is held)".to_string(), "?".to_string()),
+    let procs = proc::gomaxprocs();
+    let ms: Vec<&'static M> = sched.allm.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let threads = ms.iter().filter(|m| !m.dead.load(Ordering::Relaxed)).count();
+    let l = try_lock(&sched.lock);
+    let (idle, runq) = match &l {
+        Some(l) => (l.midle.len().to_string(), l.runq.len().to_string()),
+        None => ("?".to_string(), sched.runqsize.load(Ordering::Relaxed).to_string()),
     };
-    let _ = writeln!(
+    let _ = write!(
         s,
-        "SCHED: gomaxprocs={} idleprocs={} spinningthreads={} needspinning={} gcwaiting={} stopwait={stopwait} {lists}",
-        proc::gomaxprocs(),
+        "SCHED {}ms: gomaxprocs={procs} idleprocs={} threads={threads} spinningthreads={} needspinning={} \
+         idlethreads={idle} runqueue={runq}",
+        proc::nanotime() / 1_000_000,
         sched.npidle.load(Ordering::SeqCst),
         sched.spinning.count(),
         sched.spinning.needed() as u8,
-        sched.gcwaiting.load(Ordering::SeqCst) as u8,
     );
-    for i in 0..proc::gomaxprocs() {
-        let p = proc::allp(i);
+    let ps = (0..procs).map(proc::allp);
+    if !detailed {
+        let lens: Vec<String> = ps.clone().map(|p| p.runq.len().to_string()).collect();
+        let ticks: Vec<String> = ps.map(|p| p.schedtick.load(Ordering::Relaxed).to_string()).collect();
+        let _ = writeln!(s, " [ {} ] schedticks=[ {} ]", lens.join(" "), ticks.join(" "));
+        return s;
+    }
+    fn ids<'a>(ms: impl Iterator<Item = &'a &'static M>) -> String {
+        ms.map(|m| m.id.to_string()).collect::<Vec<_>>().join(",")
+    }
+    let (stopwait, lists) = match &l {
+        Some(l) => {
+            (l.stopwait.to_string(), format!("midle=[{}] mwantp=[{}]", ids(l.midle.iter()), ids(l.mwantp.iter())))
+        }
+        None => ("?".to_string(), "(sched.lock is held)".to_string()),
+    };
+    drop(l);
+    let _ = writeln!(
+        s,
+        " gcwaiting={} stopwait={stopwait} sysmonwait={} {lists}",
+        sched.gcwaiting.load(Ordering::SeqCst) as u8,
+        sched.sysmonwait.load(Ordering::SeqCst) as u8,
+    );
+    let id = |m: *mut M| {
         // SAFETY: Ms are never freed.
-        let m = unsafe { p.m.load(Ordering::Acquire).as_ref() }.map_or("-1".to_string(), |m| m.id.to_string());
+        unsafe { m.as_ref() }.map_or("nil".to_string(), |m| m.id.to_string())
+    };
+    for p in ps.clone() {
         let _ = writeln!(
             s,
-            "  P{}: status={:?} schedtick={} m={m} runqsize={}",
+            "  P{}: status={} schedtick={} m={} runqsize={}",
             p.id,
-            p.status(),
+            p.status() as u32,
             p.schedtick.load(Ordering::Relaxed),
+            id(p.m.load(Ordering::Acquire)),
             p.runq.len()
         );
     }
-    let ms: Vec<&M> = sched.allm.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for m in ms {
-        let nextp = m.nextp.load(Ordering::Acquire);
+        // An M's own `p` is its thread's alone: name the P that names it.
+        let p = ps
+            .clone()
+            .find(|p| ptr::eq(p.m.load(Ordering::Acquire), m))
+            .map_or("nil".to_string(), |p| p.id.to_string());
         // SAFETY: Ps are never freed.
-        let nextp = unsafe { nextp.as_ref() }.map_or("-1".to_string(), |p| p.id.to_string());
+        let nextp = unsafe { m.nextp.load(Ordering::Acquire).as_ref() }.map_or("nil".to_string(), |p| p.id.to_string());
+        let curg = m.inspect_curg(|g| g.map_or("nil".to_string(), |g| g.id.to_string()));
         let home = match try_lock(&m.home) {
             Some(h) => format!("nop={} wanting={}", h.nop as u8, h.wanting as u8),
             None => "(home lock held)".to_string(),
@@ -280,13 +314,11 @@ fn sched_detail() -> String {
         let tid = m.tid.load(Ordering::Relaxed);
         let _ = writeln!(
             s,
-            "  M{}: nextp={nextp} curg={} spinning={} dead={} syscall={} homeq={} {home} thread {tid}: {}",
+            "  M{}: p={p} curg={curg} spinning={} nextp={nextp} homeq={} {home} dead={} thread {tid}: {}",
             m.id,
-            describe_m(m),
             m.spinning.load(Ordering::Relaxed),
-            m.dead.load(Ordering::Relaxed),
-            m.syscall.state(),
             m.runnable_homed(),
+            m.dead.load(Ordering::Relaxed),
             kernel_wait(tid),
         );
     }

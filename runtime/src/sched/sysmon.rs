@@ -9,7 +9,9 @@
 //! runnable. Its delay starts at 20 µs, doubles after 50 idle rounds, caps at
 //! 10 ms and resets after a retake; when every P is idle it sleeps until an
 //! M is started, and repeats a deadlock check that stood down only because
-//! of a thread it could not account for (`checkdead::recheck`).
+//! of a thread it could not account for (`checkdead::recheck`). With
+//! `GODEBUG=schedtrace=X` it prints the scheduler's state every X ms
+//! (`report::schedtrace`) and, as Go's, never sleeps deeply.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -39,6 +41,11 @@ fn sysmon() {
     let mut idle = 0u32;
     let mut delay = 20u64;
     let mut recheck_ms = 5u64;
+    // GODEBUG=schedtrace=X: the scheduler's state every X ms (Go's sysmon
+    // then never sleeps deeply, so neither does ours).
+    let schedtrace = crate::godebug::int("schedtrace").max(0) as u64 * 1_000_000;
+    let scheddetail = crate::godebug::int("scheddetail") > 0;
+    let mut lasttrace = 0u64;
     loop {
         if idle == 0 {
             delay = 20;
@@ -46,8 +53,13 @@ fn sysmon() {
             delay = (delay * 2).min(10_000);
         }
         std::thread::sleep(Duration::from_micros(delay));
+        if schedtrace > 0 && lasttrace + schedtrace <= nanotime() {
+            lasttrace = nanotime();
+            let _ =
+                std::io::Write::write_all(&mut std::io::stderr(), super::report::schedtrace(scheddetail).as_bytes());
+        }
         let procs = proc::gomaxprocs();
-        if !SCHED.gcwaiting.load(Ordering::Acquire) && SCHED.npidle.load(Ordering::SeqCst) == procs {
+        if schedtrace == 0 && !SCHED.gcwaiting.load(Ordering::Acquire) && SCHED.npidle.load(Ordering::SeqCst) == procs {
             SCHED.sysmonwait.store(true, Ordering::SeqCst);
             if SCHED.npidle.load(Ordering::SeqCst) == procs {
                 // A deadlock check that stood down for an uncounted thread
