@@ -6,7 +6,7 @@ use std::any::Any;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::ptr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::g::G;
@@ -241,10 +241,17 @@ pub(crate) fn stw_stuck(reason: &str, waited: Duration) {
 /// only by that thread. Read racily, as Go's is; the scheduler lock is only
 /// tried, so a report about a hang cannot hang on it.
 pub(crate) fn schedtrace(detailed: bool) -> String {
+    // Go's `starttime`: the times count from the first trace.
+    static STARTTIME: AtomicU64 = AtomicU64::new(0);
+    let now = proc::nanotime();
+    let start = match STARTTIME.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => now,
+        Err(t) => t,
+    };
     let mut s = String::new();
     let sched = &proc::SCHED;
     let procs = proc::gomaxprocs();
-    let ms: Vec<&'static M> = sched.allm.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let ms: Vec<&'static M> = try_lock(&sched.allm).map(|v| v.clone()).unwrap_or_default();
     let threads = ms.iter().filter(|m| !m.dead.load(Ordering::Relaxed)).count();
     let l = try_lock(&sched.lock);
     let (idle, runq) = match &l {
@@ -255,7 +262,7 @@ pub(crate) fn schedtrace(detailed: bool) -> String {
         s,
         "SCHED {}ms: gomaxprocs={procs} idleprocs={} threads={threads} spinningthreads={} needspinning={} \
          idlethreads={idle} runqueue={runq}",
-        proc::nanotime() / 1_000_000,
+        now.saturating_sub(start) / 1_000_000,
         sched.npidle.load(Ordering::SeqCst),
         sched.spinning.count(),
         sched.spinning.needed() as u8,
