@@ -35,6 +35,7 @@ pub mod chan;
 #[cfg(not(loom))]
 pub mod debug;
 pub mod gc;
+#[cfg(not(loom))]
 mod godebug;
 #[cfg(not(loom))]
 mod macros;
