@@ -13,6 +13,7 @@
 //! `GODEBUG=schedtrace=X` it prints the scheduler's state every X ms
 //! (`report::schedtrace`) and, as Go's, never sleeps deeply.
 
+use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -55,8 +56,8 @@ fn sysmon() {
         std::thread::sleep(Duration::from_micros(delay));
         if schedtrace > 0 && lasttrace + schedtrace <= nanotime() {
             lasttrace = nanotime();
-            let _ =
-                std::io::Write::write_all(&mut std::io::stderr(), super::report::schedtrace(scheddetail).as_bytes());
+            // Not `eprint!`, which panics if stderr is closed: sysmon must live.
+            let _ = std::io::stderr().write_all(super::report::schedtrace(scheddetail).as_bytes());
         }
         let procs = proc::gomaxprocs();
         if schedtrace == 0 && !SCHED.gcwaiting.load(Ordering::Acquire) && SCHED.npidle.load(Ordering::SeqCst) == procs {
