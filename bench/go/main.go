@@ -41,6 +41,7 @@ var benches = map[string]func(n int) []row{
 	"parked1m":        parked1m,
 	"binary_trees":    binaryTrees,
 	"gc_stall":        gcStall,
+	"gc_mark":         gcMark,
 }
 
 func main() {
@@ -435,3 +436,35 @@ func gcStall(trees int) []row {
 	sink.Store(uint64(sum + long.check()))
 	return one(worst.Seconds()*1e6, "us")
 }
+
+// gcMark: the time of one forced collection (runtime.GC) of an all-live
+// heap: cells*10,000 leaves of 8 bytes, each cell a mutex-guarded slice of
+// pointers to them, as gort_bench::gc_mark_heap. Median of
+// GC_MARK_CYCLES cycles, in ms.
+func gcMark(cells int) []row {
+	type cell struct {
+		mu   sync.Mutex
+		kids []*uint64
+	}
+	heap := make([]*cell, cells)
+	for i := range heap {
+		c := &cell{kids: make([]*uint64, gcMarkKids)}
+		for j := range c.kids {
+			v := uint64(i*gcMarkKids + j)
+			c.kids[j] = &v
+		}
+		heap[i] = c
+	}
+	runtime.GC()
+	var times []float64
+	for i := 0; i < gcMarkCycles; i++ {
+		t := time.Now()
+		runtime.GC()
+		times = append(times, time.Since(t).Seconds()*1000)
+	}
+	runtime.KeepAlive(heap)
+	sort.Float64s(times)
+	return one(times[len(times)/2], "ms")
+}
+
+const gcMarkKids, gcMarkCycles = 10000, 5

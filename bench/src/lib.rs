@@ -186,6 +186,13 @@ pub fn max_stall_us<K>(keep: impl FnOnce() -> K, trees: u64, mut body: impl FnMu
     Outcome::one(worst.as_secs_f64() * 1e6, "us")
 }
 
+/// Leaves per cell in gc_mark's heap (the 10,000 children per cell of
+/// the collector's stall target).
+pub const GC_MARK_KIDS: u64 = 10_000;
+
+/// Forced cycles gc_mark times (it reports their median).
+pub const GC_MARK_CYCLES: usize = 5;
+
 /// Thread id of the calling OS thread.
 pub fn gettid() -> i64 {
     // SAFETY: gettid has no preconditions.

@@ -48,6 +48,7 @@ const BENCHES: &[Bench] = &[
     ("binary_trees", binary_trees),
     ("gc_stall", gc_stall),
     ("gc_clone_drop", gc_clone_drop),
+    ("gc_mark", gc_mark),
 ];
 
 fn main() {
@@ -479,7 +480,7 @@ mod gc_rows {
     use std::hint::black_box;
     use std::time::Instant;
 
-    use gort::gc::{Gc, Trace, Tracer};
+    use gort::gc::{Gc, GcMutex, Trace, Tracer};
     use gort_bench::*;
 
     use super::drive;
@@ -542,6 +543,31 @@ mod gc_rows {
         })
     }
 
+    /// The time of one forced collection (`gort::gc()`) of an all-live
+    /// heap: `cells` cells of [`GC_MARK_KIDS`] leaves each, a cell being a
+    /// `GcMutex` of a `Vec` of handles; the median of [`GC_MARK_CYCLES`]
+    /// cycles. Every cycle counts, marks and walks the whole heap and
+    /// frees nothing: the collector's cost per live object against Go's
+    /// marking of the same program.
+    pub fn gc_mark(cells: u64) -> Outcome {
+        drive(false, move || {
+            let heap: Vec<Gc<GcMutex<Vec<Gc<u64>>>>> = (0..cells)
+                .map(|i| Gc::new(GcMutex::new((0..GC_MARK_KIDS).map(|j| Gc::new(i * GC_MARK_KIDS + j)).collect())))
+                .collect();
+            gort::gc();
+            let mut times: Vec<f64> = (0..GC_MARK_CYCLES)
+                .map(|_| {
+                    let t = Instant::now();
+                    gort::gc();
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            black_box(&heap);
+            times.sort_by(f64::total_cmp);
+            Outcome::one(times[times.len() / 2], "ms")
+        })
+    }
+
     /// `Gc::clone` + drop of one handle on one thread, no collection
     /// running: the reference-count traffic of passing handles around.
     pub fn gc_clone_drop(n: u64) -> Outcome {
@@ -557,7 +583,7 @@ mod gc_rows {
 }
 
 #[cfg(gort_gc)]
-use gc_rows::{binary_trees, gc_clone_drop, gc_stall};
+use gc_rows::{binary_trees, gc_clone_drop, gc_mark, gc_stall};
 
 #[cfg(not(gort_gc))]
 fn binary_trees(_: u64) -> Outcome {
@@ -571,5 +597,10 @@ fn gc_stall(_: u64) -> Outcome {
 
 #[cfg(not(gort_gc))]
 fn gc_clone_drop(_: u64) -> Outcome {
+    Outcome::NotYet
+}
+
+#[cfg(not(gort_gc))]
+fn gc_mark(_: u64) -> Outcome {
     Outcome::NotYet
 }
