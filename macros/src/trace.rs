@@ -17,6 +17,9 @@
 //!     fn trace(&self, __t: &mut ::gort::gc::Tracer<'_>) {
 //!         <Vec<Gc<T>> as ::gort::gc::Trace>::trace(&self.a, __t);   // spanned at the type
 //!     }
+//!     fn holds_no_handles() -> bool {                                // hidden
+//!         true && (&&::gort::gc::NoHandlesProbe::<Vec<Gc<T>>>::NEW).holds_no_handles()
+//!     }
 //! }
 //! impl<T> ::gort::gc::MustNotImplementDrop_…  for S<T> {}
 //! ```
@@ -238,16 +241,30 @@ fn expand_item(item: DeriveInput) -> TokenStream {
             impl #impl_g ::gort::gc::#helper for #name #ty_g #where_c {}
         }
     };
+    // A field's type may be unsized (`str` last): asked through gort's
+    // probe, which answers `false` for it.
+    let probes = traced_types.iter().map(|ty| quote!((&&::gort::gc::NoHandlesProbe::<#ty>::NEW).holds_no_handles()));
     // SAFETY (of the generated impl): it calls `Trace::trace` once on each
     // field not marked `#[trace(skip)]`, and on nothing else; each field's
     // own impl reports the handles in it. A skipped field's handles are not
-    // reported, which keeps them roots.
+    // reported, which keeps them roots. `holds_no_handles` is true only if
+    // every traced field's type says its values hold none, so `trace` then
+    // reports nothing.
     quote! {
         #[automatically_derived]
         unsafe impl #impl_g ::gort::gc::Trace for #name #ty_g #where_c {
             #[inline]
             fn trace(&self, __t: &mut ::gort::gc::Tracer<'_>) {
                 #body
+            }
+
+            // Unused if the type is unsized.
+            #[allow(dead_code)]
+            #[inline]
+            fn holds_no_handles() -> bool {
+                #[allow(unused_imports)]
+                use ::gort::gc::{ProbeAny as _, ProbeSized as _};
+                true #(&& #probes)*
             }
         }
         #no_drop
@@ -377,6 +394,14 @@ mod tests {
                 fn trace(&self, __t: &mut ::gort::gc::Tracer<'_>) {
                     <String as ::gort::gc::Trace>::trace(&self.name, __t);
                     <Option<Gc<Node>> as ::gort::gc::Trace>::trace(&self.next, __t);
+                }
+                #[allow(dead_code)]
+                #[inline]
+                fn holds_no_handles() -> bool {
+                    #[allow(unused_imports)]
+                    use ::gort::gc::{ProbeAny as _, ProbeSized as _};
+                    true && (&&::gort::gc::NoHandlesProbe::<String>::NEW).holds_no_handles()
+                        && (&&::gort::gc::NoHandlesProbe::<Option<Gc<Node>> >::NEW).holds_no_handles()
                 }
             }",
         );

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{with_timeout, OrPanic};
+use common::{eventually, with_timeout, OrPanic};
 use gcc::*;
 use gort::chan::Chan;
 use gort::gc::{Gc, GcAtomic, GcMutex, GcRwLock, Trace, Tracer};
@@ -921,6 +921,62 @@ fn mark_workers_scale_with_gomaxprocs() {
             }
             assert_eq!(depth, 2001);
         }
+    });
+    if let Some(out) = out {
+        out.assert_success();
+    }
+}
+
+#[test]
+fn walks_split_over_idle_cpus_keep_the_live_and_free_the_garbage() {
+    // A heap over 64 MiB (6M 16-byte leaves in 600 cells), and CPUs idle while
+    // `gort::gc()` waits: the cycle's walks are split over threads and
+    // marking uses the idle CPUs too. Live objects must survive and
+    // garbage (rings, and nodes with cleanups) be freed as with one thread.
+    let out = common::in_child("walks_split_over_idle_cpus_keep_the_live_and_free_the_garbage", &[], || {
+        let big: Vec<Gc<GcMutex<Vec<Gc<u64>>>>> = (0..600u64)
+            .map(|i| Gc::new(GcMutex::new((0..10_000).map(|j| Gc::new(i * 10_000 + j)).collect())))
+            .collect();
+        let (live, _) = parents(200);
+        let cleaned = Arc::new(AtomicUsize::new(0));
+        let split_before = gort::gc::__hooks::split_walks();
+        let worked_before = gort::gc::__hooks::worked();
+        for round in 0..10 {
+            let nodes: Vec<Gc<Node>> = (0..1000).map(|_| Node::leaf()).collect();
+            for (i, n) in nodes.iter().enumerate() {
+                *n.cell.lock() = SlotOf(Some(nodes[(i + 1) % nodes.len()].clone()));
+            }
+            for n in &nodes[..10] {
+                let c = cleaned.clone();
+                let _ = gort::add_cleanup(
+                    n,
+                    move |_| {
+                        c.fetch_add(1, SeqCst);
+                    },
+                    (),
+                );
+            }
+            let ring = ids(&nodes);
+            drop(nodes);
+            gort::gc();
+            assert_all_freed("a ring", &ring);
+            assert!(eventually(10, || cleaned.load(SeqCst) == 10 * (round + 1)), "cleanups of round {round} ran");
+            verify_parents(&live);
+            for (i, c) in big.iter().enumerate() {
+                let v = c.lock();
+                assert!(v.iter().enumerate().all(|(j, x)| **x == (i * 10_000 + j) as u64), "cell {i} intact");
+            }
+            if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2
+                || (gort::gc::__hooks::split_walks() > split_before && gort::gc::__hooks::worked() > worked_before)
+            {
+                return;
+            }
+        }
+        panic!(
+            "in 10 cycles over an idle 2-CPU process: {} walks split, {} objects marked by workers",
+            gort::gc::__hooks::split_walks() - split_before,
+            gort::gc::__hooks::worked() - worked_before
+        );
     });
     if let Some(out) = out {
         out.assert_success();

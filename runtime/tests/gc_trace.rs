@@ -301,3 +301,104 @@ fn handles_in_a_channel_are_roots() {
     gort::gc();
     assert_eq!(dropped(&n), 0, "a cycle through a channel is never collected");
 }
+
+/// A leaf type, two fields, no handle.
+#[derive(Trace)]
+struct Point {
+    x: f64,
+    label: String,
+}
+
+/// A handle only in a skipped field: it is a root, never reported.
+#[derive(Trace)]
+struct Skips {
+    id: u32,
+    #[trace(skip)]
+    _shared: Arc<Gc<Point>>,
+}
+
+/// An enum with a handle in one variant only.
+#[allow(dead_code)]
+#[derive(Trace)]
+enum MaybeLink {
+    Nothing,
+    Number(u64),
+    Link(Gc<Point>),
+}
+
+/// A generic wrapper: holds a handle if `T` does.
+#[derive(Trace)]
+struct Wrap<T>(T, u8);
+
+/// Unsized: the probe answers `false` for its `str` field, and the derive
+/// compiles for it.
+#[derive(Trace)]
+struct Named {
+    _len: usize,
+    _name: str,
+}
+
+/// A `?Sized` parameter is asked as unsized: `false` even for a sized one.
+#[derive(Trace)]
+struct Tail<T: ?Sized>(u8, T);
+
+fn no_handles<T: Trace>() -> bool {
+    T::holds_no_handles()
+}
+
+/// The collector skips tracing objects of a type that says it holds no
+/// handles (`Trace::holds_no_handles`, hidden, derived). A type that could
+/// hold one must never say so: the skipped handles would then be roots,
+/// and a cycle through the type would never be freed (the tests above).
+#[test]
+fn only_types_that_cannot_hold_a_handle_say_they_hold_none() {
+    type G = Gc<Point>;
+    // std's leaf types and containers of them.
+    assert!(no_handles::<u64>() && no_handles::<String>() && no_handles::<()>());
+    assert!(no_handles::<(bool, char, f64, NonZeroU32, Duration, Instant, Cow<'static, str>, PathBuf, AtomicUsize)>());
+    assert!(no_handles::<Vec<Option<(u8, String)>>>() && no_handles::<[u32; 4]>());
+    assert!(no_handles::<HashMap<u32, Vec<String>>>() && no_handles::<BTreeMap<String, u8>>());
+    assert!(no_handles::<VecDeque<u8>>() && no_handles::<LinkedList<u8>>() && no_handles::<HashSet<u8>>());
+    assert!(no_handles::<Result<u8, String>>() && no_handles::<Range<u8>>() && no_handles::<Reverse<u8>>());
+    assert!(no_handles::<PhantomData<G>>() && no_handles::<Chan<G>>(), "neither reports its handles");
+    // Handles, alone or inside any container.
+    assert!(!no_handles::<G>() && !no_handles::<Option<G>>() && !no_handles::<Box<G>>());
+    assert!(!no_handles::<Vec<G>>() && !no_handles::<[G; 1]>() && !no_handles::<VecDeque<G>>());
+    assert!(!no_handles::<HashMap<u32, G>>() && !no_handles::<HashMap<Keyed, u8>>());
+    assert!(!no_handles::<(u8, String, G)>() && !no_handles::<(G, u8)>());
+    assert!(!no_handles::<Result<u8, G>>() && !no_handles::<Result<G, u8>>() && !no_handles::<Pin<Box<G>>>());
+    assert!(!no_handles::<Box<[G]>>() && !no_handles::<Nested>());
+    // Cells and weak handles say nothing (the default).
+    assert!(!no_handles::<GcMutex<u64>>() && !no_handles::<gort::gc::GcAtomic<Point>>());
+    // Derived types: every traced field must hold none.
+    assert!(no_handles::<Point>() && no_handles::<Skips>() && no_handles::<Unit>() && no_handles::<Empty>());
+    assert!(!no_handles::<MaybeLink>() && !no_handles::<Node>() && !no_handles::<Everything>());
+    assert!(no_handles::<Wrap<u64>>() && no_handles::<Wrap<Wrap<String>>>() && !no_handles::<Wrap<G>>());
+    assert!(!no_handles::<Cell<u64>>(), "holds a cell");
+    assert!(!no_handles::<Box<str>>() && !no_handles::<Box<Named>>(), "unsized contents answer no");
+    // `Box<T>` allows an unsized `T`, so it always answers no (only slower).
+    assert!(!no_handles::<Box<u64>>());
+    assert!(!no_handles::<Tail<u64>>());
+}
+
+/// Objects of a leaf type (not traced by the collector) stay alive while
+/// an object reports them, and are freed with it.
+#[test]
+fn leaves_live_and_die_with_the_object_reporting_them() {
+    let (n, t) = tally();
+    let holder = Gc::new(Node { id: 0, name: "holder".into(), next: GcMutex::new(None), _tally: t() });
+    let points: Vec<Gc<Point>> = (0..1000).map(|i| Gc::new(Point { x: i as f64, label: format!("p{i}") })).collect();
+    let weak = gort::weak::Weak::new(&points[999]);
+    let list = Gc::new(GcMutex::new(points));
+    *holder.next.lock() = Some(Gc::new(Node { id: 1, name: "list".into(), next: GcMutex::new(None), _tally: t() }));
+    let keep = Gc::new((holder.clone(), list.clone()));
+    drop(list);
+    gort::gc();
+    assert!(keep.1.lock().iter().enumerate().all(|(i, p)| p.x == i as f64 && p.label == format!("p{i}")));
+    drop(keep);
+    drop(holder);
+    gort::gc();
+    gort::gc();
+    assert_eq!(dropped(&n), 2);
+    assert!(weak.upgrade().is_none(), "the leaves were freed with the list");
+}

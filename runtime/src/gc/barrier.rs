@@ -531,63 +531,76 @@ pub(crate) fn unshare_grey(out: &mut Vec<Obj>) {
     out.append(&mut crate::loom::lock(&SHARED));
 }
 
-/// Grey objects an assist takes from the shared ones at a time.
+/// Grey objects an assist takes from the shared ones at a time: this
+/// many, or a sixteenth of its budget if more (a mark worker's budget is
+/// large: with batches of 16, the shared lock was taken once per 16
+/// objects marked), up to [`MAX_BATCH`].
 const ASSIST_BATCH: usize = if cfg!(loom) { 2 } else { 16 };
+const MAX_BATCH: usize = if cfg!(loom) { 2 } else { 1024 };
 
-/// A mark assist (Go's `gcAssistAlloc`): with this thread's barrier mark
-/// up, takes grey-buffer entries the collector shared and does with them
-/// what the collector's drain would: a pending entry (queued by a cell
-/// barrier) is shaded, and an entry that is grey (or that this shade
-/// turned grey) is traced, its children queued on this thread's grey
-/// buffer as pending entries (`Entered::queue_all`: copied, their headers
-/// untouched), until it has done `budget` units of work (an entry taken
-/// and each child queued are one unit each) or none are shared. Returns
-/// how many objects it traced and the work done (0: none were shared).
-/// The work, not the objects, bounds how long an allocation assists: an
-/// object may have thousands of children. Entries taken and not processed
-/// go back to the shared ones.
+/// A mark assist (Go's `gcAssistAlloc`), and the mark workers' loop: with
+/// this thread's barrier mark up, takes grey-buffer entries the collector
+/// shared and does with them what the collector's drain does: a pending
+/// entry (queued by a cell barrier, or a child pushed here) is shaded, and
+/// an entry that is grey (or that this shade turned grey) is traced, its
+/// children pushed on this call's own stack as pending entries (copied,
+/// their headers untouched) and taken next, until it has done `budget`
+/// units of work (an entry taken and each child pushed are one unit each)
+/// or none are shared. Returns how many objects it traced and the work
+/// done (0: none were shared). The work, not the objects, bounds how long
+/// an allocation assists: an object may have thousands of children.
+/// Entries left on the stack go back to the shared ones. (Queueing the
+/// children on the thread's grey buffer instead sent a cell's children
+/// back to the collector to shade: a worker that took cells marked
+/// nothing else.)
 ///
 /// Sound for the reasons a barrier's queueing is: the mark is up from
-/// before the take until the children are in the buffer, so a grace
-/// period that starts after the take waits for the tracing, and the drain
-/// after it takes the children; an object taken is grey or pending, hence
-/// live until the sweep, which follows the last grace period. Cells are
-/// try-locked as the collector does (`Mode::Collector`); one this thread
-/// holds is skipped, its barrier having queued its children when it was
-/// acquired (or the count, finding it busy, having made them roots).
+/// before the take until every entry taken or pushed is shaded or back
+/// with the shared ones, so a grace period that starts after the take
+/// waits for it, and the collector takes the shared ones back after each
+/// grace period; an object taken is grey or pending, hence live until the
+/// sweep, which follows the last grace period, and so is a child read from
+/// it. Cells are try-locked as the collector does (`Mode::Collector`); one
+/// this thread holds is skipped, its barrier having queued its children
+/// when it was acquired (or the count, finding it busy, having made them
+/// roots).
 pub fn assist_mark(budget: usize) -> (usize, usize) {
-    let e = enter();
+    let _e = enter();
     let (mut traced, mut work) = (0, 0);
+    let mut stack: Vec<Obj> = Vec::new();
     while work < budget {
-        let mut batch: Vec<Obj> = {
+        if stack.is_empty() {
             let mut w = crate::loom::lock(&SHARED);
-            let n = w.len().min(ASSIST_BATCH);
+            let n = w.len().min(ASSIST_BATCH.max(budget / 16).min(MAX_BATCH));
             let at = w.len() - n;
-            w.split_off(at)
-        };
-        if batch.is_empty() {
-            break;
+            stack.extend(w.drain(at..));
+            drop(w);
+            if stack.is_empty() {
+                break;
+            }
+            // Most entries are pending children of a cell, most of them
+            // marked already: fetch their headers together.
+            stack.iter().for_each(|o| o.prefetch());
         }
-        // Most entries are pending children of a cell, most of them marked
-        // already: fetch their headers together.
-        batch.iter().for_each(|o| o.prefetch());
-        while work < budget {
-            let Some(g) = batch.pop() else { break };
-            work += 1;
-            let Some(Obj(o)) = g.to_trace() else { continue };
-            // A grey object is live until the sweep (above). Its children
-            // are copied under the cell's try-lock straight into the buffer.
-            // SAFETY: as above.
-            let n = e.queue_all(Mode::Collector, |t| unsafe { Header::trace(o, t) });
-            traced += 1;
-            work += n;
+        let Some(g) = stack.pop() else { break };
+        if let Some(&ahead) = stack.len().checked_sub(PREFETCH).and_then(|i| stack.get(i)) {
+            ahead.prefetch();
         }
-        if !batch.is_empty() {
-            // Still grey or pending, and still covered by our mark until
-            // they are back (the collector takes the shared ones back
-            // after each grace period).
-            crate::loom::lock(&SHARED).append(&mut batch);
-        }
+        work += 1;
+        let Some(Obj(o)) = g.to_trace() else { continue };
+        // A grey object is live until the sweep (above). Its children are
+        // copied under the cell's try-lock.
+        let mut t = Tracer::stack(Mode::Collector, &mut stack);
+        // SAFETY: as above.
+        unsafe { Header::trace(o, &mut t) };
+        traced += 1;
+        work += t.reported();
+    }
+    if !stack.is_empty() {
+        // Still grey or pending, and still covered by our mark until they
+        // are back (the collector takes the shared ones back after each
+        // grace period).
+        crate::loom::lock(&SHARED).append(&mut stack);
     }
     (traced, work)
 }

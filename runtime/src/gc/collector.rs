@@ -354,6 +354,17 @@ impl Objects for SpanHeap {
     fn obj(f: &Found) -> Obj {
         f.obj
     }
+    fn walkers(&self) -> usize {
+        idle_threads()
+    }
+    fn for_each_split<S: Send>(
+        &self,
+        walkers: usize,
+        make: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, Found) + Sync,
+    ) -> Vec<S> {
+        heap::for_each_object_split(walkers, make, f)
+    }
     /// From the span and slot the walk has at hand: no read of the
     /// object's type.
     #[inline]
@@ -364,12 +375,33 @@ impl Objects for SpanHeap {
     }
 }
 
+/// The threads a cycle may use, its collector's included: as Go's idle
+/// mark workers (`gcMarkWorkerIdleMode`), CPUs that no processor is using
+/// to run goroutines (Ps neither idle nor spinning; the collector's thread
+/// takes one of the others), at least 1 and at most [`MAX_WALKERS`]; 1 on
+/// a heap under [`SPLIT_WALK_MIN`]. With GOMAXPROCS 2, a goroutine running
+/// and the collector's thread on the other CPU, that is 1.
+fn idle_threads() -> usize {
+    if HEAP_LIVE.load(Ordering::Relaxed) < SPLIT_WALK_MIN {
+        return 1;
+    }
+    let sched = &crate::sched::proc::SCHED;
+    let idle = sched.npidle.load(Ordering::Relaxed) + sched.spinning.count();
+    let busy = crate::sched::proc::gomaxprocs().saturating_sub(idle) as usize;
+    crate::sched::env::ncpu().saturating_sub(busy).clamp(1, MAX_WALKERS)
+}
+
+/// The heap in use from which a cycle may use idle CPUs (a smaller heap's
+/// walk takes a few milliseconds at most).
+const SPLIT_WALK_MIN: usize = 64 << 20;
+/// The most threads a split walk (or marking) uses.
+const MAX_WALKERS: usize = 8;
+
 /// One collection (`forced`: run for `gort::gc()`). Returns the report of
 /// a `Trace` impl that reported a handle twice, if one was found.
 pub(crate) fn cycle(forced: bool) -> Option<String> {
     let mut clock = stats::CycleClock::start(forced);
     let mut dead: Vec<Found> = Vec::new();
-    let mut marked = 0;
     let steps = |s| {
         clock.step(s);
         match s {
@@ -384,7 +416,8 @@ pub(crate) fn cycle(forced: bool) -> Option<String> {
     // the cycle), the base of the next goal. Counting what the mutator
     // allocated meanwhile would let a fast allocator raise the goal every
     // cycle without bound.
-    let out = cycle::run(&SpanHeap, steps, |f| dead.push(f), |f| marked += f.span.get().size);
+    let out = cycle::run(&SpanHeap, steps, |f| dead.push(f), |f| f.span.get().size);
+    let marked = out.survived;
     // Objects freed at zero whose slots waited for the walks to end.
     heap::free_deferred();
     clock.step(Step::Swept);
@@ -461,7 +494,10 @@ pub(crate) fn drop_and_free(dead: &[Found]) {
 /// (`gcBackgroundUtilization`): `(GOMAXPROCS + 2) / 4` workers in all,
 /// the collector's thread being the first. Below GOMAXPROCS 6 that is the
 /// collector alone (Go would add a fractional worker; gort's collector is
-/// a whole thread already). The extra workers take the grey objects the
+/// a whole thread already). When more CPUs than that are idle as marking
+/// starts on a large heap (`idle_threads`), that many work (Go's idle workers; unlike
+/// Go's, they keep working until marking ends, even if goroutines become
+/// runnable meanwhile). The extra workers take the grey objects the
 /// collector shares, exactly as mark assists do (`barrier::assist_mark`).
 pub(crate) mod workers {
     use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -473,25 +509,34 @@ pub(crate) mod workers {
     /// Objects traced by the extra workers, ever (for tests).
     pub(crate) static WORKED: AtomicU64 = AtomicU64::new(0);
     static STARTED: AtomicUsize = AtomicUsize::new(0);
+    /// The extra workers wanted in the cycle under way: those started
+    /// beyond them (for an earlier cycle with more idle CPUs) sleep.
+    static ACTIVE: AtomicUsize = AtomicUsize::new(0);
     static GATE: Mutex<()> = Mutex::new(());
     static WAKE: Condvar = Condvar::new();
+
+    /// The work a worker does per take of shared grey objects
+    /// (`barrier::assist_mark`'s budget).
+    const WORKER_BUDGET: usize = 16 * 1024;
 
     fn wanted() -> usize {
         (crate::sched::proc::gomaxprocs() as usize + 2) / 4
     }
 
-    /// Marking starts: wakes (and first starts) the extra workers.
+    /// Marking starts: wakes (and first starts) the extra workers, and
+    /// as many more as there are idle CPUs (`idle_threads`).
     pub(super) fn start() {
-        let n = wanted().saturating_sub(1);
+        let n = wanted().max(super::idle_threads()).saturating_sub(1);
         if n == 0 {
             return;
         }
         super::super::barrier::set_assists(true);
+        ACTIVE.store(n, Ordering::SeqCst);
         MARKING.store(true, Ordering::SeqCst);
         while STARTED.load(Ordering::Relaxed) < n {
-            STARTED.fetch_add(1, Ordering::Relaxed);
+            let i = STARTED.fetch_add(1, Ordering::Relaxed);
             let b = std::thread::Builder::new().name("gort-gc-worker".into());
-            if crate::sched::checkdead::spawn_thread(b, work).is_err() {
+            if crate::sched::checkdead::spawn_thread(b, move || work(i)).is_err() {
                 break; // marking goes on with the workers there are
             }
         }
@@ -507,17 +552,19 @@ pub(crate) mod workers {
         }
     }
 
-    fn work() {
+    /// Worker `i` (0 for the first extra one) of those started.
+    fn work(i: usize) {
         super::EXEMPT.with(|e| e.set(true));
+        let on = || MARKING.load(Ordering::SeqCst) && i < ACTIVE.load(Ordering::SeqCst);
         loop {
             {
                 let mut g = GATE.lock().unwrap_or_else(|e| e.into_inner());
-                while !MARKING.load(Ordering::SeqCst) {
+                while !on() {
                     g = WAKE.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
             }
-            while MARKING.load(Ordering::Relaxed) {
-                match super::super::barrier::assist_mark(1024) {
+            while on() {
+                match super::super::barrier::assist_mark(WORKER_BUDGET) {
                     (_, 0) => std::thread::sleep(Duration::from_micros(20)),
                     (n, _) => drop(WORKED.fetch_add(n as u64, Ordering::Relaxed)),
                 }

@@ -7,8 +7,6 @@
 //! boxed objects, beside mutator threads using the real handles, cells and
 //! barriers, and check the garbage they choose.
 
-use std::ptr::NonNull;
-
 use super::barrier::{self, Obj, PREFETCH};
 use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SPECIAL};
 use super::heap;
@@ -21,9 +19,30 @@ use crate::loom::LoadSeqCst;
 /// cycle's garbage until it is freed), in a fixed order for one walk.
 pub(crate) trait Objects {
     /// What a walk yields per object (and the sweep gets back for garbage).
-    type Item: Copy;
+    type Item: Copy + Send;
     /// Calls `f` for every published object.
     fn for_each(&self, f: impl FnMut(Self::Item));
+    /// How many threads this cycle's walks may use: 1 (the collector's),
+    /// or more if the heap is large and processors are idle. Asked before
+    /// each walk.
+    fn walkers(&self) -> usize {
+        1
+    }
+    /// Calls `f` for every published object, as [`for_each`](Self::for_each),
+    /// on up to `walkers` threads at once (this one among them), each with
+    /// a state of its own made by `make`; returns the states. Each object
+    /// is passed once, to one thread.
+    fn for_each_split<S: Send>(
+        &self,
+        walkers: usize,
+        make: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, Self::Item) + Sync,
+    ) -> Vec<S> {
+        let _ = walkers;
+        let mut s = make();
+        self.for_each(|x| f(&mut s, x));
+        vec![s]
+    }
     /// The object's header.
     fn obj(item: &Self::Item) -> Obj;
     /// The object's count ([`heap::internal`]).
@@ -57,6 +76,8 @@ pub enum Step {
 /// What a cycle leaves to do besides freeing its garbage.
 #[derive(Default)]
 pub(crate) struct Outcome {
+    /// The sum of `survived` over the old objects that survived.
+    pub(crate) survived: usize,
     /// The type whose `Trace` impl reported a handle twice, if one did.
     pub(crate) double: Option<&'static str>,
     /// Finalizers of unreachable objects, each resurrected with a handle
@@ -72,13 +93,20 @@ pub(crate) struct Outcome {
 /// C8 clear the weak cells of unmarked objects, C9 queue finalizers, then
 /// C10's choice, which also resets the other objects for the next cycle
 /// (C1). Each old object left white is unpublished (marked
-/// GARBAGE) and passed to `dead` at once; the other old objects go to
-/// `survived`. `hook` sees each step but `Swept` (the caller's).
+/// GARBAGE) and passed to `dead`, at once if the walk is the collector's
+/// alone, else once the walk is over; the other old objects' `survived`
+/// are summed. `hook` sees each step but `Swept` (the caller's).
+///
+/// Each walk may be split over several threads (`Objects::walkers`): each
+/// object is then handled by one of them, the count's increments of the
+/// children's counts are read-modify-writes (two threads may count
+/// children of one object), and the shades and the garbage each thread
+/// finds are gathered after the walk.
 pub(crate) fn run<O: Objects + ?Sized>(
     objs: &O,
     mut hook: impl FnMut(Step),
     mut dead: impl FnMut(O::Item),
-    mut survived: impl FnMut(O::Item),
+    survived: impl Fn(&O::Item) -> usize + Sync,
 ) -> Outcome {
     let mut mk = Marker::new();
     // C1, the reset, ran in the previous cycle's C10 walk (PROTOCOL.md §8,
@@ -93,28 +121,34 @@ pub(crate) fn run<O: Objects + ?Sized>(
     barrier::set_phase(true);
     hook(Step::PhaseOn);
     // C3 + C4: old := published and not newborn (read after C2); count.
-    let mut walked = 0usize;
-    objs.for_each(|f| {
+    let walkers = objs.walkers();
+    let shared = walkers > 1;
+    let parts = objs.for_each_split(walkers, Marker::new, |mk, f| {
         let o = O::obj(&f);
-        // SAFETY: as above.
+        // SAFETY: a walked object is published, and published objects are
+        // freed only by a sweep (this cycle's comes after its walks) or,
+        // once the walks are over, at zero.
         let h = unsafe { o.0.as_ref() };
         if h.state() & (GARBAGE | NEWBORN) == 0 {
             // SAFETY: as above.
             let internal = unsafe { O::internal(&f) };
-            // Only the collector writes `internal`: no read-modify-write.
-            internal.store(internal.load(Ordering::Relaxed) | OLD, Ordering::Relaxed);
-            mk.count(o);
+            // Only collector threads write `internal`: a read-modify-write
+            // only if another one may count a child of this object now.
+            if shared {
+                internal.fetch_or(OLD, Ordering::Relaxed);
+            } else {
+                internal.store(internal.load(Ordering::Relaxed) | OLD, Ordering::Relaxed);
+            }
+            mk.count(o, shared);
         }
-        walked += 1;
-        if walked % ABSORB_EVERY == 0 {
-            mk.absorb_flushed();
-        }
+        mk.walked();
     });
+    mk.gather(parts);
     hook(Step::Counted);
     // C5: a root is held from outside the heap. `handles < internal` is
     // normal mid-cycle (a counted handle taken out and dropped, S17);
     // treating it as a root is the conservative choice.
-    objs.for_each(|f| {
+    let parts = objs.for_each_split(objs.walkers(), Marker::new, |mk, f| {
         let o = O::obj(&f);
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
@@ -123,11 +157,9 @@ pub(crate) fn run<O: Objects + ?Sized>(
         if iv & OLD != 0 && h.handles.load_seqcst() != iv & !OLD {
             mk.shade(o);
         }
-        walked += 1;
-        if walked % ABSORB_EVERY == 0 {
-            mk.absorb_flushed();
-        }
+        mk.walked();
     });
+    mk.gather(parts);
     // Go marks everything a finalizable object reaches, but not the
     // object: for A -> B both finalizable and unreachable, only A's
     // finalizer runs this cycle. An object given a finalizer after this
@@ -188,55 +220,104 @@ pub(crate) fn run<O: Objects + ?Sized>(
     // C10: the old objects left white are garbage. They are unpublished
     // (GARBAGE) before any drop glue runs. The walk also resets every other
     // object for the next cycle (its C1).
-    objs.for_each(|f| {
-        // SAFETY: as above.
-        let h = unsafe { O::obj(&f).0.as_ref() };
-        // SAFETY: as above.
-        let internal = unsafe { O::internal(&f) };
-        let iv = internal.load(Ordering::Relaxed);
-        // Cleared in every object walked, garbage included: a slot's next
-        // object starts at 0 (`heap::internal`).
-        if iv != 0 {
-            internal.store(0, Ordering::Relaxed);
+    let walkers = objs.walkers();
+    if walkers > 1 {
+        let parts = objs.for_each_split(walkers, End::<O>::default, |e, f| match end_one::<O>(&f, &mut e.cleanups) {
+            Verdict::Dead => e.dead.push(f),
+            Verdict::Survived => e.survived += survived(&f),
+            Verdict::Other => {}
+        });
+        for mut e in parts {
+            e.dead.into_iter().for_each(&mut dead);
+            out.survived += e.survived;
+            out.cleanups.append(&mut e.cleanups);
         }
-        let st = h.state();
-        if st & GARBAGE != 0 {
-            return;
-        }
-        if iv & OLD != 0 && st & MARKED == 0 {
-            // Unreachable, and every barrier begun before the last grace
-            // period has ended: no other thread writes its state now.
-            // (Release, not SeqCst: an x86 SeqCst store is a full fence.
-            // The drop goroutine, the only reader, gets the garbage through
-            // a channel.)
-            h.state.store(st | GARBAGE, Ordering::Release);
-            if h.flags.load(Ordering::SeqCst) & SPECIAL != 0 {
-                special::remove_dead(O::obj(&f), &mut out.cleanups);
-            }
-            dead(f);
-            return;
-        }
-        if iv & OLD != 0 {
-            survived(f);
-        }
-        // Plain stores: no mutator writes the state now (every shade lands
-        // before the last grace period, `shade_from_mutator` re-reading the
-        // phase under its mark), except a claim at zero of an object born
-        // in this cycle (`reclaim`): for those, a read-modify-write that
-        // keeps GARBAGE (model flag `--pf-newborn`; a store loses the claim
-        // and the next cycle counts a dropped value,
-        // `counterexamples/nb-reset-store.cycles2.s22.txt`).
-        if st & NEWBORN != 0 {
-            h.state.fetch_and(KEEP_ON_RESET, Ordering::Release);
-        } else if st != 0 {
-            h.state.store(0, Ordering::Release);
-        }
-    });
+    } else {
+        objs.for_each(|f| match end_one::<O>(&f, &mut out.cleanups) {
+            Verdict::Dead => dead(f),
+            Verdict::Survived => out.survived += survived(&f),
+            Verdict::Other => {}
+        });
+    }
     // No walk of this cycle reads an object from here: mutators may free
     // objects at zero again.
     barrier::end_cycle();
     out.double = mk.double;
     out
+}
+
+/// What the end walk found an object to be.
+enum Verdict {
+    /// Old and unmarked: unpublished (GARBAGE) now.
+    Dead,
+    /// Old and marked.
+    Survived,
+    /// Not old in this cycle, or garbage already.
+    Other,
+}
+
+/// What a thread of a split end walk found.
+struct End<O: Objects + ?Sized> {
+    dead: Vec<O::Item>,
+    survived: usize,
+    cleanups: Vec<Job>,
+}
+
+impl<O: Objects + ?Sized> Default for End<O> {
+    fn default() -> Self {
+        End { dead: Vec::new(), survived: 0, cleanups: Vec::new() }
+    }
+}
+
+/// C10 for one object: the choice of garbage and the reset for the next
+/// cycle (C1). The cleanups of an object found garbage go to `cleanups`.
+#[inline]
+fn end_one<O: Objects + ?Sized>(f: &O::Item, cleanups: &mut Vec<Job>) -> Verdict {
+    // SAFETY: a walked object is published, and published objects are
+    // freed only by a sweep (this cycle's comes after its walks) or, once
+    // the walks are over, at zero.
+    let h = unsafe { O::obj(f).0.as_ref() };
+    // SAFETY: as above.
+    let internal = unsafe { O::internal(f) };
+    let iv = internal.load(Ordering::Relaxed);
+    // Cleared in every object walked, garbage included: a slot's next
+    // object starts at 0 (`heap::internal`).
+    if iv != 0 {
+        internal.store(0, Ordering::Relaxed);
+    }
+    let st = h.state();
+    if st & GARBAGE != 0 {
+        return Verdict::Other;
+    }
+    if iv & OLD != 0 && st & MARKED == 0 {
+        // Unreachable, and every barrier begun before the last grace
+        // period has ended: no other thread writes its state now.
+        // (Release, not SeqCst: an x86 SeqCst store is a full fence.
+        // The drop goroutine, the only reader, gets the garbage through
+        // a channel.)
+        h.state.store(st | GARBAGE, Ordering::Release);
+        if h.flags.load(Ordering::SeqCst) & SPECIAL != 0 {
+            special::remove_dead(O::obj(f), cleanups);
+        }
+        return Verdict::Dead;
+    }
+    // Plain stores: no mutator writes the state now (every shade lands
+    // before the last grace period, `shade_from_mutator` re-reading the
+    // phase under its mark), except a claim at zero of an object born
+    // in this cycle (`reclaim`): for those, a read-modify-write that
+    // keeps GARBAGE (model flag `--pf-newborn`; a store loses the claim
+    // and the next cycle counts a dropped value,
+    // `counterexamples/nb-reset-store.cycles2.s22.txt`).
+    if st & NEWBORN != 0 {
+        h.state.fetch_and(KEEP_ON_RESET, Ordering::Release);
+    } else if st != 0 {
+        h.state.store(0, Ordering::Release);
+    }
+    if iv & OLD != 0 {
+        Verdict::Survived
+    } else {
+        Verdict::Other
+    }
 }
 
 /// Old in the current cycle (collector only).
@@ -268,12 +349,15 @@ const SHARE_MIN: usize = if cfg!(loom) { 2 } else { 32 };
 /// count, and every barrier would fill fresh chunks whose pages fault in.
 const ABSORB_EVERY: usize = 4096;
 
-/// The collector's own tracing state.
+/// The collector's own tracing state (and that of each thread of a split
+/// walk).
 #[derive(Default)]
 struct Marker {
     stack: Vec<Obj>,
-    /// Edges of the object being counted: (object, handle address).
-    edges: Vec<(NonNull<Header>, usize)>,
+    /// Edges of the object being counted: (object, [`edge_key`]).
+    edges: Vec<(Obj, usize)>,
+    /// Objects this thread has walked in the walk under way.
+    walked: usize,
     /// First `Trace` impl found reporting a handle twice.
     double: Option<&'static str>,
 }
@@ -295,7 +379,7 @@ thread_local! {
     /// collector holds a cell (copying its handles), and a fresh one took
     /// 40 page faults there at the first 10,000-child cell of every cycle
     /// (gc_wait: holds of 200 µs).
-    static EDGES: std::cell::Cell<Vec<(NonNull<Header>, usize)>> = const { std::cell::Cell::new(Vec::new()) };
+    static EDGES: std::cell::Cell<Vec<(Obj, usize)>> = const { std::cell::Cell::new(Vec::new()) };
 }
 #[cfg(not(loom))]
 const EDGES_KEPT: usize = 1 << 18;
@@ -311,9 +395,29 @@ impl Marker {
         mk
     }
 
+    /// One more object walked: every [`ABSORB_EVERY`] of them, the full
+    /// grey buffers threads handed over go onto this marker's stack.
+    #[inline]
+    fn walked(&mut self) {
+        self.walked += 1;
+        if self.walked % ABSORB_EVERY == 0 {
+            self.absorb_flushed();
+        }
+    }
+
+    /// Takes in what the threads of a split walk found: their stacks
+    /// (roots, absorbed grey buffers) and a double report.
+    fn gather(&mut self, parts: Vec<Marker>) {
+        for mut p in parts {
+            self.stack.append(&mut p.stack);
+            self.double = self.double.or(p.double);
+        }
+    }
+
     /// Counts one old object's edges (C4). A handle reported twice (same
-    /// address) is counted once and remembered for the report.
-    fn count(&mut self, o: Obj) {
+    /// address) is counted once and remembered for the report. `shared`:
+    /// other threads count too, so the increments are read-modify-writes.
+    fn count(&mut self, o: Obj, shared: bool) {
         self.edges.clear();
         // SAFETY: the object is old in this cycle, and only this cycle's
         // sweep frees old objects.
@@ -332,13 +436,20 @@ impl Marker {
                 self.double = Some((h.vt.get().type_name)());
             }
         }
-        for &(c, key) in &self.edges {
+        for &(Obj(c), key) in &self.edges {
             // SAFETY: a child of a live object is live, and its class is
             // its handle's (`Gc<T>` points at a box of its own `T`).
             let internal = unsafe { heap::internal_of_slot(c, edge_class(key)) };
             let iv = internal.load(Ordering::Relaxed);
             if iv & !OLD != !OLD {
-                internal.store(iv + 1, Ordering::Relaxed);
+                if shared {
+                    // Checked for saturation before the add: threads
+                    // passing the check together go past it only with
+                    // about 2^31 handles to one object.
+                    internal.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    internal.store(iv + 1, Ordering::Relaxed);
+                }
             }
         }
     }

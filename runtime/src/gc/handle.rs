@@ -81,6 +81,7 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
         trace: trace_box::<T>,
         drop: drop_box::<T>,
         type_name: std::any::type_name::<T>,
+        no_handles: T::holds_no_handles,
         class: match Self::CLASS {
             Some(c) => c as u8,
             None => heap::LARGE,

@@ -43,6 +43,9 @@ pub(crate) struct VTable {
     pub(crate) drop: unsafe fn(*mut Header),
     /// The value's type, for reports.
     pub(crate) type_name: fn() -> &'static str,
+    /// `Trace::holds_no_handles` of the value's type, asked once, when
+    /// the table gets its index ([`VtRef::holds_no_handles`]).
+    pub(crate) no_handles: fn() -> bool,
     /// The box's size class, [`LARGE`](super::heap::LARGE) for a large
     /// object (under loom, where objects are boxes, 0 and unread).
     #[cfg_attr(loom, allow(dead_code))]
@@ -114,8 +117,13 @@ impl Header {
             unsafe { h.as_ref() }.state.load(Ordering::SeqCst) & (FREED | GARBAGE | DROPPED) == 0,
             "gort: traced an object claimed or freed"
         );
+        // SAFETY: the caller guarantees the object is live.
+        let vt = unsafe { h.as_ref() }.vt;
+        if vt.holds_no_handles() {
+            return;
+        }
         // SAFETY: the caller guarantees the object is live; `vt` matches it.
-        unsafe { (h.as_ref().vt.get().trace)(h.as_ptr(), t) }
+        unsafe { (vt.get().trace)(h.as_ptr(), t) }
     }
 }
 
@@ -129,7 +137,9 @@ impl Header {
 pub(crate) struct VtRef(u16);
 
 /// Every table given an index, by [`VtRef`] index: filled once each under
-/// [`INDEX`], read without a lock.
+/// [`INDEX`], read without a lock. The low bit of an entry (tables are
+/// 8-aligned) says that the table's type holds no handles
+/// ([`NO_HANDLES`]).
 static TABLES: [AtomicPtr<VTable>; MAX_TABLES] = [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_TABLES];
 const MAX_TABLES: usize = 1 << 16;
 /// Indexes given so far, by table address.
@@ -178,7 +188,9 @@ impl VtRef {
                         "gort: more than {MAX_TABLES} types of Gc objects in one process; \
                          a `Gc<T>` of each instance of a generic type counts as one"
                     );
-                    TABLES[i].store((vt as *const VTable).cast_mut(), std::sync::atomic::Ordering::Release);
+                    let tag = if (vt.no_handles)() { NO_HANDLES } else { 0 };
+                    let p = (vt as *const VTable).cast_mut().map_addr(|a| a | tag);
+                    TABLES[i].store(p, std::sync::atomic::Ordering::Release);
                     index.insert(addr, i as u16);
                     i as u16
                 }
@@ -192,13 +204,26 @@ impl VtRef {
     #[inline]
     pub(crate) fn get(self) -> &'static VTable {
         let p = TABLES[self.0 as usize].load(std::sync::atomic::Ordering::Acquire);
-        // SAFETY: `index` stored a `&'static VTable` in this slot before
-        // the reference with its index was made (the header holding it is
-        // published after, with a release store; an index read from a
-        // thread's cache was made by that thread).
-        unsafe { &*p }
+        // SAFETY: `index` stored a `&'static VTable` in this slot (tagged
+        // with `NO_HANDLES`, masked here) before the reference with its
+        // index was made (the header holding it is published after, with a
+        // release store; an index read from a thread's cache was made by
+        // that thread).
+        unsafe { &*p.map_addr(|a| a & !NO_HANDLES) }
+    }
+
+    /// Whether the type's `Trace::holds_no_handles` said so: tracing an
+    /// object of it reports nothing, so the collector does not call its
+    /// `trace` (an indirect call, and a read of the table, per object).
+    /// Read as [`get`](Self::get) reads the table.
+    #[inline]
+    pub(crate) fn holds_no_handles(self) -> bool {
+        TABLES[self.0 as usize].load(std::sync::atomic::Ordering::Acquire).addr() & NO_HANDLES != 0
     }
 }
+
+/// The tag of a [`TABLES`] entry whose type holds no handles.
+const NO_HANDLES: usize = 1;
 
 const ADDR_MASK: usize = (1 << 48) - 1;
 
@@ -215,8 +240,8 @@ const _: () = assert!(std::mem::size_of::<Header>() == 8);
 mod tests {
     use super::*;
 
-    static ONE: VTable = VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "one", class: 0 };
-    static TWO: VTable = VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "two", class: 1 };
+    static ONE: VTable = VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "one", no_handles: || false, class: 0 };
+    static TWO: VTable = VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "two", no_handles: || true, class: 1 };
 
     #[test]
     fn a_table_gets_one_index_for_every_thread() {
@@ -225,14 +250,17 @@ mod tests {
         assert_eq!(VtRef::new(&ONE), a, "cached");
         assert_eq!(std::thread::spawn(|| VtRef::new(&TWO)).join().unwrap(), b, "one index per table");
         assert!(std::ptr::eq(a.get(), &ONE));
+        assert!(std::ptr::eq(b.get(), &TWO), "the tag is not part of the address");
         assert_eq!((b.get().type_name)(), "two");
+        assert!(!a.holds_no_handles() && b.holds_no_handles());
     }
 
     #[test]
     fn tables_sharing_a_cache_entry_evict_each_other_and_keep_their_indexes() {
         // Tables `CACHED * 8` bytes apart share this thread's cache entry.
         static MANY: [VTable; CACHED + 1] =
-            [const { VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "many", class: 2 } }; CACHED + 1];
+            [const { VTable { trace: |_, _| {}, drop: |_| {}, type_name: || "many", no_handles: || false, class: 2 } };
+                CACHED + 1];
         assert_eq!(std::mem::size_of::<VTable>() % 8, 0);
         let stride = CACHED * 8 / std::mem::size_of::<VTable>();
         let (first, last) = (&MANY[0], &MANY[stride.min(CACHED)]);

@@ -198,6 +198,8 @@ unsafe impl Sync for Span {}
 pub(crate) struct SpanRef(pub(crate) NonNull<Span>);
 // SAFETY: `Span` is `Sync`.
 unsafe impl Send for SpanRef {}
+// SAFETY: as above; a shared `SpanRef` gives only copies of the pointer.
+unsafe impl Sync for SpanRef {}
 
 impl SpanRef {
     pub(crate) fn get(&self) -> &Span {
@@ -674,6 +676,58 @@ pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
         }
     }
 }
+
+/// [`for_each_object`] on `walkers` threads at once: this one and up to
+/// `walkers - 1` scoped threads (fewer if the OS will not start them),
+/// each with its own state from `make`, taking the spans listed now
+/// [`SPANS_PER_TAKE`] at a time. Returns the states, this thread's first.
+/// A walk reads every object's header once: on a large heap it runs at
+/// the speed of memory, which one thread does not reach (reading 1 GiB
+/// took 0.149 s on one thread here, 0.085 s on two).
+pub(crate) fn for_each_object_split<S: Send>(
+    walkers: usize,
+    make: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, Found) + Sync,
+) -> Vec<S> {
+    let spans: Vec<SpanRef> = lock(&SPANS).clone();
+    let next = AtomicUsize::new(0);
+    let walk = || {
+        let mut st = make();
+        loop {
+            let at = next.fetch_add(SPANS_PER_TAKE, Ordering::Relaxed);
+            let Some(taken) = spans.get(at..spans.len().min(at + SPANS_PER_TAKE)) else { break };
+            for &s in taken {
+                for (i, a) in s.get().alloc.iter().enumerate() {
+                    if a.load(Ordering::SeqCst) != 0 {
+                        f(&mut st, Found { obj: Obj(s.get().slot(i)), span: s, slot: i as u32 });
+                    }
+                }
+            }
+        }
+        st
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..walkers)
+            .filter_map(|_| std::thread::Builder::new().name("gort-gc-walk".into()).spawn_scoped(scope, walk).ok())
+            .collect();
+        if !helpers.is_empty() {
+            SPLIT_WALKS.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut states = vec![walk()];
+        for h in helpers {
+            // A walk runs no user code: a panic there is gort's bug.
+            states.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        states
+    })
+}
+
+/// Walks split over more than one thread since the process started
+/// (`__hooks`).
+pub(crate) static SPLIT_WALKS: AtomicU64 = AtomicU64::new(0);
+
+/// Spans a thread of a split walk takes at a time.
+const SPANS_PER_TAKE: usize = 8;
 
 /// Freed slots going back to their span's [`FreeSlots`] a span at a time
 /// (objects freed together mostly share one): one read-modify-write per

@@ -89,6 +89,13 @@ macro_rules! trace_nothing {
         unsafe impl<$($g)*> Trace for $t {
             #[inline]
             fn trace(&self, _: &mut Tracer<'_>) {}
+
+            // Unused for the unsized ones (`str`, `Path`, ...).
+            #[allow(dead_code)]
+            #[inline]
+            fn holds_no_handles() -> bool {
+                true
+            }
         }
     )*};
 }
@@ -122,6 +129,11 @@ macro_rules! trace_channels {
         unsafe impl<T> Trace for crate::chan::$t<T> {
             #[inline]
             fn trace(&self, _: &mut Tracer<'_>) {}
+
+            #[inline]
+            fn holds_no_handles() -> bool {
+                true
+            }
         }
     )*};
 }
@@ -142,6 +154,11 @@ macro_rules! trace_elements {
                     Trace::trace(x, t);
                 }
             }
+
+            #[inline]
+            fn holds_no_handles() -> bool {
+                T::holds_no_handles()
+            }
         }
     )*};
 }
@@ -156,6 +173,13 @@ macro_rules! trace_slices {
             #[inline]
             fn trace(&self, t: &mut Tracer<'_>) {
                 T::trace_slice(&self[..], t);
+            }
+
+            // Unused for `[T]`.
+            #[allow(dead_code)]
+            #[inline]
+            fn holds_no_handles() -> bool {
+                T::holds_no_handles()
             }
         }
     )*};
@@ -174,6 +198,11 @@ unsafe impl<T: Trace> Trace for VecDeque<T> {
         let (a, b) = self.as_slices();
         T::trace_slice(a, t);
         T::trace_slice(b, t);
+    }
+
+    #[inline]
+    fn holds_no_handles() -> bool {
+        T::holds_no_handles()
     }
 }
 
@@ -197,6 +226,11 @@ macro_rules! trace_maps {
                     Trace::trace(v, t);
                 }
             }
+
+            #[inline]
+            fn holds_no_handles() -> bool {
+                K::holds_no_handles() && V::holds_no_handles()
+            }
         }
     )*};
 }
@@ -212,6 +246,14 @@ macro_rules! trace_wrapper {
             fn trace(&self, t: &mut Tracer<'_>) {
                 let $x = self;
                 Trace::trace($get, t);
+            }
+
+            #[inline]
+            fn holds_no_handles() -> bool {
+                // `T` may be unsized (`Box<str>`): see `NoHandlesProbe`.
+                #[allow(unused_imports)]
+                use super::trace::{ProbeAny as _, ProbeSized as _};
+                (&&super::trace::NoHandlesProbe::<T>::NEW).holds_no_handles()
             }
         }
     )*};
@@ -237,6 +279,11 @@ unsafe impl<T: Trace> Trace for Option<T> {
             v.trace(t);
         }
     }
+
+    #[inline]
+    fn holds_no_handles() -> bool {
+        T::holds_no_handles()
+    }
 }
 
 // SAFETY: a `Result` owns the one value of its variant, traced once.
@@ -247,6 +294,11 @@ unsafe impl<T: Trace, E: Trace> Trace for Result<T, E> {
             Ok(v) => v.trace(t),
             Err(e) => e.trace(t),
         }
+    }
+
+    #[inline]
+    fn holds_no_handles() -> bool {
+        T::holds_no_handles() && E::holds_no_handles()
     }
 }
 
@@ -259,6 +311,11 @@ unsafe impl<T: Trace> Trace for Bound<T> {
             Bound::Unbounded => {}
         }
     }
+
+    #[inline]
+    fn holds_no_handles() -> bool {
+        T::holds_no_handles()
+    }
 }
 
 // SAFETY: a range owns its two ends, each traced once.
@@ -268,6 +325,11 @@ unsafe impl<T: Trace> Trace for Range<T> {
         self.start.trace(t);
         self.end.trace(t);
     }
+
+    #[inline]
+    fn holds_no_handles() -> bool {
+        T::holds_no_handles()
+    }
 }
 
 // SAFETY: a range owns its two ends, each traced once.
@@ -276,6 +338,11 @@ unsafe impl<T: Trace> Trace for RangeInclusive<T> {
     fn trace(&self, t: &mut Tracer<'_>) {
         self.start().trace(t);
         self.end().trace(t);
+    }
+
+    #[inline]
+    fn holds_no_handles() -> bool {
+        T::holds_no_handles()
     }
 }
 
@@ -291,6 +358,11 @@ macro_rules! trace_tuples {
                 let ($($done,)* $next,) = self;
                 $($done.trace(t);)*
                 $next.trace(t);
+            }
+
+            #[inline]
+            fn holds_no_handles() -> bool {
+                $($done::holds_no_handles() &&)* $next::holds_no_handles()
             }
         }
         trace_tuples!([$($done)* $next] $($rest)*);

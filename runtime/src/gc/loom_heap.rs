@@ -111,7 +111,7 @@ pub fn collect(objects: &[Object], mut dead: impl FnMut(Object)) -> Collected {
         assert!(st & (FREED | DROPPED) == 0, "gort: the collector chose an object claimed at zero");
         dead(o)
     };
-    let out = cycle::run(objects, |_| {}, &mut dead, |_| {});
+    let out = cycle::run(objects, |_| {}, &mut dead, |_| 0);
     Collected { double: out.double, finalizers: out.finalizers, cleanups: out.cleanups }
 }
 
@@ -176,7 +176,7 @@ pub fn collect_published(objects: &Published, rev: bool, mut dead: impl FnMut(Ob
         assert!(st & (FREED | DROPPED) == 0, "gort: the collector chose an object claimed at zero");
         dead(o)
     };
-    let out = cycle::run(&Walk(objects, rev), |_| {}, &mut dead, |_| {});
+    let out = cycle::run(&Walk(objects, rev), |_| {}, &mut dead, |_| 0);
     Collected { double: out.double, finalizers: out.finalizers, cleanups: out.cleanups }
 }
 

@@ -93,6 +93,8 @@ pub use gort_macros::Trace;
 pub use handle::Gc;
 #[doc(hidden)]
 pub use impls::MustNotImplementDrop_UseTraceUnsafeDropIfDropNeverDereferencesAGc;
+#[doc(hidden)]
+pub use trace::{NoHandlesProbe, ProbeAny, ProbeSized};
 pub use trace::{Trace, Tracer};
 
 #[cfg(not(loom))]
@@ -129,6 +131,12 @@ pub mod __hooks {
     /// collector's thread since the process started.
     pub fn worked() -> u64 {
         super::collector::workers::WORKED.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Heap walks split over more than one thread since the process
+    /// started (a cycle makes three walks).
+    pub fn split_walks() -> u64 {
+        super::heap::SPLIT_WALKS.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Completed cycles.

@@ -44,6 +44,10 @@ use super::header::Header;
 /// it reports: the sweep drops all garbage before freeing any, so such a
 /// handle may point to a value already dropped (`#[derive(Trace)]`
 /// enforces this by forbidding `Drop` impls).
+///
+/// The hidden method `holds_no_handles` is for `#[derive(Trace)]` and
+/// gort's own impls: an impl that overrides it returns `true` only if
+/// `trace` reports nothing for every value of the type.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not implement `gort::gc::Trace`, so the collector cannot find the handles in it",
     label = "the collector cannot trace this",
@@ -69,6 +73,68 @@ pub unsafe trait Trace {
         for x in slice {
             x.trace(tracer);
         }
+    }
+
+    /// Whether no value of the type holds a handle: `trace` then reports
+    /// nothing, whatever the value, and the collector never calls it for
+    /// an object of the type (its count and its mark skip the call, an
+    /// indirect one per object: a heap of small leaves is mostly such
+    /// calls). `false`, the default, is always right. A wrong `true`
+    /// frees nothing early, since the count and the mark both skip the
+    /// object: the handles in it then count as held from outside the heap
+    /// (roots), and a cycle through the type is never collected.
+    /// Overridden by the impls for std's leaf types (`true`), for
+    /// containers (their elements' answer) and by `#[derive(Trace)]` (all
+    /// traced fields' answer, through [`NoHandlesProbe`]).
+    #[doc(hidden)]
+    #[inline]
+    fn holds_no_handles() -> bool
+    where
+        Self: Sized,
+    {
+        false
+    }
+}
+
+/// How `#[derive(Trace)]` asks a field's type for
+/// [`Trace::holds_no_handles`], which needs a sized type, when the type
+/// may be unsized (a last field of type `str`, or `T: ?Sized`):
+/// `(&&NoHandlesProbe::<F>::NEW).holds_no_handles()` resolves to
+/// [`ProbeSized`] where `F: Trace` is known sized, and otherwise to
+/// [`ProbeAny`], which answers `false`. Method resolution picks the first
+/// at the derive's expansion, so a generic `T: ?Sized` field answers
+/// `false` even for a sized `T`: sound, only slower.
+#[doc(hidden)]
+pub struct NoHandlesProbe<T: ?Sized>(std::marker::PhantomData<T>);
+
+impl<T: ?Sized> NoHandlesProbe<T> {
+    #[doc(hidden)]
+    pub const NEW: NoHandlesProbe<T> = NoHandlesProbe(std::marker::PhantomData);
+}
+
+/// See [`NoHandlesProbe`].
+#[doc(hidden)]
+pub trait ProbeSized {
+    fn holds_no_handles(&self) -> bool;
+}
+
+impl<T: Trace> ProbeSized for &NoHandlesProbe<T> {
+    #[inline]
+    fn holds_no_handles(&self) -> bool {
+        T::holds_no_handles()
+    }
+}
+
+/// See [`NoHandlesProbe`].
+#[doc(hidden)]
+pub trait ProbeAny {
+    fn holds_no_handles(&self) -> bool;
+}
+
+impl<T: ?Sized> ProbeAny for NoHandlesProbe<T> {
+    #[inline]
+    fn holds_no_handles(&self) -> bool {
+        false
     }
 }
 
@@ -110,7 +176,7 @@ pub(crate) fn edge_class(key: usize) -> u8 {
 /// hold time.
 enum Sink<'a> {
     /// (object, [`edge_key`]) pairs, appended.
-    Edges(&'a mut Vec<(NonNull<Header>, usize)>),
+    Edges(&'a mut Vec<(Obj, usize)>),
     /// A thread's grey buffer (locked), each object queued as a pending
     /// entry (`barrier::Entered::queue_all`).
     Pending(&'a mut Vec<Obj>),
@@ -145,7 +211,7 @@ pub(crate) enum Mode {
 impl<'a> Tracer<'a> {
     /// A tracer that appends (object, address of the handle) per edge to
     /// `edges`.
-    pub(crate) fn edges(mode: Mode, edges: &'a mut Vec<(NonNull<Header>, usize)>) -> Tracer<'a> {
+    pub(crate) fn edges(mode: Mode, edges: &'a mut Vec<(Obj, usize)>) -> Tracer<'a> {
         Tracer { sink: Sink::Edges(edges), mode, reported: 0 }
     }
 
@@ -169,7 +235,7 @@ impl<'a> Tracer<'a> {
     pub(crate) fn edge(&mut self, obj: NonNull<Header>, at: usize, class: u8) {
         self.reported += 1;
         match &mut self.sink {
-            Sink::Edges(v) => v.push((obj, edge_key(at, class))),
+            Sink::Edges(v) => v.push((Obj(obj), edge_key(at, class))),
             Sink::Pending(grey) => push_grey(grey, Obj::pending(obj)),
             Sink::Stack(v) => v.push(Obj::pending(obj)),
         }
@@ -182,9 +248,9 @@ impl<'a> Tracer<'a> {
     pub(crate) fn edge_run<T: Trace + Send + Sync + 'static>(&mut self, run: &[Gc<T>]) {
         self.reported += run.len();
         match &mut self.sink {
-            Sink::Edges(v) => {
-                v.extend(run.iter().map(|g| (g.header_ptr(), edge_key(g as *const Gc<T> as usize, Gc::<T>::VT.class))))
-            }
+            Sink::Edges(v) => v.extend(
+                run.iter().map(|g| (Obj(g.header_ptr()), edge_key(g as *const Gc<T> as usize, Gc::<T>::VT.class))),
+            ),
             Sink::Stack(v) => v.extend(run.iter().map(|g| Obj::pending(g.header_ptr()))),
             Sink::Pending(grey) => {
                 let mut rest = run;
@@ -231,7 +297,7 @@ mod tests {
         v.trace(&mut t);
         assert_eq!(t.reported(), 100);
         assert_eq!(run, one);
-        assert_eq!(run[7], (v[7].header_ptr(), edge_key(&v[7] as *const Gc<u64> as usize, Gc::<u64>::VT.class)));
+        assert_eq!(run[7], (Obj(v[7].header_ptr()), edge_key(&v[7] as *const Gc<u64> as usize, Gc::<u64>::VT.class)));
 
         let mut grey = Vec::with_capacity(256);
         grey.push(Obj::pending(v[0].header_ptr()));

@@ -116,7 +116,7 @@ pub(crate) mod api;
 #[cfg(not(loom))]
 pub(crate) mod checkdead;
 #[cfg(not(loom))]
-mod env;
+pub(crate) mod env;
 #[cfg(not(loom))]
 pub(crate) mod g;
 pub(crate) mod join;
