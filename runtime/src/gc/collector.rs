@@ -495,10 +495,11 @@ pub(crate) fn drop_and_free(dead: &[Found]) {
 /// the collector's thread being the first. Below GOMAXPROCS 6 that is the
 /// collector alone (Go would add a fractional worker; gort's collector is
 /// a whole thread already). When more CPUs than that are idle as marking
-/// starts on a large heap (`idle_threads`), that many work (Go's idle workers; unlike
-/// Go's, they keep working until marking ends, even if goroutines become
-/// runnable meanwhile). The extra workers take the grey objects the
-/// collector shares, exactly as mark assists do (`barrier::assist_mark`).
+/// starts on a large heap (`idle_threads`), that many work (Go's idle
+/// workers); as goroutines take those CPUs back, the workers beyond what
+/// is idle pause (checked after each take of grey objects). The extra
+/// workers take the grey objects the collector shares, exactly as mark
+/// assists do (`barrier::assist_mark`).
 pub(crate) mod workers {
     use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     use std::sync::{Condvar, Mutex};
@@ -523,10 +524,15 @@ pub(crate) mod workers {
         (crate::sched::proc::gomaxprocs() as usize + 2) / 4
     }
 
+    /// The workers wanted beside the collector's thread now.
+    fn extra() -> usize {
+        wanted().max(super::idle_threads()).saturating_sub(1)
+    }
+
     /// Marking starts: wakes (and first starts) the extra workers, and
     /// as many more as there are idle CPUs (`idle_threads`).
     pub(super) fn start() {
-        let n = wanted().max(super::idle_threads()).saturating_sub(1);
+        let n = extra();
         if n == 0 {
             return;
         }
@@ -564,6 +570,11 @@ pub(crate) mod workers {
                 }
             }
             while on() {
+                if i >= extra() {
+                    // Goroutines took the CPUs back: leave them alone.
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 match super::super::barrier::assist_mark(WORKER_BUDGET) {
                     (_, 0) => std::thread::sleep(Duration::from_micros(20)),
                     (n, _) => drop(WORKED.fetch_add(n as u64, Ordering::Relaxed)),

@@ -424,12 +424,11 @@ impl Marker {
         unsafe { Header::trace(o.0, &mut Tracer::edges(Mode::Count, &mut self.edges)) };
         // SAFETY: as above.
         let h = unsafe { o.0.as_ref() };
-        if self.edges.len() > 1 {
-            // Handles are usually reported in address order (fields in
-            // layout order, a Vec's elements): sort only when they are not.
-            if !self.edges.is_sorted_by_key(|e| e.1) {
-                self.edges.sort_unstable_by_key(|e| e.1);
-            }
+        // Handles are usually reported in strictly increasing address
+        // order (fields in layout order, a Vec's elements): then none is
+        // reported twice. Otherwise sort, and drop repeats.
+        if !self.edges.windows(2).all(|w| w[0].1 < w[1].1) {
+            self.edges.sort_unstable_by_key(|e| e.1);
             let before = self.edges.len();
             self.edges.dedup_by_key(|e| e.1);
             if self.edges.len() != before && self.double.is_none() {
