@@ -328,6 +328,28 @@ fn vm_hwm() -> String {
 
 #[test]
 fn shared_graph_under_concurrent_mutation_and_collection() {
+    stress("");
+}
+
+/// The same with every walk of every cycle split over three threads, and
+/// two mark workers beside the collector (on its own, a small heap's
+/// cycle uses neither), in a child process.
+#[test]
+fn shared_graph_under_concurrent_mutation_and_split_collection() {
+    let out = common::in_child("shared_graph_under_concurrent_mutation_and_split_collection", &[], || {
+        gort::gc::__hooks::force_walkers(3);
+        let (before, worked) = (gort::gc::__hooks::split_walks(), gort::gc::__hooks::worked());
+        stress(" (walks split)");
+        assert!(gort::gc::__hooks::split_walks() > before, "no walk was split");
+        assert!(gort::gc::__hooks::worked() > worked, "no mark worker marked");
+    });
+    if let Some(out) = out {
+        out.assert_success();
+        print!("{}", out.stdout);
+    }
+}
+
+fn stress(what: &str) {
     const ANCHORS: usize = 32;
     const THREADS: u64 = 2;
     const GOROUTINES: u64 = 4;
@@ -423,7 +445,7 @@ fn shared_graph_under_concurrent_mutation_and_collection() {
     let leaked: Vec<u64> = (first_id..last_id).filter(|&i| !dropped(i)).collect();
     let cycles = gort::gc::__hooks::num_gc() - cycles_before;
     println!(
-        "gc_stress: {:.1} s, {} mutator ops ({} threads, {} goroutines), {} nodes allocated, {} reachable at the end, \
+        "gc_stress{what}: {:.1} s, {} mutator ops ({} threads, {} goroutines), {} nodes allocated, {} reachable at the end, \
          {} cycles ({} from the gc loop, {} under guards), peak RSS {}",
         elapsed.as_secs_f64(),
         stats.ops.load(SeqCst),

@@ -382,6 +382,10 @@ impl Objects for SpanHeap {
 /// a heap under [`SPLIT_WALK_MIN`]. With GOMAXPROCS 2, a goroutine running
 /// and the collector's thread on the other CPU, that is 1.
 fn idle_threads() -> usize {
+    let forced = FORCE_WALKERS.load(Ordering::Relaxed);
+    if forced != 0 {
+        return forced;
+    }
     if HEAP_LIVE.load(Ordering::Relaxed) < SPLIT_WALK_MIN {
         return 1;
     }
@@ -390,6 +394,10 @@ fn idle_threads() -> usize {
     let busy = crate::sched::proc::gomaxprocs().saturating_sub(idle) as usize;
     crate::sched::env::ncpu().saturating_sub(busy).clamp(1, MAX_WALKERS)
 }
+
+/// If not 0, what [`idle_threads`] returns, whatever the heap and the
+/// CPUs (`__hooks::force_walkers`, for tests).
+pub(crate) static FORCE_WALKERS: AtomicUsize = AtomicUsize::new(0);
 
 /// The heap in use from which a cycle may use idle CPUs (a smaller heap's
 /// walk takes a few milliseconds at most).

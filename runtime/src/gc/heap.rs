@@ -725,7 +725,6 @@ pub(crate) fn for_each_object_split<S: Send>(
 /// (`__hooks`).
 pub(crate) static SPLIT_WALKS: AtomicU64 = AtomicU64::new(0);
 
-
 /// Freed slots going back to their span's [`FreeSlots`] a span at a time
 /// (objects freed together mostly share one): one read-modify-write per
 /// word, and one read of the span's state (and, if it is full, of its free

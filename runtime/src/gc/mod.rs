@@ -133,6 +133,12 @@ pub mod __hooks {
         super::collector::workers::WORKED.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Makes every walk of every cycle, and marking, use `n` threads,
+    /// whatever the heap and the idle CPUs (0: decide as usual).
+    pub fn force_walkers(n: usize) {
+        super::collector::FORCE_WALKERS.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Heap walks split over more than one thread since the process
     /// started (a cycle makes three walks).
     pub fn split_walks() -> u64 {
