@@ -100,12 +100,29 @@ fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
 /// Runs `scenario` under both collector visit orders, and checks that the
 /// object it names as garbage-to-be was collected in some execution.
 fn both_orders(name: &str, scenario: fn(&Arc<Ghost>, bool)) {
+    orders(name, scenario, false);
+}
+
+/// As [`both_orders`], then again with each of the cycle's walks split
+/// over two threads, each taking half of the objects in that order (the
+/// collector's walks on a large heap with idle CPUs).
+fn both_orders_and_split(name: &str, scenario: fn(&Arc<Ghost>, bool)) {
+    orders(name, scenario, false);
+    orders(name, scenario, true);
+}
+
+fn orders(name: &str, scenario: fn(&Arc<Ghost>, bool), split: bool) {
     for rev in [false, true] {
         let collected = Arc::new(GhostUsize::new(0));
         let c = collected.clone();
-        let label = format!("{name} ({} order)", if rev { "reverse" } else { "forward" });
+        let label = format!(
+            "{name} ({} order{})",
+            if rev { "reverse" } else { "forward" },
+            if split { ", walks split" } else { "" }
+        );
         model(&label, move || {
             let ghost = Arc::new(Ghost::default());
+            ghost.split.store(split, G);
             scenario(&ghost, rev);
             if ghost.expected_collected() {
                 c.fetch_add(1, G);
@@ -178,6 +195,8 @@ struct Ghost {
     held: [GhostUsize; 7],
     /// The object the scenario makes unreachable (for the count).
     expected: GhostUsize,
+    /// The cycle's walks are split over two threads (`collect_split`).
+    split: GhostBool,
 }
 
 impl Ghost {
@@ -242,7 +261,11 @@ impl Ghost {
         if rev {
             order.reverse();
         }
-        let out = gc::collect(&order, |o| self.dead(o));
+        let out = if self.split.load(G) {
+            gc::collect_split(&order, |o| self.dead(o))
+        } else {
+            gc::collect(&order, |o| self.dead(o))
+        };
         assert_eq!(out.double, None);
         out
     }
@@ -316,7 +339,7 @@ fn clone_out_of_immutable_field() {
         ghost.used(&x);
         ghost.discard(x);
     }
-    both_orders("clone_out_of_immutable_field", scenario);
+    both_orders_and_split("clone_out_of_immutable_field", scenario);
 }
 
 // ------------------------------------------------------------- 2. cells
@@ -344,7 +367,7 @@ fn mutex_take_child_drop_container() {
         ghost.used(&x);
         ghost.discard(x);
     }
-    both_orders("mutex_take_child_drop_container", scenario);
+    both_orders_and_split("mutex_take_child_drop_container", scenario);
 }
 
 /// S6 with a lock the collector cannot share: stack Q; Q.mutex → P. The

@@ -133,7 +133,9 @@ pub mod __loom {
         pub use crate::gc::barrier::{assist_mark, set_assists};
         pub use crate::gc::finalize::set_finalizer;
         pub use crate::gc::free_slots::FreeSlots;
-        pub use crate::gc::heap::{collect, collect_published, free, phase_on, Collected, Object, Published};
+        pub use crate::gc::heap::{
+            collect, collect_published, collect_split, free, phase_on, Collected, Object, Published,
+        };
         pub use crate::gc::weak::Weak;
         pub use crate::gc::*;
     }

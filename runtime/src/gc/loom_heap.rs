@@ -90,6 +90,75 @@ impl Objects for [Object] {
     }
 }
 
+/// The walks of [`collect_split`]: each split over two threads, a loom
+/// thread taking the second half of the objects (in the given order)
+/// while the collector's takes the first.
+struct Split<'a>(&'a [Object]);
+
+impl Objects for Split<'_> {
+    type Item = Object;
+    fn for_each(&self, f: impl FnMut(Object)) {
+        self.0.iter().copied().for_each(f)
+    }
+    fn walkers(&self) -> usize {
+        2
+    }
+    fn for_each_split<S: Send>(
+        &self,
+        _walkers: usize,
+        make: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, Object) + Sync,
+    ) -> Vec<S> {
+        let (mine, theirs) = self.0.split_at(self.0.len() / 2);
+        let mut out: Option<S> = None;
+        let slot = &mut out;
+        // Joined before `make`, `f`, `theirs` and `out` go out of scope,
+        // on return and on unwinding alike.
+        struct Join(Option<loom::thread::JoinHandle<()>>);
+        impl Drop for Join {
+            fn drop(&mut self) {
+                if let Some(h) = self.0.take() {
+                    let r = h.join();
+                    if !std::thread::panicking() {
+                        r.expect("gort: a split walk's helper panicked");
+                    }
+                }
+            }
+        }
+        let work: Box<dyn FnOnce() + Send + '_> = Box::new(|| {
+            let mut st = make();
+            theirs.iter().for_each(|&o| f(&mut st, o));
+            *slot = Some(st);
+        });
+        // SAFETY: only the lifetime changes: the thread running `work` is
+        // joined (`Join`) before what it borrows (`make`, `f`, `theirs`,
+        // `out`) goes, and `out` is not read until then.
+        let work: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(work) };
+        let join = Join(Some(loom::thread::spawn(work)));
+        let mut st = make();
+        mine.iter().for_each(|&o| f(&mut st, o));
+        drop(join);
+        let theirs = out.take().expect("gort: a split walk's helper left no state");
+        vec![st, theirs]
+    }
+    fn obj(o: &Object) -> Obj {
+        o.0
+    }
+}
+
+/// As [`collect`], with every walk split over two threads (the collector's
+/// and a helper).
+pub fn collect_split(objects: &[Object], mut dead: impl FnMut(Object)) -> Collected {
+    let mut dead = |o: Object| {
+        // SAFETY: the model's objects are allocated until it ends.
+        let st = unsafe { o.0 .0.as_ref() }.state.load(crate::loom::sync::atomic::Ordering::SeqCst);
+        assert!(st & (FREED | DROPPED) == 0, "gort: the collector chose an object claimed at zero");
+        dead(o)
+    };
+    let out = cycle::run(&Split(objects), |_| {}, &mut dead, |_| 0);
+    Collected { double: out.double, finalizers: out.finalizers, cleanups: out.cleanups }
+}
+
 /// What [`collect`] found besides the garbage.
 pub struct Collected {
     /// The type whose `Trace` impl reported a handle twice, if one did.
