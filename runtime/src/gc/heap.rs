@@ -684,6 +684,7 @@ pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
 /// 10,000 handles each fill a few spans, and taken 8 spans at a time they
 /// were all counted by one thread). Returns the states, this thread's
 /// first.
+///
 /// A walk reads every object's header once: on a large heap it runs at
 /// the speed of memory, which one thread does not reach (reading 1 GiB
 /// took 0.149 s on one thread here, 0.085 s on two).
