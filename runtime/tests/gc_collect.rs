@@ -933,7 +933,8 @@ fn walks_split_over_idle_cpus_keep_the_live_and_free_the_garbage() {
     // `gort::gc()` waits: the cycle's walks are split over threads and
     // marking uses the idle CPUs too. Live objects must survive and
     // garbage (rings, and nodes with cleanups) be freed as with one thread.
-    let out = common::in_child("walks_split_over_idle_cpus_keep_the_live_and_free_the_garbage", &[], || {
+    let envs = [("GOMAXPROCS", "2")];
+    let out = common::in_child("walks_split_over_idle_cpus_keep_the_live_and_free_the_garbage", &envs, || {
         let big: Vec<Gc<GcMutex<Vec<Gc<u64>>>>> = (0..600u64)
             .map(|i| Gc::new(GcMutex::new((0..10_000).map(|j| Gc::new(i * 10_000 + j)).collect())))
             .collect();

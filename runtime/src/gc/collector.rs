@@ -375,12 +375,14 @@ impl Objects for SpanHeap {
     }
 }
 
-/// The threads a cycle may use, its collector's included: as Go's idle
-/// mark workers (`gcMarkWorkerIdleMode`), CPUs that no processor is using
-/// to run goroutines (Ps neither idle nor spinning; the collector's thread
-/// takes one of the others), at least 1 and at most [`MAX_WALKERS`]; 1 on
-/// a heap under [`SPLIT_WALK_MIN`]. With GOMAXPROCS 2, a goroutine running
-/// and the collector's thread on the other CPU, that is 1.
+/// The threads a cycle may use, its collector's included. As Go's idle
+/// mark workers (`gcMarkWorkerIdleMode`) run on idle Ps, one per P that
+/// runs no goroutine (idle or spinning), and no more than the CPUs no P
+/// is using to run goroutines (GOMAXPROCS may exceed the CPUs); the
+/// collector's thread counts as one. At least 1, at most
+/// [`MAX_WALKERS`]; 1 on a heap under [`SPLIT_WALK_MIN`]. With GOMAXPROCS
+/// 2 on 2 CPUs and a goroutine running, that is 1; with GOMAXPROCS 1,
+/// always 1. Before the scheduler starts, every P counts as idle.
 fn idle_threads() -> usize {
     let forced = FORCE_WALKERS.load(Ordering::Relaxed);
     if forced != 0 {
@@ -390,9 +392,22 @@ fn idle_threads() -> usize {
         return 1;
     }
     let sched = &crate::sched::proc::SCHED;
-    let idle = sched.npidle.load(Ordering::Relaxed) + sched.spinning.count();
-    let busy = crate::sched::proc::gomaxprocs().saturating_sub(idle) as usize;
-    crate::sched::env::ncpu().saturating_sub(busy).clamp(1, MAX_WALKERS)
+    let (procs, idle) = match crate::sched::proc::gomaxprocs() {
+        0 => {
+            // GOMAXPROCS as the scheduler will read it (quietly: it warns
+            // about a bad value itself when it starts).
+            static PROCS: OnceLock<u32> = OnceLock::new();
+            let n = *PROCS.get_or_init(|| {
+                let v = std::env::var("GOMAXPROCS").ok();
+                v.and_then(|v| crate::sched::env::parse_procs(&v).ok()).unwrap_or(crate::sched::env::ncpu() as u32)
+            });
+            (n, n)
+        }
+        n => (n, sched.npidle.load(Ordering::Relaxed) + sched.spinning.count()),
+    };
+    let busy = procs.saturating_sub(idle) as usize;
+    let free_cpus = crate::sched::env::ncpu().saturating_sub(busy);
+    (idle as usize).min(free_cpus).clamp(1, MAX_WALKERS)
 }
 
 /// If not 0, what [`idle_threads`] returns, whatever the heap and the
