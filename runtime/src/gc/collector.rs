@@ -14,7 +14,9 @@
 //! goroutine, then its memory is freed; finalizers, and the garbage's
 //! cleanups once it is freed, run on the finalizer goroutine
 //! (`finalize.rs`). Cycles never overlap, and a cycle ends only when its
-//! sweep is complete (C0).
+//! sweep is complete (C0). On a heap of 64 MiB or more, each walk is split
+//! over one thread per idle P (`idle_threads`), and as many mark workers
+//! help marking.
 //!
 //! The protocol's steps are in `cycle.rs`, which the loom models run too;
 //! this file drives them over the heap.
