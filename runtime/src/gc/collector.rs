@@ -399,10 +399,7 @@ fn idle_threads() -> usize {
             // GOMAXPROCS as the scheduler will read it (quietly: it warns
             // about a bad value itself when it starts).
             static PROCS: OnceLock<u32> = OnceLock::new();
-            let n = *PROCS.get_or_init(|| {
-                let v = std::env::var("GOMAXPROCS").ok();
-                v.and_then(|v| crate::sched::env::parse_procs(&v).ok()).unwrap_or(crate::sched::env::ncpu() as u32)
-            });
+            let n = *PROCS.get_or_init(|| crate::sched::env::gomaxprocs_from_env().0);
             (n, n)
         }
         n => (n, sched.npidle.load(Ordering::Relaxed) + sched.spinning.count()),

@@ -668,11 +668,17 @@ pub(crate) struct Found {
 pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
     let spans: Vec<SpanRef> = lock(&SPANS).clone();
     for s in spans {
-        let span = s.get();
-        for (i, a) in span.alloc.iter().enumerate() {
-            if a.load(Ordering::SeqCst) != 0 {
-                f(Found { obj: Obj(span.slot(i)), span: s, slot: i as u32 });
-            }
+        for_each_in_span(s, &mut f);
+    }
+}
+
+/// Calls `f` for every published object of span `s`.
+#[inline]
+fn for_each_in_span(s: SpanRef, mut f: impl FnMut(Found)) {
+    let span = s.get();
+    for (i, a) in span.alloc.iter().enumerate() {
+        if a.load(Ordering::SeqCst) != 0 {
+            f(Found { obj: Obj(span.slot(i)), span: s, slot: i as u32 });
         }
     }
 }
@@ -698,11 +704,7 @@ pub(crate) fn for_each_object_split<S: Send>(
     let walk = || {
         let mut st = make();
         while let Some(&s) = spans.get(next.fetch_add(1, Ordering::Relaxed)) {
-            for (i, a) in s.get().alloc.iter().enumerate() {
-                if a.load(Ordering::SeqCst) != 0 {
-                    f(&mut st, Found { obj: Obj(s.get().slot(i)), span: s, slot: i as u32 });
-                }
-            }
+            for_each_in_span(s, |o| f(&mut st, o));
         }
         st
     };

@@ -15,16 +15,23 @@ pub(crate) fn ncpu() -> usize {
 /// pushes it below 2. Capped at 1024 as Go's `_MaxGomaxprocs`. A bad value
 /// prints a warning naming the variable and falls back to the default.
 pub(crate) fn initial_gomaxprocs() -> u32 {
+    let (n, warning) = gomaxprocs_from_env();
+    if let Some(w) = warning {
+        eprintln!("{w}");
+    }
+    n
+}
+
+/// What [`initial_gomaxprocs`] reads, and the warning it prints for a bad
+/// value (for readers that must not print it again).
+pub(crate) fn gomaxprocs_from_env() -> (u32, Option<String>) {
     let default = default_procs();
     match std::env::var("GOMAXPROCS") {
         Ok(v) => match parse_procs(&v) {
-            Ok(n) => n,
-            Err(why) => {
-                eprintln!("gort: GOMAXPROCS={v:?}: {why}; using the default {default}");
-                default
-            }
+            Ok(n) => (n, None),
+            Err(why) => (default, Some(format!("gort: GOMAXPROCS={v:?}: {why}; using the default {default}"))),
         },
-        Err(_) => default,
+        Err(_) => (default, None),
     }
 }
 
