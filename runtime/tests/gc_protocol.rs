@@ -1184,3 +1184,48 @@ scenario! {
         assert!(fresh_grey_chunks() > fresh, "49 chunks with a stock of 32 took none fresh");
     }
 }
+
+scenario! {
+    /// A cell the mark has traced costs later barriers of the cycle nothing
+    /// (`cell.rs` `RawRw::stamp_traced`, PROTOCOL.md §8, model flag
+    /// `--mark-stamp`). Stack C; C's cell → X. In one cycle, C is locked
+    /// after the count and before the mark (paused at `Rooted`): that
+    /// barrier queues C's children. In another, it is locked after the
+    /// mark has traced C (paused at `Terminated`): the barrier queues
+    /// nothing, and X, taken out then with C dropped, survives, because
+    /// the trace marked it. Fails (a barrier timed at `Terminated`) without
+    /// the stamp.
+    fn a_cell_the_mark_traced_costs_its_barrier_nothing() {
+        use gort::gc::__hooks::{stall_histograms, watch_stalls};
+        let barriers = || {
+            let (_, h) = stall_histograms().into_iter().find(|h| h.0 == "barrier").unwrap();
+            h.iter().sum::<u64>()
+        };
+        for via in vias(&[Via::Mutex, Via::Write]) {
+            for (step, queued) in [(Step::Rooted, 1), (Step::Terminated, 0)] {
+                let x = Node::leaf();
+                let c = holding(via, Some(x.clone()));
+                let (cid, xid) = (c.id, x.id);
+                drop(x);
+                steps::script(&[step]);
+                watch_stalls(true);
+                let gc = spawn_gc();
+                steps::wait_paused(step);
+                let x = acquire(&c, via).get_mut().take().unwrap();
+                let seen = barriers();
+                drop(c);
+                steps::resume();
+                join(gc);
+                watch_stalls(false);
+                assert_eq!(seen, queued, "{via:?}: barriers that queued C's children, C locked at {step:?}");
+                churn::<0>(2000);
+                expect(&x, xid, &format!("{via:?}: X, taken out of C at {step:?}"));
+                gort::gc();
+                assert_freed("C", &[cid]);
+                drop(x);
+                gort::gc();
+                assert_freed("X", &[xid]);
+            }
+        }
+    }
+}

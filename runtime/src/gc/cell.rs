@@ -83,6 +83,39 @@ impl RawRw {
         s & !3 != now && self.shaded.compare_exchange(s, now | COUNTED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 
+    /// The mark's side of the record, called by a tracer that has just
+    /// traced the value under its hold (`trace_cell`, [`Mode::Collector`]):
+    /// if the count counted the cell and no barrier has queued its children
+    /// since, the children the count counted are the ones this trace found
+    /// (only a barrier's holder can take one out), and they are on the
+    /// tracer's mark stack now, so no later barrier of the cycle needs to
+    /// queue them: the record goes to [`QUEUED_EXCLUSIVE`] (PROTOCOL.md §8,
+    /// model flag `--mark-stamp`). Exclusive, because the trace also went
+    /// into the nested cells: each one it found free it traced, and one it
+    /// found busy has a writer, whose own barrier queued its counted
+    /// children (or the count found it busy or acquired and skipped it).
+    /// The stamp must come in the same hold as the trace: stamped before
+    /// the try-lock, a barrier in between would queue nothing and take out
+    /// a child the trace then misses (`--mark-stamp-early` fails S3, S17).
+    fn stamp_traced(&self) {
+        let counted = barrier::epoch() << 2 | COUNTED;
+        // A load first: most cells a cycle marks are not in this state
+        // (acquired before the count, or queued), and a failed
+        // compare-exchange would still take the line exclusively.
+        if self.shaded.load(Ordering::SeqCst) == counted {
+            // A reader's barrier may store QUEUED meanwhile (a `GcRwLock`'s
+            // readers share the tracer's hold): then the CAS fails, or the
+            // store overwrites it, and a later exclusive barrier queues the
+            // children again, which is only work.
+            let _ = self.shaded.compare_exchange(
+                counted,
+                counted & !3 | QUEUED_EXCLUSIVE,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+    }
+
     /// Takes the lock for writing if no goroutine holds it. A tracer's
     /// hold is waited out (it copies the value's handles and never waits
     /// for anything meanwhile): as Go's `TryLock`, this fails only when a
@@ -223,7 +256,11 @@ impl RawRw {
 ///   newborn);
 /// - the count ([`COUNTED`]): the next barrier queues every child, before
 ///   its holder can take one out, and records that ([`QUEUED`],
-///   [`QUEUED_EXCLUSIVE`]); later barriers of the cycle do nothing.
+///   [`QUEUED_EXCLUSIVE`]); later barriers of the cycle do nothing. If
+///   the mark traces the cell before any barrier, it records
+///   [`QUEUED_EXCLUSIVE`] itself (`RawRw::stamp_traced`), and no barrier
+///   of the cycle queues anything: only the first acquisition between the
+///   count's visit and the mark's copies the handles.
 ///
 /// See [`Mode`] for the children inside cells nested in `v`: a shared
 /// barrier skips them, so only an exclusive one spares a later exclusive
@@ -296,9 +333,13 @@ fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer
             if lock.try_collect() {
                 // The count skips a cell a barrier reached first in this
                 // cycle, as if it were busy (see `barrier_shade`).
-                if mode == Mode::Collector || lock.stamp_counted() {
+                if mode == Mode::Collector {
                     // SAFETY: the tracer's hold excludes writers (readers
                     // never change the value).
+                    unsafe { (*v.get()).trace(t) };
+                    lock.stamp_traced();
+                } else if lock.stamp_counted() {
+                    // SAFETY: as above.
                     unsafe { (*v.get()).trace(t) };
                 }
                 lock.unlock(COLLECTOR);
