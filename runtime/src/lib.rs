@@ -25,6 +25,8 @@
 //! a panic and Go's exit code 2 on a detached goroutine's panic all rely on
 //! it. With `panic = "abort"` every panic aborts the process at once.
 #![warn(missing_docs)]
+// `stack::os::leak_check_root`'s weak symbol, in `cargo fuzz` builds only.
+#![cfg_attr(fuzzing, feature(linkage))]
 
 mod loom;
 

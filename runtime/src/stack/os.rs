@@ -72,6 +72,35 @@ pub(crate) fn map_slab(len: usize) -> io::Result<usize> {
     Ok(p as usize)
 }
 
+/// Tells LeakSanitizer that `[lo, lo + len)`, a slot's usable stack, may
+/// hold the only pointer to a heap block, as a thread's stack does. Its
+/// leak check scans threads' stacks and the registered regions only, so a
+/// box that lives only on a goroutine's (mmap'd) stack was reported as a
+/// leak when `cargo fuzz` checked in the middle of a run. Only in fuzzing
+/// builds (`--cfg fuzzing`, nightly): the weak symbol is null when no
+/// sanitizer runtime is linked. The guard page is left out: the kernel's
+/// guard markers keep it in a readable mapping, and LSan would fault
+/// reading it. Registered once per fresh slot; slabs are never unmapped.
+#[cfg(fuzzing)]
+pub(crate) fn leak_check_root(lo: usize, len: usize) {
+    extern "C" {
+        #[linkage = "extern_weak"]
+        static __lsan_register_root_region: Option<unsafe extern "C" fn(*const libc::c_void, usize)>;
+    }
+    // SAFETY: reads the weak symbol's address, null (`None`) when no
+    // sanitizer runtime defines it.
+    if let Some(register) = unsafe { __lsan_register_root_region } {
+        // SAFETY: [lo, lo + len) stays mapped read-write for the life of
+        // the process; LSan only reads it, during a leak check.
+        unsafe { register(lo as *const libc::c_void, len) }
+    }
+}
+
+/// Without `--cfg fuzzing`: nothing (see the fuzzing build's doc).
+#[cfg(not(fuzzing))]
+#[inline]
+pub(crate) fn leak_check_root(_lo: usize, _len: usize) {}
+
 /// Unmaps a slab that never got registered (registry full).
 pub(crate) fn unmap_slab(lo: usize, len: usize) {
     count_syscall();

@@ -116,6 +116,7 @@ pub(crate) fn take(c: usize, n: usize, out: &mut Vec<usize>) -> io::Result<()> {
             }
             break;
         }
+        os::leak_check_root(out[i] + os::page_size(), usable(c));
     }
     Ok(())
 }
