@@ -279,6 +279,13 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool)
                     let mut worst = [Worst::default(); OPS.len()];
                     let mut sink = 0u64;
                     while Instant::now() < deadline {
+                        // A scheduling point between batches, outside the
+                        // timed operations (what `#[goroutine]` inserts at a
+                        // loop's back edge; Go preempts such a loop with a
+                        // signal): without it, sysmon could not take this
+                        // loop's P for the collector's drop goroutine, and
+                        // sweeping waited until the run ended.
+                        gort::preempt_point();
                         for _ in 0..64 {
                             let op = rng.below(OPS.len());
                             let u0 = usage();
