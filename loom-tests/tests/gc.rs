@@ -507,6 +507,39 @@ fn mutex_nested_cell_moved_out() {
     both_orders("mutex_nested_cell_moved_out", scenario);
 }
 
+/// A hot cell (PROTOCOL.md §8, model flag `--count-skip-hot`): stack C;
+/// C.mutex → X. The mutator locks C's mutex once (touching it while the
+/// first cycle may be on), then again to take X out, drops C and keeps X,
+/// while two cycles run with the pacer's rule: the second cycle's count
+/// skips C if a barrier touched it in the first, and then no barrier of
+/// that cycle copies X, so X must be a root. (Checked to fail when the
+/// count stamps a hot cell SKIPPED and counts it anyway.)
+#[test]
+fn mutex_hot_cell_take_child() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        gc::skip_hot(true);
+        let x = Gc::new(M(GcMutex::new(Link(None))));
+        let xo = Object::of(&x);
+        let c = Gc::new(M(GcMutex::new(Link(Some(x)))));
+        ghost.setup(&[obj("C", &c), ("X", xo)], &[1, 0], 0);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            drop(c.0.lock());
+            let x = c.0.lock().0.take().unwrap();
+            g.got(&x);
+            g.discard(c);
+            g.used(&x);
+            x
+        });
+        let _ = ghost.collect(rev);
+        let _ = ghost.collect(rev);
+        let x = m.join().unwrap();
+        ghost.used(&x);
+        ghost.discard(x);
+    }
+    both_orders("mutex_hot_cell_take_child", scenario);
+}
+
 // ---------------------------------------------------------- 3. GcAtomic
 
 /// S10: stack C; C.atomic → X. The mutator loads X, drops C and uses X:

@@ -1229,3 +1229,75 @@ scenario! {
         }
     }
 }
+
+scenario! {
+    /// A hot cell (`cell.rs` `RawRw::stamp_counted`, PROTOCOL.md §8, model
+    /// flag `--count-skip-hot`), in the cycles the pacer starts (here the
+    /// cycles of `gort::gc()`, with `__hooks::skip_hot_when_forced`). Stack
+    /// C; C's cell → X. C is locked while a first cycle is paused after
+    /// its count: that barrier copies C's children. A second cycle's count
+    /// skips C, which a barrier touched in the first: locking C then copies
+    /// nothing, and X, taken out with C dropped, survives, a root now. Fails
+    /// (a second barrier timed) when the count counts hot cells.
+    ///
+    /// Then the price: a garbage ring A ↔ B through a cell locked during a
+    /// cycle survives the next of the pacer's cycles (A's cell is skipped,
+    /// so B is a root, and B reaches A) and is freed by the one after;
+    /// `gort::gc()` counts every cell and frees it at once.
+    fn a_hot_cell_is_skipped_by_the_pacers_count() {
+        use gort::gc::__hooks::{skip_hot_when_forced, stall_histograms, watch_stalls};
+        let barriers = || stall_histograms().into_iter().find(|h| h.0 == "barrier").unwrap().1.iter().sum::<u64>();
+        for via in vias(&[Via::Mutex, Via::Write]) {
+            let x = Node::leaf();
+            let c = holding(via, Some(x.clone()));
+            let (cid, xid) = (c.id, x.id);
+            drop(x);
+            skip_hot_when_forced(true);
+            watch_stalls(true);
+            steps::script(&[Step::Counted, Step::Counted]);
+            let gc = spawn_gc();
+            steps::wait_paused(Step::Counted);
+            drop(acquire(&c, via));
+            steps::resume();
+            join(gc);
+            assert_eq!(barriers(), 1, "{via:?}: C locked after the first count");
+            let gc = spawn_gc();
+            steps::wait_paused(Step::Counted);
+            let x = acquire(&c, via).get_mut().take().unwrap();
+            drop(c);
+            steps::resume();
+            join(gc);
+            assert_eq!(barriers(), 1, "{via:?}: C, hot, locked after the second count");
+            watch_stalls(false);
+            skip_hot_when_forced(false);
+            churn::<0>(2000);
+            expect(&x, xid, &format!("{via:?}: X, taken out of the skipped C"));
+            gort::gc();
+            assert_freed("C", &[cid]);
+            drop(x);
+            gort::gc();
+            assert_freed("X", &[xid]);
+        }
+        for pacer in [true, false] {
+            let a = holding::<0>(Via::Mutex, None);
+            let b = holding(Via::Mutex, Some(a.clone()));
+            *a.cell.lock() = SlotOf(Some(b.clone()));
+            let ids = [a.id, b.id];
+            skip_hot_when_forced(pacer);
+            steps::script(&[Step::Counted]);
+            let gc = spawn_gc();
+            steps::wait_paused(Step::Counted);
+            drop(a.cell.lock());
+            steps::resume();
+            join(gc);
+            drop((a, b));
+            gort::gc();
+            if pacer {
+                assert_eq!(count_dropped(&ids), 0, "the ring through a hot cell, one cycle after");
+                gort::gc();
+            }
+            skip_hot_when_forced(false);
+            assert_freed(if pacer { "the ring, two pacer's cycles after" } else { "the ring, after gort::gc()" }, &ids);
+        }
+    }
+}

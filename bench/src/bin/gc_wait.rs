@@ -2,7 +2,7 @@
 //! operation waits on the collector ≤ 50 µs with a 1 GiB heap whose cells
 //! hold at most 10,000 children each".
 //!
-//!     gc_wait [--heap-mib N] [--children N] [--secs S] [--mutators M] [--idle]
+//!     gc_wait [--heap-mib N] [--children N] [--secs S] [--mutators M] [--as-paced | --idle [--rings]]
 //!     gc_wait --gc-stall [TREES]
 //!     gc_wait --noise-floor [--secs S]
 //!
@@ -15,6 +15,20 @@
 //! lock a bucket and read a leaf; lock a bucket and replace a leaf with a
 //! new one (the garbage); clone a leaf out; upgrade a weak pointer to a
 //! leaf; build and drop a 31-node tree (allocation, assists).
+//!
+//! `--as-paced`: the forced cycles skip the cells locked in the cycle
+//! before, as the cycles the pacer starts do (`cell.rs`; a test hook,
+//! `__hooks::skip_hot_when_forced`): `gort::gc()` itself counts every cell,
+//! so that it frees everything unreachable when called, as Go's
+//! `runtime.GC` does. This is the pacer's cycles back to back, as under a
+//! tight memory limit.
+//!
+//! `--rings` (with `--idle`) builds a 31-node ring through `GcMutex`es
+//! instead of the tree: garbage that only the collector frees (a tree is
+//! freed at its last drop), so that the heap grows and the pacer starts
+//! cycles as it would in a program that makes cyclic garbage (GOGC=25
+//! gives one every few seconds). Those cycles skip the cells locked in
+//! the cycle before, which `gort::gc()`'s do not (`cell.rs`).
 //!
 //! Prints, per kind of wait on the collector, the longest wait and how many
 //! exceeded 50 µs (`gort::gc::__hooks::stalls`: see `runtime/src/gc/stall.rs`)
@@ -60,6 +74,37 @@ fn tree(d: u32) -> Gc<Node> {
     } else {
         Gc::new(Node { l: Some(tree(d - 1)), r: Some(tree(d - 1)) })
     }
+}
+
+#[derive(Trace)]
+struct RingNode {
+    next: GcMutex<Option<Gc<RingNode>>>,
+    v: u64,
+}
+
+/// A ring of `n` nodes, returned by its first.
+fn ring(n: u64) -> Gc<RingNode> {
+    let first = Gc::new(RingNode { next: GcMutex::new(None), v: 0 });
+    let mut last = first.clone();
+    for v in 1..n {
+        let node = Gc::new(RingNode { next: GcMutex::new(None), v });
+        *last.next.lock() = Some(node.clone());
+        last = node;
+    }
+    *last.next.lock() = Some(first.clone());
+    first
+}
+
+/// The sum of a ring's values, going round it once.
+fn ring_sum(first: &Gc<RingNode>) -> u64 {
+    let mut sum = first.v;
+    let mut at = first.next.lock().clone().expect("a ring");
+    while !Gc::ptr_eq(&at, first) {
+        sum += at.v;
+        let next = at.next.lock().clone().expect("a ring");
+        at = next;
+    }
+    sum
 }
 
 fn count(n: &Node) -> u64 {
@@ -113,6 +158,8 @@ fn main() {
     let secs = arg(&args, "--secs", 20);
     let mutators = arg(&args, "--mutators", 2) as usize;
     let idle = args.iter().any(|a| a == "--idle");
+    let rings = args.iter().any(|a| a == "--rings");
+    gort::gc::__hooks::skip_hot_when_forced(args.iter().any(|a| a == "--as-paced"));
     if args.iter().any(|a| a == "--noise-floor") {
         return noise_floor(arg(&args, "--secs", 10));
     }
@@ -120,7 +167,7 @@ fn main() {
         let trees = args.get(i + 1).map_or(200_000, |v| v.parse().expect("TREES"));
         return gort::run(move || gc_stall(trees));
     }
-    gort::run(move || run(heap_mib, children, secs, mutators, idle));
+    gort::run(move || run(heap_mib, children, secs, mutators, idle, rings));
 }
 
 /// See the module documentation.
@@ -232,7 +279,7 @@ fn gc_stall(trees: u64) {
     .unwrap();
 }
 
-fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool) {
+fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool, rings: bool) {
     // A leaf is a 24-byte slot (8-byte header + 16), a bucket 64.
     let buckets = (heap_mib << 20) / (children * 24 + 64);
     let t = Instant::now();
@@ -299,6 +346,7 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool)
                                 }
                                 2 => sink += b.lock()[rng.below(children)].clone().v[1],
                                 3 => sink += weaks[rng.below(weaks.len())].upgrade().map_or(0, |l| l.v[0]),
+                                _ if rings => sink += ring_sum(&ring(31)),
                                 _ => sink += count(&tree(4)),
                             }
                             drop(b);
@@ -344,7 +392,8 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool)
          on-CPU; minor faults and involuntary switches during the longest on-CPU"
     );
     let mut all = Worst::default();
-    for (i, name) in OPS.iter().enumerate() {
+    for (i, &name) in OPS.iter().enumerate() {
+        let name = if rings && name == "tree31" { "ring31" } else { name };
         let mut w = Worst::default();
         for p in &per {
             w.ops += p[i].ops;

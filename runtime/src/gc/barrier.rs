@@ -247,13 +247,24 @@ pub(crate) fn end_cycle() {
 /// Turns the phase on (a new cycle, whose number goes up first) or off.
 pub(crate) fn set_phase(on: bool) {
     if on {
-        // 1 ..= 2^30 - 1, wrapping (cells keep it shifted left by two; a
-        // cell's record that matches again after a wrap makes the count
+        // 1 ..= MAX_EPOCH, wrapping (cells keep it shifted left by three;
+        // a cell's record that matches again after a wrap makes the count
         // skip the cell, which is safe).
-        let e = EPOCH.load(Ordering::Relaxed) % ((1 << 30) - 1) + 1;
+        let e = EPOCH.load(Ordering::Relaxed) % MAX_EPOCH + 1;
         EPOCH.store(e, Ordering::SeqCst);
     }
     PHASE.store(on, Ordering::SeqCst);
+}
+
+/// The largest cycle number ([`epoch`]); the next is 1 again.
+pub(crate) const MAX_EPOCH: u32 = (1 << 29) - 1;
+
+/// The number of the cycle before cycle `e`; `None` for cycle 1 (the
+/// first, or the first after a wrap: then no cell counts as touched in
+/// the previous cycle, which only costs that cycle's barriers their copies).
+#[inline]
+pub(crate) fn previous_epoch(e: u32) -> Option<u32> {
+    (e > 1).then(|| e - 1)
 }
 
 /// The current cycle's number (1, 2, ...; read with the phase on, under a

@@ -48,24 +48,60 @@ struct RawRw {
     state: AtomicU64,
     sema: AtomicU32,
     /// Who reached the cell first in the cycle under way, and whether
-    /// its children have been queued since: the cycle's number shifted
-    /// left by two, plus [`ACQUIRED`], [`COUNTED`], [`QUEUED`] or
-    /// [`QUEUED_EXCLUSIVE`] (see [`barrier_shade`]). A record of an
-    /// earlier cycle means neither has yet.
+    /// its children have been queued since: [`record`] of the cycle's
+    /// number, plus one of the states [`ACQUIRED`], [`COUNTED`],
+    /// [`QUEUED`], [`QUEUED_EXCLUSIVE`], [`TRACED`] or [`SKIPPED`] (see
+    /// [`barrier_shade`]). A record of an earlier cycle means neither has
+    /// yet.
     shaded: AtomicU32,
 }
 
-/// In `RawRw::shaded`: a barrier reached the cell before the count, which
-/// skips it.
+/// Bits of a record (`RawRw::shaded`) below the cycle's number.
+const STATE_BITS: u32 = 3;
+/// The state in a record.
+const STATE: u32 = (1 << STATE_BITS) - 1;
+/// In a record: a barrier reached the cell before the count, which skips
+/// it; or, after a [`TRACED`] or [`SKIPPED`], a barrier touched it since.
 const ACQUIRED: u32 = 0;
-/// In `RawRw::shaded`: the count counted the children; no barrier has
-/// queued them since.
+/// In a record: the count counted the children; no barrier has queued
+/// them since.
 const COUNTED: u32 = 1;
-/// In `RawRw::shaded`: counted, then queued by a shared barrier (which
-/// skips nested cells).
+/// In a record: counted, then queued by a shared barrier (which skips
+/// nested cells).
 const QUEUED: u32 = 2;
-/// In `RawRw::shaded`: counted, then queued by an exclusive barrier.
+/// In a record: counted, then queued by an exclusive barrier.
 const QUEUED_EXCLUSIVE: u32 = 3;
+/// In a record: counted, then traced by the mark before any barrier
+/// ([`RawRw::stamp_traced`]); barriers queue nothing.
+const TRACED: u32 = 4;
+/// In a record: the count skipped the cell because a barrier touched it in
+/// the previous cycle ([`RawRw::stamp_counted`]); barriers queue nothing.
+const SKIPPED: u32 = 5;
+
+/// The record of cycle `epoch` with no state bits.
+#[inline]
+fn record(epoch: u32) -> u32 {
+    epoch << STATE_BITS
+}
+
+/// Whether this cycle's count skips the cells a barrier touched in the
+/// previous cycle ([`RawRw::stamp_counted`]): on for the cycles the pacer
+/// starts, off for those that serve `gort::gc()`, which frees everything
+/// unreachable when it was called (Go's `runtime.GC`). Set by the
+/// collector before the cycle begins. (Under loom, one per execution, so
+/// that models running side by side do not share it; a std atomic inside,
+/// which adds no interleavings.)
+#[cfg(not(loom))]
+static SKIP_HOT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref SKIP_HOT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+}
+
+/// Sets [`SKIP_HOT`] for the next cycle.
+pub(crate) fn set_skip_hot(on: bool) {
+    SKIP_HOT.store(on, std::sync::atomic::Ordering::Relaxed);
+}
 
 impl RawRw {
     const_fn! {
@@ -77,10 +113,34 @@ impl RawRw {
     /// The count's side of [`barrier_shade`]'s record: whether the count
     /// of the cycle under way reached this cell before any barrier (and
     /// so owns its record: the next barrier queues the children).
+    ///
+    /// A hot cell is skipped as if a barrier had reached it first, when
+    /// [`SKIP_HOT`] is on: one whose record says a barrier touched it in
+    /// the previous cycle ([`ACQUIRED`], [`QUEUED`], [`QUEUED_EXCLUSIVE`]
+    /// of that cycle). Its children look held from outside and are roots,
+    /// and no barrier of this cycle copies them: on a heap whose cells are
+    /// locked all the time (gc_wait's), that was a copy of up to 10,000
+    /// handles at the first acquisition of each cell after the count. The
+    /// count may skip any cell it likes, as it skips a busy one
+    /// (PROTOCOL.md §8, model flags `--count-skip-hot`, `--count-skip-all`).
+    /// The price is floating garbage: a cell that became garbage after
+    /// the previous cycle keeps its children for this one, so a garbage
+    /// cycle through it is freed by the next.
     fn stamp_counted(&self) -> bool {
-        let now = barrier::epoch() << 2;
+        let e = barrier::epoch();
+        let now = record(e);
         let s = self.shaded.load(Ordering::SeqCst);
-        s & !3 != now && self.shaded.compare_exchange(s, now | COUNTED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        if s & !STATE == now {
+            return false;
+        }
+        let hot = barrier::previous_epoch(e).is_some_and(|p| s & !STATE == record(p))
+            && matches!(s & STATE, ACQUIRED | QUEUED | QUEUED_EXCLUSIVE);
+        if hot && SKIP_HOT.load(std::sync::atomic::Ordering::Relaxed) {
+            // Lost to a barrier: ACQUIRED, skipped as well.
+            let _ = self.shaded.compare_exchange(s, now | SKIPPED, Ordering::SeqCst, Ordering::SeqCst);
+            return false;
+        }
+        self.shaded.compare_exchange(s, now | COUNTED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 
     /// The mark's side of the record, called by a tracer that has just
@@ -89,16 +149,17 @@ impl RawRw {
     /// since, the children the count counted are the ones this trace found
     /// (only a barrier's holder can take one out), and they are on the
     /// tracer's mark stack now, so no later barrier of the cycle needs to
-    /// queue them: the record goes to [`QUEUED_EXCLUSIVE`] (PROTOCOL.md §8,
-    /// model flag `--mark-stamp`). Exclusive, because the trace also went
-    /// into the nested cells: each one it found free it traced, and one it
-    /// found busy has a writer, whose own barrier queued its counted
-    /// children (or the count found it busy or acquired and skipped it).
-    /// The stamp must come in the same hold as the trace: stamped before
-    /// the try-lock, a barrier in between would queue nothing and take out
-    /// a child the trace then misses (`--mark-stamp-early` fails S3, S17).
+    /// queue them: the record goes to [`TRACED`] (PROTOCOL.md §8, model
+    /// flag `--mark-stamp`), which barriers treat as [`QUEUED_EXCLUSIVE`]:
+    /// the trace also went into the nested cells, and each one it found
+    /// free it traced, and one it found busy has a writer, whose own
+    /// barrier queued its counted children (or the count found it busy or
+    /// acquired and skipped it). The stamp must come in the same hold as
+    /// the trace: stamped before the try-lock, a barrier in between would
+    /// queue nothing and take out a child the trace then misses
+    /// (`--mark-stamp-early` fails S3, S17).
     fn stamp_traced(&self) {
-        let counted = barrier::epoch() << 2 | COUNTED;
+        let counted = record(barrier::epoch()) | COUNTED;
         // A load first: most cells a cycle marks are not in this state
         // (acquired before the count, or queued), and a failed
         // compare-exchange would still take the line exclusively.
@@ -107,12 +168,8 @@ impl RawRw {
             // readers share the tracer's hold): then the CAS fails, or the
             // store overwrites it, and a later exclusive barrier queues the
             // children again, which is only work.
-            let _ = self.shaded.compare_exchange(
-                counted,
-                counted & !3 | QUEUED_EXCLUSIVE,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            );
+            let _ =
+                self.shaded.compare_exchange(counted, counted & !STATE | TRACED, Ordering::SeqCst, Ordering::SeqCst);
         }
     }
 
@@ -257,10 +314,17 @@ impl RawRw {
 /// - the count ([`COUNTED`]): the next barrier queues every child, before
 ///   its holder can take one out, and records that ([`QUEUED`],
 ///   [`QUEUED_EXCLUSIVE`]); later barriers of the cycle do nothing. If
-///   the mark traces the cell before any barrier, it records
-///   [`QUEUED_EXCLUSIVE`] itself (`RawRw::stamp_traced`), and no barrier
-///   of the cycle queues anything: only the first acquisition between the
-///   count's visit and the mark's copies the handles.
+///   the mark traces the cell before any barrier, it records [`TRACED`]
+///   (`RawRw::stamp_traced`), and no barrier of the cycle queues
+///   anything: only the first acquisition between the count's visit and
+///   the mark's copies the handles.
+/// - in the pacer's cycles, the count skips a cell a barrier touched in
+///   the previous cycle, recording [`SKIPPED`] (`RawRw::stamp_counted`):
+///   as after [`ACQUIRED`], its children are roots and barriers queue
+///   nothing.
+///
+/// A barrier that finds [`TRACED`] or [`SKIPPED`] records [`ACQUIRED`]:
+/// the cell was touched in this cycle, so the next one's count skips it.
 ///
 /// See [`Mode`] for the children inside cells nested in `v`: a shared
 /// barrier skips them, so only an exclusive one spares a later exclusive
@@ -273,18 +337,24 @@ fn barrier_shade<T: Trace + ?Sized>(raw: &RawRw, e: &Entered, v: &T, exclusive: 
     if !barrier::phase_on() {
         return;
     }
-    let now = barrier::epoch() << 2;
+    let now = record(barrier::epoch());
     let mut s = raw.shaded.load(Ordering::SeqCst);
-    if s & !3 != now {
+    if s & !STATE != now {
         match raw.shaded.compare_exchange(s, now | ACQUIRED, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => return,
             // The count got there first.
             Err(a) => s = a,
         }
     }
-    let queue = match s & 3 {
+    let queue = match s & STATE {
         COUNTED => true,
         QUEUED => exclusive,
+        TRACED | SKIPPED => {
+            // Nothing to queue; the touch makes the cell hot for the next
+            // cycle's count. Lost: another barrier touched it.
+            let _ = raw.shaded.compare_exchange(s, now | ACQUIRED, Ordering::SeqCst, Ordering::SeqCst);
+            false
+        }
         _ => false,
     };
     if queue {

@@ -412,6 +412,9 @@ fn idle_threads() -> usize {
 /// If not 0, what [`idle_threads`] returns, whatever the heap and the
 /// CPUs (`__hooks::force_walkers`, for tests).
 pub(crate) static FORCE_WALKERS: AtomicUsize = AtomicUsize::new(0);
+/// Test hook (`__hooks::skip_hot_when_forced`): the cycles of `gort::gc()`
+/// skip hot cells as the pacer's do.
+pub(crate) static SKIP_HOT_WHEN_FORCED: AtomicBool = AtomicBool::new(false);
 
 /// The heap in use from which a cycle may use idle CPUs (a smaller heap's
 /// walk takes a few milliseconds at most).
@@ -423,6 +426,9 @@ const MAX_WALKERS: usize = 8;
 /// a `Trace` impl that reported a handle twice, if one was found.
 pub(crate) fn cycle(forced: bool) -> Option<String> {
     let mut clock = stats::CycleClock::start(forced);
+    // `gort::gc()` frees everything unreachable when it was called, as
+    // Go's `runtime.GC` does: its cycles count every cell.
+    super::cell::set_skip_hot(!forced || SKIP_HOT_WHEN_FORCED.load(Ordering::Relaxed));
     let mut dead: Vec<Found> = Vec::new();
     let steps = |s| {
         clock.step(s);

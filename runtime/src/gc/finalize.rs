@@ -34,7 +34,7 @@ use crate::chan::Chan;
 /// - There is no guarantee that a finalizer runs before the program exits.
 /// - Weak pointers to the object are cleared before its finalizer is
 ///   queued, and stay cleared if it is resurrected.
-/// - A panic in a finalizer follows [`go`](crate::go)'s rules.
+/// - A panic in a finalizer follows [`go`](fn@crate::go)'s rules.
 ///
 /// Use [`keep_alive`](crate::keep_alive) to keep the object reachable up
 /// to a point in the code, for example while only a raw pointer from
@@ -102,7 +102,7 @@ pub fn clear_finalizer<T: Trace + Send + Sync + 'static>(gc: &Gc<T>) {
 /// As in Go, if `arg` or `cleanup` holds a handle to the object (or to
 /// anything that reaches it), the object is never collected and the
 /// cleanup never runs. Cleanups may run in any order relative to each
-/// other; a panic in one follows [`go`](crate::go)'s rules. Returns a
+/// other; a panic in one follows [`go`](fn@crate::go)'s rules. Returns a
 /// [`Cleanup`] whose [`stop`](Cleanup::stop) cancels it.
 ///
 /// ```

@@ -249,6 +249,13 @@ pub fn collect_published(objects: &Published, rev: bool, mut dead: impl FnMut(Ob
     Collected { double: out.double, finalizers: out.finalizers, cleanups: out.cleanups }
 }
 
+/// Whether the next cycles' counts skip hot cells (`cell::SKIP_HOT`, the
+/// pacer's cycles) or count every cell (`gort::gc()`'s), for the rest of
+/// the execution.
+pub fn skip_hot(on: bool) {
+    super::cell::set_skip_hot(on)
+}
+
 /// Whether the collector's phase is on.
 pub fn phase_on() -> bool {
     barrier::phase_on()

@@ -139,6 +139,13 @@ pub mod __hooks {
         super::collector::FORCE_WALKERS.store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Makes the cycles of `gort::gc()` skip hot cells as the cycles the
+    /// pacer starts do (a cell a barrier touched in the previous cycle is
+    /// not counted; its children are roots), so that tests can force them.
+    pub fn skip_hot_when_forced(on: bool) {
+        super::collector::SKIP_HOT_WHEN_FORCED.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Heap walks split over more than one thread since the process
     /// started (a cycle makes three walks).
     pub fn split_walks() -> u64 {
