@@ -1,15 +1,9 @@
 #!/bin/bash
 # Coverage probes for --count-stamp (GCMODEL_PROBE): each must print
 # "VIOLATION: PROBE reached" (loom reaches that state).  usage: ./count_stamp_probes.sh
-cd "$(dirname "$0")"
 BIN=${BIN:-target/cs2/gcmodel}
-G="--read-barrier --reset-in-sweep --phase-off-at-termination --shade-once --fin-roots-in-mark --prompt-free --pf-drop-seq --clear-grace --pf-off-grace"
+source "$(dirname "$0")/probe_lib.sh"
 A="$G --defer-shade --no-container --pf-newborn --count-stamp"
-probe() { # name scenario "probe" flags...
-  n=$1; s=$2; p=$3; shift 3
-  r=$(GCMODEL_PROBE="$p" timeout 600 $BIN $s --pb 3 "$@" 2>&1 | grep -m1 "^VIOLATION\|^PASS")
-  echo "$n ($s $*): ${r:-?}"
-}
 probe "barrier wins the CAS before the count; count skips; the other mutator takes X out while the phase is on" s5 \
   "M0: S.cell record UNTOUCHED -> ACQUIRED (CAS won)&&M0: move X stack -> S.cell&&C: count S.cell record ACQUIRED -> skipped&&M1: S.cell record reads ACQUIRED&&M1: move X S.cell -> stack&&C: roots shaded" $A
 probe "count first, then an acquisition queues the counted child and takes it out (before the roots)" s3 \

@@ -1,15 +1,9 @@
 #!/bin/bash
 # Coverage probes for --mark-stamp (GCMODEL_PROBE): each must print
 # "VIOLATION: PROBE reached" (loom reaches that state).  usage: ./mark_stamp_probes.sh
-cd "$(dirname "$0")"
 BIN=${BIN:-target/ms/gcmodel}
-G="--read-barrier --reset-in-sweep --phase-off-at-termination --shade-once --fin-roots-in-mark --prompt-free --pf-drop-seq --clear-grace --pf-off-grace"
+source "$(dirname "$0")/probe_lib.sh"
 A="$G --defer-shade --no-container --pf-newborn --count-stamp --mark-stamp"
-probe() { # name scenario "probe" flags...
-  n=$1; s=$2; p=$3; shift 3
-  r=$(GCMODEL_PROBE="$p" timeout 600 $BIN $s --pb 3 "$@" 2>&1 | grep -m1 "^VIOLATION\|^PASS")
-  echo "$n ($s $*): ${r:-?}"
-}
 probe "the mark stamps C first; a barrier then finds QUEUED, queues nothing and takes X out" s3 \
   "C: mark C.cell record COUNTED -> QUEUED&&M0: C.cell record reads QUEUED&&M0: C.cell record QUEUED: nothing&&M0: move X C.cell -> stack" $A
 probe "a barrier queues first; the mark's stamp then finds the record not COUNTED" s3 \

@@ -16,7 +16,9 @@
 //! (`finalize.rs`). Cycles never overlap, and a cycle ends only when its
 //! sweep is complete (C0). On a heap of 64 MiB or more, each walk is split
 //! over one thread per idle P (`idle_threads`), and as many mark workers
-//! help marking.
+//! help marking. The cycles the pacer starts do not count the cells a
+//! barrier touched in the cycle before (`cell.rs`, `RawRw::stamp_counted`);
+//! those of `gort::gc()` count every cell.
 //!
 //! The protocol's steps are in `cycle.rs`, which the loom models run too;
 //! this file drives them over the heap.

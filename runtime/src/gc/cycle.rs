@@ -195,8 +195,8 @@ pub(crate) fn run<O: Objects + ?Sized>(
     // C9: each finalizable object left unmarked is resurrected for its
     // finalizer and made black without tracing: its children are marked
     // already. They were shaded as finalizer roots above, or they were
-    // roots themselves (the count skipped a cell busy, or acquired in this
-    // cycle before the count reached it), or a barrier queued them (a cell
+    // roots themselves (the count skipped a cell busy, acquired in this
+    // cycle before the count reached it, or hot), or a barrier queued them (a cell
     // acquired after the count);
     // and an object unmarked at termination was unreachable since the
     // snapshot, so nothing has changed its children since.
