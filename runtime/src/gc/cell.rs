@@ -133,9 +133,10 @@ impl RawRw {
         if s & !STATE == now {
             return false;
         }
-        let hot = barrier::previous_epoch(e).is_some_and(|p| s & !STATE == record(p))
+        let hot = SKIP_HOT.load(std::sync::atomic::Ordering::Relaxed)
+            && barrier::previous_epoch(e).is_some_and(|p| s & !STATE == record(p))
             && matches!(s & STATE, ACQUIRED | QUEUED | QUEUED_EXCLUSIVE);
-        if hot && SKIP_HOT.load(std::sync::atomic::Ordering::Relaxed) {
+        if hot {
             // Lost to a barrier: ACQUIRED, skipped as well.
             let _ = self.shaded.compare_exchange(s, now | SKIPPED, Ordering::SeqCst, Ordering::SeqCst);
             return false;
@@ -157,19 +158,18 @@ impl RawRw {
     /// acquired and skipped it). The stamp must come in the same hold as
     /// the trace: stamped before the try-lock, a barrier in between would
     /// queue nothing and take out a child the trace then misses
-    /// (`--mark-stamp-early` fails S3, S17).
+    /// (`--mark-stamp-early` fails S3 and ten more scenarios).
     fn stamp_traced(&self) {
-        let counted = record(barrier::epoch()) | COUNTED;
+        let now = record(barrier::epoch());
         // A load first: most cells a cycle marks are not in this state
         // (acquired before the count, or queued), and a failed
         // compare-exchange would still take the line exclusively.
-        if self.shaded.load(Ordering::SeqCst) == counted {
+        if self.shaded.load(Ordering::SeqCst) == now | COUNTED {
             // A reader's barrier may store QUEUED meanwhile (a `GcRwLock`'s
             // readers share the tracer's hold): then the CAS fails, or the
             // store overwrites it, and a later exclusive barrier queues the
             // children again, which is only work.
-            let _ =
-                self.shaded.compare_exchange(counted, counted & !STATE | TRACED, Ordering::SeqCst, Ordering::SeqCst);
+            let _ = self.shaded.compare_exchange(now | COUNTED, now | TRACED, Ordering::SeqCst, Ordering::SeqCst);
         }
     }
 
