@@ -28,7 +28,9 @@
 //!    takes the child out), `mutex_nested_cell_moved_out` (a mutex inside a
 //!    mutex's value, moved out through the guard and emptied with
 //!    `into_inner`: the outer lock's barrier must shade the inner cell's
-//!    children; it did not before this model).
+//!    children; it did not before this model), `mutex_hot_cell_take_child`
+//!    (two cycles with the pacer's rule: the second count skips a cell the
+//!    first cycle's barrier touched).
 //! 3. Termination vs. in-flight shading (`GcAtomic::load` between its slot
 //!    read and its increment; the grace period and the drains after it):
 //!    `atomic_load_drop_container` (S10), `atomic_load_vs_swap_and_drop`
