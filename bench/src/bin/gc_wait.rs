@@ -107,6 +107,12 @@ fn ring_sum(first: &Gc<RingNode>) -> u64 {
     sum
 }
 
+/// Barriers that copied a cell's handles since the stalls were last
+/// cleared (the sum of their histogram).
+fn barriers_timed() -> u64 {
+    gort::gc::__hooks::stall_histograms().into_iter().find(|h| h.0 == "barrier").map_or(0, |h| h.1.iter().sum())
+}
+
 fn count(n: &Node) -> u64 {
     1 + n.l.as_deref().map_or(0, count) + n.r.as_deref().map_or(0, count)
 }
@@ -159,7 +165,8 @@ fn main() {
     let mutators = arg(&args, "--mutators", 2) as usize;
     let idle = args.iter().any(|a| a == "--idle");
     let rings = args.iter().any(|a| a == "--rings");
-    gort::gc::__hooks::skip_hot_when_forced(args.iter().any(|a| a == "--as-paced"));
+    let as_paced = args.iter().any(|a| a == "--as-paced");
+    gort::gc::__hooks::skip_hot_when_forced(as_paced);
     if args.iter().any(|a| a == "--noise-floor") {
         return noise_floor(arg(&args, "--secs", 10));
     }
@@ -167,7 +174,7 @@ fn main() {
         let trees = args.get(i + 1).map_or(200_000, |v| v.parse().expect("TREES"));
         return gort::run(move || gc_stall(trees));
     }
-    gort::run(move || run(heap_mib, children, secs, mutators, idle, rings));
+    gort::run(move || run(heap_mib, children, secs, mutators, idle, rings, as_paced));
 }
 
 /// See the module documentation.
@@ -279,7 +286,7 @@ fn gc_stall(trees: u64) {
     .unwrap();
 }
 
-fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool, rings: bool) {
+fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool, rings: bool, as_paced: bool) {
     // A leaf is a 24-byte slot (8-byte header + 16), a bucket 64.
     let buckets = (heap_mib << 20) / (children * 24 + 64);
     let t = Instant::now();
@@ -301,12 +308,27 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
         ms.heap_alloc >> 20
     );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The cycler returns, per cycle, how many barriers copied a cell's
+    // handles in it (and in the gap before it).
+    // With `--as-paced`, the waits are recorded from the end of the first
+    // cycle: in it no cell is hot yet (the steady state comes after).
     let cycler = (!idle).then(|| {
         let stop = stop.clone();
         std::thread::spawn(move || {
+            let mut per_cycle = Vec::new();
+            let mut seen = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 gort::gc();
+                if as_paced && per_cycle.is_empty() {
+                    per_cycle.push(barriers_timed());
+                    gort::gc::__hooks::watch_stalls(true);
+                    continue;
+                }
+                let now = barriers_timed();
+                per_cycle.push(now - seen);
+                seen = now;
             }
+            per_cycle
         })
     });
     gort::gc::__hooks::watch_stalls(true);
@@ -379,7 +401,11 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
         // A blocking std call from a goroutine: in `gort::syscall`, or it
         // holds its P, and the drop goroutine the cycler's last
         // `gort::gc()` waits for may find no P to run on (a hang seen once).
-        gort::syscall(move || c.join()).unwrap();
+        let per_cycle = gort::syscall(move || c.join()).unwrap();
+        println!("barriers that copied, per cycle: {per_cycle:?}");
+        if as_paced {
+            println!("(--as-paced: the waits below are from the end of the first cycle on)");
+        }
     }
     let la = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
