@@ -21,7 +21,9 @@
 //! `__hooks::skip_hot_when_forced`): `gort::gc()` itself counts every cell,
 //! so that it frees everything unreachable when called, as Go's
 //! `runtime.GC` does. This is the pacer's cycles back to back, as under a
-//! tight memory limit.
+//! tight memory limit. The waits are then recorded from the end of the
+//! first cycle, in which no cell is hot yet. Both modes print how many
+//! barriers copied a cell's handles in each cycle.
 //!
 //! `--rings` (with `--idle`) builds a 31-node ring through `GcMutex`es
 //! instead of the tree: garbage that only the collector frees (a tree is
