@@ -50,7 +50,8 @@ struct RawRw {
     /// Who reached the cell first in the cycle under way, and whether
     /// its children have been queued since: [`record`] of the cycle's
     /// number, plus one of the states [`ACQUIRED`], [`COUNTED`],
-    /// [`QUEUED`], [`QUEUED_EXCLUSIVE`], [`TRACED`] or [`SKIPPED`] (see
+    /// [`QUEUED`], [`QUEUED_EXCLUSIVE`], [`TRACED`], [`SKIPPED`] or
+    /// [`TOUCHED`] (see
     /// [`barrier_shade`]). A record of an earlier cycle means neither has
     /// yet.
     shaded: AtomicU32,
@@ -77,6 +78,13 @@ const TRACED: u32 = 4;
 /// In a record: the count skipped the cell because a barrier touched it in
 /// the previous cycle ([`RawRw::stamp_counted`]); barriers queue nothing.
 const SKIPPED: u32 = 5;
+/// In a record: a barrier touched the cell in this cycle and the count
+/// has visited it: [`ACQUIRED`] once the count skipped it, or a barrier
+/// after [`TRACED`] or [`SKIPPED`]. Barriers queue nothing. A cell left
+/// [`ACQUIRED`] was never visited by the count: that of an object born
+/// during the cycle, which is not hot in the next one (its garbage is
+/// freed by that cycle, as before).
+const TOUCHED: u32 = 6;
 
 /// The record of cycle `epoch` with no state bits.
 #[inline]
@@ -116,8 +124,9 @@ impl RawRw {
     ///
     /// A hot cell is skipped as if a barrier had reached it first, when
     /// [`SKIP_HOT`] is on: one whose record says a barrier touched it in
-    /// the previous cycle ([`ACQUIRED`], [`QUEUED`], [`QUEUED_EXCLUSIVE`]
-    /// of that cycle). Its children look held from outside and are roots,
+    /// the previous cycle, whose count visited it ([`QUEUED`],
+    /// [`QUEUED_EXCLUSIVE`], [`TOUCHED`] of that cycle; not [`ACQUIRED`],
+    /// which is left on the cells of objects born in that cycle). Its children look held from outside and are roots,
     /// and no barrier of this cycle copies them: on a heap whose cells are
     /// locked all the time (gc_wait's), that was a copy of up to 10,000
     /// handles at the first acquisition of each cell after the count. The
@@ -131,11 +140,15 @@ impl RawRw {
         let now = record(e);
         let s = self.shaded.load(Ordering::SeqCst);
         if s & !STATE == now {
+            // A barrier got there first: skipped, and hot for the next
+            // cycle. Lost: only to another barrier, which writes nothing
+            // over ACQUIRED.
+            let _ = self.shaded.compare_exchange(now | ACQUIRED, now | TOUCHED, Ordering::SeqCst, Ordering::SeqCst);
             return false;
         }
         let hot = SKIP_HOT.load(std::sync::atomic::Ordering::Relaxed)
             && barrier::previous_epoch(e).is_some_and(|p| s & !STATE == record(p))
-            && matches!(s & STATE, ACQUIRED | QUEUED | QUEUED_EXCLUSIVE);
+            && matches!(s & STATE, QUEUED | QUEUED_EXCLUSIVE | TOUCHED);
         if hot {
             // Lost to a barrier: ACQUIRED, skipped as well.
             let _ = self.shaded.compare_exchange(s, now | SKIPPED, Ordering::SeqCst, Ordering::SeqCst);
@@ -323,8 +336,9 @@ impl RawRw {
 ///   as after [`ACQUIRED`], its children are roots and barriers queue
 ///   nothing.
 ///
-/// A barrier that finds [`TRACED`] or [`SKIPPED`] records [`ACQUIRED`]:
-/// the cell was touched in this cycle, so the next one's count skips it.
+/// A barrier that finds [`TRACED`] or [`SKIPPED`] records [`TOUCHED`]:
+/// the cell was touched in this cycle, so the next one's count skips it;
+/// so does the count that finds [`ACQUIRED`].
 ///
 /// See [`Mode`] for the children inside cells nested in `v`: a shared
 /// barrier skips them, so only an exclusive one spares a later exclusive
@@ -352,7 +366,7 @@ fn barrier_shade<T: Trace + ?Sized>(raw: &RawRw, e: &Entered, v: &T, exclusive: 
         TRACED | SKIPPED => {
             // Nothing to queue; the touch makes the cell hot for the next
             // cycle's count. Lost: another barrier touched it.
-            let _ = raw.shaded.compare_exchange(s, now | ACQUIRED, Ordering::SeqCst, Ordering::SeqCst);
+            let _ = raw.shaded.compare_exchange(s, now | TOUCHED, Ordering::SeqCst, Ordering::SeqCst);
             false
         }
         _ => false,
