@@ -256,7 +256,8 @@ pub(crate) fn set_phase(on: bool) {
     PHASE.store(on, Ordering::SeqCst);
 }
 
-/// The largest cycle number ([`epoch`]); the next is 1 again.
+/// The largest cycle number ([`epoch`]); the next is 1 again. Cells keep
+/// it above three state bits (`cell.rs` asserts that it fits).
 pub(crate) const MAX_EPOCH: u32 = (1 << 29) - 1;
 
 /// The number of the cycle before cycle `e`; `None` for cycle 1 (the

@@ -61,6 +61,8 @@ struct RawRw {
 const STATE_BITS: u32 = 3;
 /// The state in a record.
 const STATE: u32 = (1 << STATE_BITS) - 1;
+// Every cycle number fits above the state bits.
+const _: () = assert!(barrier::MAX_EPOCH <= u32::MAX >> STATE_BITS);
 /// In a record: a barrier reached the cell before the count, which skips
 /// it; or, after a [`TRACED`] or [`SKIPPED`], a barrier touched it since.
 const ACQUIRED: u32 = 0;
