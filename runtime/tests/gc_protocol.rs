@@ -36,6 +36,8 @@
 //! | the snapshot (C3) ignores `NEWBORN` | S8, S14 |
 //! | no reset of `internal` between cycles | S3 (use-after-free, the model's `rb-no-internal-reset.cycles2.s3`); most others leak |
 //! | `assert!(handles >= internal)` in the roots pass | S17 |
+//! | the mark traces every cell it can try-lock (`RawRw::needs_trace`, `stamp_traced` always true) | `the_mark_leaves_a_cell_the_count_skipped` |
+//! | the mark leaves a cell a shared barrier queued (`needs_trace` without `QUEUED`) | `the_mark_traces_the_cells_nested_in_a_cell_a_reader_queued` |
 //! | `RawRw::acquire` parks with the mark up | `gc_while_holding_a_guard_with_a_parked_waiter` (hangs) |
 //!
 //! Edits no test here can fail, and why: the barrier of `GcRwLock::read`
@@ -1316,5 +1318,95 @@ scenario! {
         gort::gc();
         skip_hot_when_forced(false);
         assert_freed("a ring born during a cycle, one pacer's cycle after", &ids);
+    }
+}
+
+/// A cell value that counts how often the collector or a barrier traces
+/// it (`Trace::trace` calls), reporting its one handle each time.
+struct Counted {
+    child: Option<Gc<Node>>,
+    traced: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+// SAFETY: reports the one handle it owns, once per call.
+unsafe impl Trace for Counted {
+    fn trace(&self, t: &mut gort::gc::Tracer<'_>) {
+        self.traced.fetch_add(1, SeqCst);
+        self.child.trace(t);
+    }
+}
+
+scenario! {
+    /// The mark leaves a cell whose record covers its children (`cell.rs`
+    /// `RawRw::needs_trace`, PROTOCOL.md §8, model flag
+    /// `--mark-counted-only`): in gc_wait's steady state the mark then no
+    /// longer holds the hot cells, 10,000 handles each, that mutators wait
+    /// on. Stack C, a `GcMutex` whose value counts its traces; C → X. A
+    /// first pacer's cycle is paused after its count while C is locked,
+    /// so C is hot in the second: its count skips C, and so does its mark
+    /// (no trace at all), and X, a root, survives. An exact cycle
+    /// (`gort::gc()`) then traces C twice: in the count and in the mark.
+    /// Fails (one trace in the second cycle) when the mark traces every
+    /// cell it can try-lock, as it did before.
+    fn the_mark_leaves_a_cell_the_count_skipped() {
+        use gort::gc::__hooks::skip_hot_when_forced;
+        let traced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let x = Node::leaf();
+        let xid = x.id;
+        let c = Gc::new(GcMutex::new(Counted { child: Some(x), traced: traced.clone() }));
+        skip_hot_when_forced(true);
+        steps::script(&[Step::Counted]);
+        let gc = spawn_gc();
+        steps::wait_paused(Step::Counted);
+        drop(c.lock());
+        steps::resume();
+        join(gc);
+        traced.store(0, SeqCst);
+        gort::gc();
+        assert_eq!(traced.load(SeqCst), 0, "traces of hot C in a pacer's cycle (count and mark)");
+        skip_hot_when_forced(false);
+        churn::<0>(2000);
+        expect(c.lock().child.as_ref().unwrap(), xid, "X, in the skipped C");
+        gort::gc();
+        assert_eq!(traced.load(SeqCst), 2, "traces of C in an exact cycle (count and mark)");
+        let x = c.lock().child.take().unwrap();
+        drop(c);
+        gort::gc();
+        expect(&x, xid, "X, taken out of C");
+        drop(x);
+        gort::gc();
+        assert_freed("X", &[xid]);
+    }
+}
+
+scenario! {
+    /// The mark traces a cell a shared barrier queued (`cell.rs`
+    /// `RawRw::needs_trace`): a `GcRwLock` read's barrier queues the
+    /// value's own children but not those of cells nested in it, so only
+    /// the mark covers those. Stack O, a `GcRwLock` holding a `GcMutex`
+    /// → X. The cycle is paused after its count, which counted both
+    /// cells; O is read-locked then (its record goes to QUEUED) and
+    /// nothing locks the nested mutex. X, held only there, survives the
+    /// cycle. Fails (X dropped while reachable) when the mark leaves a
+    /// QUEUED cell as it leaves the others it need not trace.
+    fn the_mark_traces_the_cells_nested_in_a_cell_a_reader_queued() {
+        let x = Node::leaf();
+        let xid = x.id;
+        let o = Gc::new(GcRwLock::new(GcMutex::new(Some(x))));
+        steps::script(&[Step::Counted]);
+        let gc = spawn_gc();
+        steps::wait_paused(Step::Counted);
+        drop(o.read());
+        steps::resume();
+        join(gc);
+        churn::<0>(2000);
+        let x = o.read().lock().clone().unwrap();
+        expect(&x, xid, "X, in the mutex nested in O");
+        drop(o);
+        gort::gc();
+        expect(&x, xid, "X, after O was freed");
+        drop(x);
+        gort::gc();
+        assert_freed("X", &[xid]);
     }
 }

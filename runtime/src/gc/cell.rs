@@ -159,32 +159,66 @@ impl RawRw {
         self.shaded.compare_exchange(s, now | COUNTED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 
-    /// The mark's side of the record, called by a tracer that has just
-    /// traced the value under its hold (`trace_cell`, [`Mode::Collector`]):
-    /// if the count counted the cell and no barrier has queued its children
-    /// since, the children the count counted are the ones this trace found
-    /// (only a barrier's holder can take one out), and they are on the
-    /// tracer's mark stack now, so no later barrier of the cycle needs to
-    /// queue them: the record goes to [`TRACED`] (PROTOCOL.md §8, model
-    /// flag `--mark-stamp`), which barriers treat as [`QUEUED_EXCLUSIVE`]:
-    /// the trace also went into the nested cells, and each one it found
-    /// free it traced, and one it found busy has a writer, whose own
-    /// barrier queued its counted children (or the count found it busy or
-    /// acquired and skipped it). The stamp must come in the same hold as
-    /// the trace: stamped before the try-lock, a barrier in between would
-    /// queue nothing and take out a child the trace then misses
-    /// (`--mark-stamp-early` fails S3 and ten more scenarios).
-    fn stamp_traced(&self) {
+    /// Whether the mark must trace this cell's value, read without the
+    /// lock (`trace_cell`, [`Mode::Collector`]): only if its record is
+    /// [`COUNTED`] or [`QUEUED`] in this cycle. Any other record covers
+    /// the value's children without the mark (PROTOCOL.md §8, model flag
+    /// `--mark-counted-only`):
+    /// - [`SKIPPED`], [`ACQUIRED`] or [`TOUCHED`]: the count skipped the
+    ///   cell, so its children, nested cells' included, look held from
+    ///   outside and are roots;
+    /// - an earlier cycle's record: the count found the cell busy and
+    ///   skipped it (an object born during the cycle is born marked and
+    ///   never traced);
+    /// - [`QUEUED_EXCLUSIVE`]: an exclusive barrier queued the children,
+    ///   nested cells' included;
+    /// - [`TRACED`]: traced already.
+    ///
+    /// Children put in the cell since come from handles that had their own
+    /// barriers. None of those records becomes [`COUNTED`] or [`QUEUED`]
+    /// again in the cycle, so the answer holds once read. A [`QUEUED`]
+    /// cell is traced, because a shared barrier skips nested cells: their
+    /// counted children are covered by nobody else.
+    ///
+    /// In gc_wait's steady state under the pacer every cell is hot, and
+    /// this is what spares the mutators the collector's hold of a cell of
+    /// 10,000 handles: the mark no longer takes the lock of a cell the
+    /// count skipped.
+    fn needs_trace(&self) -> bool {
         let now = record(barrier::epoch());
-        // A load first: most cells a cycle marks are not in this state
-        // (acquired before the count, or queued), and a failed
-        // compare-exchange would still take the line exclusively.
-        if self.shaded.load(Ordering::SeqCst) == now | COUNTED {
+        matches!(self.shaded.load(Ordering::SeqCst) ^ now, COUNTED | QUEUED)
+    }
+
+    /// The mark's side of the record, called by a tracer holding the cell
+    /// before it traces the value (`trace_cell`, [`Mode::Collector`]):
+    /// whether to trace it ([`needs_trace`](Self::needs_trace), read again
+    /// under the hold). If the count counted the cell and no barrier has
+    /// queued its children since, the children the count counted are the
+    /// ones this trace finds (only a barrier's holder can take one out),
+    /// and they go on the tracer's mark stack in this hold, so no later
+    /// barrier of the cycle needs to queue them: the record goes to
+    /// [`TRACED`] (PROTOCOL.md §8, model flag `--mark-stamp`), which
+    /// barriers treat as [`QUEUED_EXCLUSIVE`]: the trace also goes into the
+    /// nested cells, and traces each one it finds free that needs it; a
+    /// busy one has a writer, whose own barrier queued its counted children
+    /// (or the count found it busy or acquired and skipped it). The stamp
+    /// must come in the same hold as the trace: stamped before the
+    /// try-lock, a barrier in between would queue nothing and take out a
+    /// child the trace then misses (`--mark-stamp-early` fails S3 and ten
+    /// more scenarios).
+    fn stamp_traced(&self) -> bool {
+        let now = record(barrier::epoch());
+        match self.shaded.load(Ordering::SeqCst) ^ now {
             // A reader's barrier may store QUEUED meanwhile (a `GcRwLock`'s
             // readers share the tracer's hold): then the CAS fails, or the
             // store overwrites it, and a later exclusive barrier queues the
-            // children again, which is only work.
-            let _ = self.shaded.compare_exchange(now | COUNTED, now | TRACED, Ordering::SeqCst, Ordering::SeqCst);
+            // children again, which is only work. Traced either way.
+            COUNTED => {
+                let _ = self.shaded.compare_exchange(now | COUNTED, now | TRACED, Ordering::SeqCst, Ordering::SeqCst);
+                true
+            }
+            QUEUED => true,
+            _ => false,
         }
     }
 
@@ -413,6 +447,9 @@ fn queue_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
 fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer<'_>) {
     match t.mode() {
         mode @ (Mode::Collector | Mode::Count) => {
+            if mode == Mode::Collector && !lock.needs_trace() {
+                return;
+            }
             // Started before the try: the timer's own system calls are then
             // not part of the hold it measures.
             let held = stall::start();
@@ -420,10 +457,11 @@ fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer
                 // The count skips a cell a barrier reached first in this
                 // cycle, as if it were busy (see `barrier_shade`).
                 if mode == Mode::Collector {
-                    // SAFETY: the tracer's hold excludes writers (readers
-                    // never change the value).
-                    unsafe { (*v.get()).trace(t) };
-                    lock.stamp_traced();
+                    if lock.stamp_traced() {
+                        // SAFETY: the tracer's hold excludes writers
+                        // (readers never change the value).
+                        unsafe { (*v.get()).trace(t) };
+                    }
                 } else if lock.stamp_counted() {
                     // SAFETY: as above.
                     unsafe { (*v.get()).trace(t) };
