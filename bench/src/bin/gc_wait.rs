@@ -25,6 +25,11 @@
 //! first cycle, in which no cell is hot yet. Both modes print how many
 //! barriers copied a cell's handles in each cycle.
 //!
+//! `--idle`: the pacer starts the cycles (GOGC, or back to back under a
+//! `GOMEMLIMIT` below the live heap, e.g. `GOMEMLIMIT=512MiB`). A watcher
+//! thread counts the copies per cycle, and the waits are recorded from the
+//! end of the first cycle that ends during the run, as with `--as-paced`.
+//!
 //! `--rings` (with `--idle`) builds a 31-node ring through `GcMutex`es
 //! instead of the tree: garbage that only the collector frees (a tree is
 //! freed at its last drop), so that the heap grows and the pacer starts
@@ -314,14 +319,28 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
     // handles in it (and in the gap before it).
     // With `--as-paced`, the waits are recorded from the end of the first
     // cycle: in it no cell is hot yet (the steady state comes after).
-    let cycler = (!idle).then(|| {
+    // With `--idle`, a watcher does the same for the pacer's cycles,
+    // polling the cycle count; the waits are recorded from the end of the
+    // first cycle that ends during the run (its cells are not hot yet).
+    let gc0 = gort::gc::__hooks::num_gc();
+    let cycler = {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let mut per_cycle = Vec::new();
             let mut seen = 0;
+            let mut ended = gc0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                gort::gc();
-                if as_paced && per_cycle.is_empty() {
+                if idle {
+                    std::thread::sleep(Duration::from_millis(1));
+                    let n = gort::gc::__hooks::num_gc();
+                    if n == ended {
+                        continue;
+                    }
+                    ended = n;
+                } else {
+                    gort::gc();
+                }
+                if (as_paced || idle) && per_cycle.is_empty() {
                     per_cycle.push(barriers_timed());
                     gort::gc::__hooks::watch_stalls(true);
                     continue;
@@ -332,9 +351,8 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
             }
             per_cycle
         })
-    });
+    };
     gort::gc::__hooks::watch_stalls(true);
-    let gc0 = gort::gc::__hooks::num_gc();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let hs: Vec<_> = (0..mutators)
         .map(|m| {
@@ -399,15 +417,13 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
     let per: Vec<[Worst; OPS.len()]> = hs.into_iter().map(|h| h.join().unwrap()).collect();
     let cycles = gort::gc::__hooks::num_gc() - gc0;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(c) = cycler {
-        // A blocking std call from a goroutine: in `gort::syscall`, or it
-        // holds its P, and the drop goroutine the cycler's last
-        // `gort::gc()` waits for may find no P to run on (a hang seen once).
-        let per_cycle = gort::syscall(move || c.join()).unwrap();
-        println!("barriers that copied, per cycle: {per_cycle:?}");
-        if as_paced {
-            println!("(--as-paced: the waits below are from the end of the first cycle on)");
-        }
+    // A blocking std call from a goroutine: in `gort::syscall`, or it
+    // holds its P, and the drop goroutine the cycler's last `gort::gc()`
+    // waits for may find no P to run on (a hang seen once).
+    let per_cycle = gort::syscall(move || cycler.join()).unwrap();
+    println!("barriers that copied, per cycle: {per_cycle:?}");
+    if (as_paced || idle) && !per_cycle.is_empty() {
+        println!("(the waits below are from the end of the first cycle on)");
     }
     let la = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
