@@ -83,7 +83,8 @@ impl Obj {
 
     /// What to trace for a grey-buffer entry: a shaded object as it is; a
     /// pending one only if this call shades it (else it was marked
-    /// already, and whoever marked it traces it or has).
+    /// already, and whoever marked it traces it or has) and its type holds
+    /// handles (`Header::shade_to_trace`).
     #[inline]
     pub(crate) fn to_trace(self) -> Option<Obj> {
         if self.0.addr().get() & 1 == 0 {
@@ -100,7 +101,7 @@ impl Obj {
         // cycle, so this shade never makes a claimed one grey (model:
         // `--defer-shade --count-stamp --pf-newborn`).
         // SAFETY: the header is still allocated (see above).
-        unsafe { h.as_ref() }.shade().then_some(Obj(h))
+        unsafe { h.as_ref() }.shade_to_trace().then_some(Obj(h))
     }
 
     /// Asks the CPU to fetch the entry's header into the cache: the
@@ -294,7 +295,7 @@ impl Entered {
     #[inline]
     pub(crate) fn shade(&self, h: NonNull<Header>) {
         // SAFETY: callers pass live objects.
-        if unsafe { h.as_ref() }.shade() {
+        if unsafe { h.as_ref() }.shade_to_trace() {
             push_grey(&mut crate::loom::lock(&self.0.grey), Obj(h));
         }
     }

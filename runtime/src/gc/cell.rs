@@ -450,9 +450,7 @@ fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer
             if mode == Mode::Collector && !lock.needs_trace() {
                 return;
             }
-            // Started before the try: the timer's own system calls are then
-            // not part of the hold it measures.
-            let held = stall::start();
+            let held = stall::start_wall();
             if lock.try_collect() {
                 // The count skips a cell a barrier reached first in this
                 // cycle, as if it were busy (see `barrier_shade`).

@@ -470,7 +470,7 @@ impl Marker {
 
     fn shade(&mut self, o: Obj) {
         // SAFETY: callers pass live objects.
-        if unsafe { o.0.as_ref() }.shade() {
+        if unsafe { o.0.as_ref() }.shade_to_trace() {
             self.stack.push(o);
         }
     }

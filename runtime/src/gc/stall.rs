@@ -34,7 +34,9 @@ pub(crate) enum Kind {
     /// try-lock is one, measured by [`Kind::CollectorHold`]).
     LockWait,
     /// The collector (or a mark worker or assist) holding a cell's
-    /// try-lock: the longest a mutator can wait on it for that.
+    /// try-lock: the longest a mutator can wait on it for that. Timed by
+    /// the wall clock only ([`start_wall`]): its on-CPU figures are the
+    /// wall's.
     CollectorHold,
     /// A mark assist's tracing (`collector::assist`).
     AssistMark,
@@ -77,10 +79,10 @@ pub(crate) const HIST_BUCKETS: usize = 12;
 static HIST: [[AtomicU64; HIST_BUCKETS]; NAMES.len()] =
     [const { [const { AtomicU64::new(0) }; HIST_BUCKETS] }; NAMES.len()];
 
-/// A wait being timed (nothing while not watching): its start, the
-/// thread's CPU time then, and its [`usage`] then.
+/// A wait being timed (nothing while not watching): its start, and the
+/// thread's CPU time and [`usage`] then (none for [`start_wall`]).
 #[must_use]
-pub(crate) struct Timer(#[cfg(not(loom))] Option<(std::time::Instant, u64, (u64, u64))>);
+pub(crate) struct Timer(#[cfg(not(loom))] Option<(std::time::Instant, Option<(u64, (u64, u64))>)>);
 
 /// The calling thread's minor page faults and involuntary context
 /// switches so far.
@@ -109,8 +111,25 @@ pub(crate) fn start() -> Timer {
     return Timer(WATCH.load(Ordering::Relaxed).then(|| {
         // The usage first: its system call is then outside the window.
         let u = usage();
-        (std::time::Instant::now(), thread_cpu_ns(), u)
+        (std::time::Instant::now(), Some((thread_cpu_ns(), u)))
     }));
+    #[cfg(loom)]
+    Timer()
+}
+
+/// Starts timing a wait by the clock on the wall only, if stalls are
+/// watched: its time on the CPU is recorded as the whole wait, with no
+/// faults or switches. For the collector's holds of cells
+/// ([`Kind::CollectorHold`]): a cycle takes millions of them (every small
+/// cell of a heap), and the four system calls of [`start`] and
+/// [`Timer::stop`] (the thread's CPU clock and usage; several µs on a VM)
+/// made gc_wait's collector spend most of its time timing itself. A hold
+/// the OS preempted then counts whole, as a mutator arriving then would
+/// wait it (its side of that wait is [`Kind::TracerWait`]).
+#[inline]
+pub(crate) fn start_wall() -> Timer {
+    #[cfg(not(loom))]
+    return Timer(WATCH.load(Ordering::Relaxed).then(|| (std::time::Instant::now(), None)));
     #[cfg(loom)]
     Timer()
 }
@@ -120,10 +139,16 @@ impl Timer {
     #[inline]
     pub(crate) fn stop(self, kind: Kind) {
         #[cfg(not(loom))]
-        if let Some((t, cpu, u0)) = self.0 {
-            let (ns, cpu) = (t.elapsed().as_nanos() as u64, thread_cpu_ns().saturating_sub(cpu));
-            let u = usage();
-            record(kind, ns, cpu, (u.0.saturating_sub(u0.0), u.1.saturating_sub(u0.1)));
+        if let Some((t, on_cpu)) = self.0 {
+            let ns = t.elapsed().as_nanos() as u64;
+            match on_cpu {
+                Some((cpu, u0)) => {
+                    let cpu = thread_cpu_ns().saturating_sub(cpu);
+                    let u = usage();
+                    record(kind, ns, cpu, (u.0.saturating_sub(u0.0), u.1.saturating_sub(u0.1)));
+                }
+                None => record(kind, ns, ns, (0, 0)),
+            }
         }
         #[cfg(loom)]
         let _ = kind;
