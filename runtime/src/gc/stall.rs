@@ -82,7 +82,11 @@ static HIST: [[AtomicU64; HIST_BUCKETS]; NAMES.len()] =
 /// A wait being timed (nothing while not watching): its start, and the
 /// thread's CPU time and [`usage`] then (none for [`start_wall`]).
 #[must_use]
-pub(crate) struct Timer(#[cfg(not(loom))] Option<(std::time::Instant, Option<(u64, (u64, u64))>)>);
+pub(crate) struct Timer(#[cfg(not(loom))] Option<(std::time::Instant, Option<OnCpu>)>);
+
+/// The thread's CPU time (ns) and [`usage`] at a wait's start.
+#[cfg(not(loom))]
+type OnCpu = (u64, (u64, u64));
 
 /// The calling thread's minor page faults and involuntary context
 /// switches so far.
