@@ -336,7 +336,7 @@ const KEEP_ON_RESET: u8 = GARBAGE;
 #[cfg(loom)]
 const KEEP_ON_RESET: u8 = GARBAGE | super::header::FREED | super::header::DROPPED;
 
-/// The drain offers assists work every `SHARE_EVERY` objects, when it has
+/// The drain offers assists work every `SHARE_EVERY` entries, when it has
 /// at least `SHARE_MIN` (under loom, whose models have three objects:
 /// always).
 const SHARE_EVERY: u32 = if cfg!(loom) { 1 } else { 64 };
@@ -488,9 +488,14 @@ impl Marker {
                 if let Some(&ahead) = self.stack.len().checked_sub(PREFETCH).and_then(|i| self.stack.get(i)) {
                     ahead.prefetch();
                 }
-                let Some(o) = g.to_trace() else { continue };
-                self.shade_children(o);
+                // Every entry counts towards the next offer: most are
+                // leaves, traced by nobody (`Header::shade_to_trace`), and
+                // counting traced objects only left the mark workers
+                // without work on a heap of cells of leaves (gc_mark).
                 n = n.wrapping_add(1);
+                if let Some(o) = g.to_trace() {
+                    self.shade_children(o);
+                }
                 if n % SHARE_EVERY == 0 {
                     // Full grey buffers mutators handed over meanwhile,
                     // and fresh ones for them (a cell barrier queueing
