@@ -188,8 +188,10 @@ enum Sink<'a> {
 /// Who traces, which decides how a cell nested in the traced value is read.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Mode {
-    /// The collector marking (or a mark assist): it try-locks each cell
-    /// and skips a busy one (its holder's barrier queued the children).
+    /// The collector marking (or a mark assist): it leaves a cell whose
+    /// record says its children are roots or queued already
+    /// (`cell::RawRw::needs_trace`), try-locks the others and skips a busy
+    /// one (its holder's barrier queued the children).
     Collector,
     /// The collector counting (C4): as `Collector`, and it also skips a
     /// cell a barrier reached first in this cycle (`cell::barrier_shade`),
