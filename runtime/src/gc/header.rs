@@ -93,10 +93,11 @@ impl Header {
         }
     }
 
-    /// Sets the marked bit; true if this call turned the object from white
-    /// to grey (the caller must then queue it for tracing).
+    /// Sets the marked bit; true if this call set it. Callers go through
+    /// [`shade_to_trace`](Self::shade_to_trace), which says whether to
+    /// queue the object.
     #[inline]
-    pub(crate) fn shade(&self) -> bool {
+    fn shade(&self) -> bool {
         #[cfg(loom)]
         assert!(self.state.load(Ordering::SeqCst) & FREED == 0, "gort: shaded an object freed at zero");
         self.state.load(Ordering::Relaxed) & MARKED == 0 && self.state.fetch_or(MARKED, Ordering::SeqCst) & MARKED == 0
