@@ -2,7 +2,7 @@
 //! operation waits on the collector ≤ 50 µs with a 1 GiB heap whose cells
 //! hold at most 10,000 children each".
 //!
-//!     gc_wait [--heap-mib N] [--children N] [--secs S] [--mutators M] [--as-paced | --idle [--rings]]
+//!     gc_wait [--heap-mib N] [--children N] [--secs S] [--mutators M] [--as-paced | --idle [--rings]] [--after-first]
 //!     gc_wait --gc-stall [TREES]
 //!     gc_wait --noise-floor [--secs S]
 //!
@@ -29,6 +29,13 @@
 //! `GOMEMLIMIT` below the live heap, e.g. `GOMEMLIMIT=512MiB`). A watcher
 //! thread counts the copies per cycle, and the waits are recorded from the
 //! end of the first cycle that ends during the run, as with `--as-paced`.
+//!
+//! `--after-first` records the waits from the end of the first cycle in
+//! the default mode too. That cycle is unlike the others: it is usually
+//! one the pacer started while the heap was being built, and it counted
+//! most cells before any mutator touched them, so the mutators' first
+//! locks copy thousands of cells' handles, more than the grey-buffer
+//! chunks kept ready hold (`barrier.rs`).
 //!
 //! `--rings` (with `--idle`) builds a 31-node ring through `GcMutex`es
 //! instead of the tree: garbage that only the collector frees (a tree is
@@ -181,7 +188,9 @@ fn main() {
         let trees = args.get(i + 1).map_or(200_000, |v| v.parse().expect("TREES"));
         return gort::run(move || gc_stall(trees));
     }
-    gort::run(move || run(heap_mib, children, secs, mutators, idle, rings, as_paced));
+    // Waits recorded from the end of the first cycle on.
+    let after_first = as_paced || idle || args.iter().any(|a| a == "--after-first");
+    gort::run(move || run(heap_mib, children, secs, mutators, idle, rings, after_first));
 }
 
 /// See the module documentation.
@@ -293,7 +302,7 @@ fn gc_stall(trees: u64) {
     .unwrap();
 }
 
-fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool, rings: bool, as_paced: bool) {
+fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool, rings: bool, after_first: bool) {
     // A leaf is a 24-byte slot (8-byte header + 16), a bucket 64.
     let buckets = (heap_mib << 20) / (children * 24 + 64);
     let t = Instant::now();
@@ -328,6 +337,7 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
         std::thread::spawn(move || {
             let mut per_cycle = Vec::new();
             let mut seen = 0;
+            let mut fresh_seen = gort::gc::__hooks::fresh_grey_chunks();
             let mut ended = gc0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 if idle {
@@ -340,13 +350,16 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
                 } else {
                     gort::gc();
                 }
-                if (as_paced || idle) && per_cycle.is_empty() {
-                    per_cycle.push(barriers_timed());
+                let fresh = gort::gc::__hooks::fresh_grey_chunks();
+                let fresh_here = fresh - fresh_seen;
+                fresh_seen = fresh;
+                if after_first && per_cycle.is_empty() {
+                    per_cycle.push((barriers_timed(), fresh_here));
                     gort::gc::__hooks::watch_stalls(true);
                     continue;
                 }
                 let now = barriers_timed();
-                per_cycle.push(now - seen);
+                per_cycle.push((now - seen, fresh_here));
                 seen = now;
             }
             per_cycle
@@ -421,8 +434,9 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
     // holds its P, and the drop goroutine the cycler's last `gort::gc()`
     // waits for may find no P to run on (a hang seen once).
     let per_cycle = gort::syscall(move || cycler.join()).unwrap();
-    println!("barriers that copied, per cycle: {per_cycle:?}");
-    if (as_paced || idle) && !per_cycle.is_empty() {
+    println!("barriers that copied, per cycle: {:?}", per_cycle.iter().map(|c| c.0).collect::<Vec<_>>());
+    println!("fresh grey chunks, per cycle: {:?}", per_cycle.iter().map(|c| c.1).collect::<Vec<_>>());
+    if after_first && !per_cycle.is_empty() {
         println!("(the waits below are from the end of the first cycle on)");
     }
     let la = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

@@ -353,11 +353,15 @@ const GREY_CHUNK: usize = 4096;
 /// each cycle's start by [`set_spare_stock`].
 ///
 /// A fresh chunk's pages fault in as a barrier fills them (eight faults,
-/// 100-200 us on this VM); a reused one's are resident. With gc_wait's
-/// 1 GiB heap the collector takes full chunks more slowly than barriers
-/// fill them at the start of a cycle, and the cycles' first 32 chunks ran
-/// out: barriers that took a fresh chunk mostly spent 40-80 us on the CPU,
-/// the others 10-20 us.
+/// about 24 us on this VM, where a first touch of a page costs 3 us); a
+/// reused one's are resident, and so are the stock's ([`fault_in`]). A
+/// barrier copying 10,000 handles fills two or three chunks: from the
+/// stock it spends 10-30 us on the CPU, from fresh chunks 40-100 us.
+/// No stock covers every burst: when a cycle has counted most cells
+/// before the mutators touch them (gc_wait's first cycle, started by the
+/// pacer while the heap was built), their first locks queue hundreds of
+/// MB, and the collector, faulting in its mark stack and the stock
+/// alike, takes them more slowly than the barriers fill them.
 #[cfg(not(loom))]
 static SPARE_STOCK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(SPARE_MIN);
 /// [`FRESH_CHUNKS`] when the last cycle began: the stock fell short by
@@ -436,10 +440,30 @@ pub(crate) fn refill_grey(grey: &mut Vec<Obj>) {
 pub(crate) fn stock_spare() {
     #[cfg(not(loom))]
     while crate::loom::lock(&SPARE).len() < SPARE_STOCK.load(Ordering::Relaxed) {
-        let mut chunk = Vec::with_capacity(GREY_CHUNK);
-        chunk.spare_capacity_mut().fill(std::mem::MaybeUninit::zeroed());
-        std::hint::black_box(&mut chunk);
+        let mut chunk: Vec<Obj> = Vec::with_capacity(GREY_CHUNK);
+        fault_in(chunk.spare_capacity_mut());
         crate::loom::lock(&SPARE).push(chunk);
+    }
+}
+
+/// Makes the pages of `room` resident by writing a byte to each.
+///
+/// Filling it with zeroes did not: the compiler turns an allocation
+/// followed by a zero fill into a zeroed allocation, and the allocator
+/// hands out fresh pages as they are (the kernel zeroes them), untouched.
+/// The stock's pages then faulted in on the barriers' time, and gc_wait's
+/// barriers spent 40-80 µs on the CPU at every sixth copy or so, chunks
+/// from the stock and fresh ones alike.
+#[cfg(not(loom))]
+fn fault_in(room: &mut [std::mem::MaybeUninit<Obj>]) {
+    const PAGE: usize = 4096;
+    let bytes = std::mem::size_of_val(room);
+    let base = room.as_mut_ptr().cast::<u8>();
+    for at in (0..bytes).step_by(PAGE).chain(bytes.checked_sub(1)) {
+        // SAFETY: `at < bytes`, inside `room`, whose bytes may be written
+        // (they are uninitialised capacity); volatile, so it is not
+        // dropped as a write nobody reads.
+        unsafe { base.add(at).write_volatile(0) };
     }
 }
 
