@@ -349,21 +349,35 @@ pub(crate) const PREFETCH: usize = 16;
 const GREY_CHUNK: usize = 4096;
 /// Empty chunks, their pages resident, that the collector keeps ready
 /// during a cycle (and that are kept for reuse, at most), for the barriers
-/// that queue cells' children right after the count reached them. Set at
-/// each cycle's start by [`set_spare_stock`].
+/// that queue cells' children right after the count reached them: the
+/// larger of [`SPARE_STOCK`], set at each cycle's start, and one chunk per
+/// [`GREY_CHUNK`] handles in the cells the count has counted so far
+/// ([`counted_cell`]), at most [`SPARE_CAP`]. See [`spare_target`].
 ///
 /// A fresh chunk's pages fault in as a barrier fills them (eight faults,
-/// about 24 us on this VM, where a first touch of a page costs 3 us); a
-/// reused one's are resident, and so are the stock's ([`fault_in`]). A
-/// barrier copying 10,000 handles fills two or three chunks: from the
-/// stock it spends 10-30 us on the CPU, from fresh chunks 40-100 us.
-/// No stock covers every burst: when a cycle has counted most cells
-/// before the mutators touch them (gc_wait's first cycle, started by the
-/// pacer while the heap was built), their first locks queue hundreds of
-/// MB, and the collector, faulting in its mark stack and the stock
-/// alike, takes them more slowly than the barriers fill them.
+/// about 24 us on this VM, where a first touch of a page costs 3 us, and
+/// at times several times that); a reused one's are resident, and so are
+/// the stock's ([`fault_in`]). A barrier copying 10,000 handles fills two
+/// or three chunks: from the stock it spends 10-30 us on the CPU, from
+/// fresh chunks 40-100 us and more. The barriers' demand comes in bursts:
+/// when a cycle has counted most cells before the mutators touch them
+/// (gc_wait's first cycle, started by the pacer while the heap was
+/// built), their first locks queue hundreds of MB, and the collector,
+/// which walks the heap meanwhile, takes full chunks back more slowly
+/// than barriers fill them. A stock sized by the last cycle's shortfall
+/// alone left those barriers 1,000-3,600 fresh chunks in the first cycle
+/// of a gc_wait run; one that follows the counted handles, 0-200.
 #[cfg(not(loom))]
 static SPARE_STOCK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(SPARE_MIN);
+/// The most chunks the stock ever holds for a cycle: one per 512 KiB of
+/// heap, so at most a sixteenth of the heap's bytes (64 MiB for 1 GiB),
+/// set at each cycle's start.
+#[cfg(not(loom))]
+static SPARE_CAP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(SPARE_MIN);
+/// Handles in the cells the count has counted in this cycle: each may be
+/// copied by a barrier before the mark traces its cell.
+#[cfg(not(loom))]
+static COUNTED_HANDLES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// [`FRESH_CHUNKS`] when the last cycle began: the stock fell short by
 /// the chunks made since.
 #[cfg(not(loom))]
@@ -376,17 +390,38 @@ pub(crate) static FRESH_CHUNKS: std::sync::atomic::AtomicU64 = std::sync::atomic
 
 /// The stock for a cycle starting with `heap` bytes in use: one chunk per
 /// 2 MiB of heap (512, 16 MiB, for 1 GiB) or, if more, the last cycle's
-/// stock plus twice the fresh chunks it needed; at most one chunk per
-/// 512 KiB of heap (6% of it), at least [`SPARE_MIN`]. (In gc_wait's
-/// forced cycles, a cycle whose barriers copied twice as many cells as
-/// the one before ran short of a stock grown by the shortfall alone.)
+/// stock plus twice the fresh chunks it needed, at most [`SPARE_CAP`], at
+/// least [`SPARE_MIN`]. (In gc_wait's forced cycles, a cycle whose
+/// barriers copied twice as many cells as the one before ran short of a
+/// stock grown by the shortfall alone.)
 #[cfg(not(loom))]
 fn set_spare_stock(heap: usize) {
     use std::sync::atomic::Ordering::Relaxed;
     let fresh = FRESH_CHUNKS.load(Relaxed);
     let short = (fresh - FRESH_AT_START.swap(fresh, Relaxed)) as usize;
+    let cap = (heap >> 19).max(SPARE_MIN);
     let want = (heap >> 21).max(SPARE_STOCK.load(Relaxed) + 2 * short);
-    SPARE_STOCK.store(want.min(heap >> 19).max(SPARE_MIN), Relaxed);
+    SPARE_CAP.store(cap, Relaxed);
+    SPARE_STOCK.store(want.clamp(SPARE_MIN, cap), Relaxed);
+    COUNTED_HANDLES.store(0, Relaxed);
+}
+
+/// The count counted a cell holding `handles` handles (`cell.rs`): the
+/// stock grows to cover their copy.
+#[inline]
+pub(crate) fn counted_cell(handles: usize) {
+    #[cfg(not(loom))]
+    COUNTED_HANDLES.fetch_add(handles, Ordering::Relaxed);
+    #[cfg(loom)]
+    let _ = handles;
+}
+
+/// How many chunks the stock is to hold now (see [`SPARE_STOCK`]).
+#[cfg(not(loom))]
+fn spare_target() -> usize {
+    use std::sync::atomic::Ordering::Relaxed;
+    let counted = COUNTED_HANDLES.load(Relaxed) / GREY_CHUNK;
+    SPARE_STOCK.load(Relaxed).max(counted.min(SPARE_CAP.load(Relaxed)))
 }
 
 /// Full grey buffers handed over by threads, for the collector's drain;
@@ -439,12 +474,15 @@ pub(crate) fn refill_grey(grey: &mut Vec<Obj>) {
     }
 }
 
-/// Stocks [`SPARE`] with [`SPARE_STOCK`] chunks whose pages are resident
-/// (the collector, before a cycle and as it walks and drains: the faults
-/// are its, not a barrier's).
+/// Stocks [`SPARE`] with chunks whose pages are resident, up to the
+/// target of the moment (`spare_target`): the collector, before a cycle
+/// and as it walks and drains, so that the faults are its, not a
+/// barrier's.
 pub(crate) fn stock_spare() {
     #[cfg(not(loom))]
-    while crate::loom::lock_spinning(&SPARE).len() < SPARE_STOCK.load(Ordering::Relaxed) {
+    let want = spare_target();
+    #[cfg(not(loom))]
+    while crate::loom::lock_spinning(&SPARE).len() < want {
         let mut chunk: Vec<Obj> = Vec::with_capacity(GREY_CHUNK);
         fault_in(chunk.spare_capacity_mut());
         crate::loom::lock_spinning(&SPARE).push(chunk);
@@ -478,7 +516,7 @@ fn take_chunk(out: &mut Vec<Obj>, mut chunk: Vec<Obj>) {
     #[cfg(not(loom))]
     if chunk.capacity() == GREY_CHUNK {
         let mut spare = crate::loom::lock_spinning(&SPARE);
-        if spare.len() < SPARE_STOCK.load(Ordering::Relaxed) {
+        if spare.len() < spare_target() {
             spare.push(chunk);
         }
     }

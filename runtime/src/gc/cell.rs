@@ -466,8 +466,10 @@ fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer
                         unsafe { (*v.get()).trace(t) };
                     }
                 } else if lock.stamp_counted() {
+                    let before = t.reported();
                     // SAFETY: as above.
                     unsafe { (*v.get()).trace(t) };
+                    barrier::counted_cell(t.reported() - before);
                 }
                 lock.unlock(COLLECTOR);
                 held.stop(stall::Kind::CollectorHold);
