@@ -82,10 +82,12 @@ pub(crate) fn lock<T>(m: &sync::Mutex<T>) -> sync::MutexGuard<'_, T> {
 /// on average on this VM, and up to 340 µs of the caller's CPU time (a
 /// C loop of waking one sleeping thread: 0.4% of wakes over 20 µs). When
 /// the collector slept on a mutator's grey buffer or on the spare chunks,
-/// the mutator paid that wake inside its barrier: gc_wait's barriers over
-/// 90 µs on the CPU had spent most of it in the unlocks of `refill_grey`.
-/// A thread that only tries never marks the mutex as having sleepers, so
-/// an unlock stays a plain store.
+/// the mutator paid that wake inside its barrier: a probe of gc_wait's
+/// slow barriers saw unlocks of 30-40 µs in `refill_grey`. (Most of those
+/// barriers' time was elsewhere, in a push that grew a list:
+/// `barrier::take_all_flushed`; this change alone had no effect that runs
+/// of gc_wait could tell from the noise.) A thread that only tries never
+/// marks the mutex as having sleepers, so an unlock stays a plain store.
 pub(crate) fn lock_spinning<T>(m: &sync::Mutex<T>) -> sync::MutexGuard<'_, T> {
     #[cfg(not(loom))]
     {

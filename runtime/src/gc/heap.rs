@@ -248,11 +248,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The collector's way into a lock mutators take (`loom::lock_spinning`).
-fn lock_spinning<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    crate::loom::lock_spinning(m)
-}
-
 /// [`lock`], timing the wait as [`stall::Kind::HeapLock`] when the lock
 /// is held by another thread (the timer's clock reads would otherwise
 /// cost more than an uncontended lock).
@@ -671,7 +666,7 @@ pub(crate) struct Found {
 /// Calls `f` for every published object, reading each slot's allocation
 /// byte once with SeqCst.
 pub(crate) fn for_each_object(mut f: impl FnMut(Found)) {
-    let spans: Vec<SpanRef> = lock_spinning(&SPANS).clone();
+    let spans: Vec<SpanRef> = crate::loom::lock_spinning(&SPANS).clone();
     for s in spans {
         for_each_in_span(s, &mut f);
     }
@@ -704,7 +699,7 @@ pub(crate) fn for_each_object_split<S: Send>(
     make: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, Found) + Sync,
 ) -> Vec<S> {
-    let spans: Vec<SpanRef> = lock_spinning(&SPANS).clone();
+    let spans: Vec<SpanRef> = crate::loom::lock_spinning(&SPANS).clone();
     let next = AtomicUsize::new(0);
     let walk = || {
         let mut st = make();
@@ -839,7 +834,7 @@ pub(crate) fn free(dead: &[Found]) {
         let _freeing = freeing();
         STATS[NCLASS].frees.fetch_add(large.len() as u64, Ordering::Relaxed);
         HEAP_LIVE.fetch_sub(large_bytes, Ordering::Relaxed);
-        lock_spinning(&SPANS).retain(|s| !large.contains(s));
+        crate::loom::lock_spinning(&SPANS).retain(|s| !large.contains(s));
         for s in large {
             // SAFETY: a large span holds one object, which is dead and
             // dropped; it is unlisted, and no cycle is walking the spans
@@ -893,7 +888,7 @@ pub(crate) fn counts() -> Counts {
     for (i, st) in STATS.iter().enumerate() {
         c.frees[i] = st.frees.load(Ordering::Relaxed);
     }
-    let spans: Vec<SpanRef> = lock_spinning(&SPANS).clone();
+    let spans: Vec<SpanRef> = lock(&SPANS).clone();
     for s in spans {
         // Listed spans stay live while `FREEING` is held (only `free`
         // deallocates, large spans only).
@@ -1151,11 +1146,11 @@ pub(crate) fn free_deferred() {
     // collector's next cycle.
     // Drained, not taken: the list keeps its room, so that a mutator
     // adding a chunk does not grow it (see `barrier::take_all_flushed`).
-    let full: Vec<Vec<Found>> = lock_spinning(&DEFERRED).full.drain(..).collect();
+    let full: Vec<Vec<Found>> = crate::loom::lock_spinning(&DEFERRED).full.drain(..).collect();
     for mut chunk in full {
         free(&chunk);
         chunk.clear();
-        let mut d = lock_spinning(&DEFERRED);
+        let mut d = crate::loom::lock_spinning(&DEFERRED);
         if d.spare.len() < DEFERRED_SPARE {
             d.spare.push(chunk);
         }
