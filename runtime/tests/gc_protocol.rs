@@ -1188,6 +1188,45 @@ scenario! {
 }
 
 scenario! {
+    /// `MemStats::gc_sys` counts the collector's work memory: after a
+    /// cycle, the grey chunks kept ready for barriers (32 of 32 KiB at
+    /// least); during one, each chunk a barrier had to allocate fresh (a
+    /// cell of 200,000 children locked while the collector is held after
+    /// its count: 49 chunks against a stock of 32), exactly; and what a
+    /// cycle took on it gives back, so ten such cycles leave it where one
+    /// did (give or take an edge buffer: 4 MiB). Fails if fresh chunks are
+    /// not counted, or if the chunks or mark stacks freed are not
+    /// uncounted.
+    fn gc_sys_counts_the_grey_chunks_and_gives_back_what_a_cycle_held() {
+        use gort::gc::__hooks::fresh_grey_chunks;
+        const CHUNK: u64 = 32 << 10;
+        let cell = Gc::new(GcMutex::new((0..200_000u64).map(Gc::new).collect::<Vec<_>>()));
+        gort::gc();
+        let idle = gort::read_mem_stats().gc_sys;
+        assert!(idle >= 32 * CHUNK, "the chunks kept ready are not counted: {idle}");
+        for _ in 0..10 {
+            steps::script(&[Step::Counted]);
+            let gc = spawn_gc();
+            steps::wait_paused(Step::Counted);
+            let (before, fresh) = (gort::read_mem_stats().gc_sys, fresh_grey_chunks());
+            assert_eq!(cell.lock().len(), 200_000);
+            let fresh = fresh_grey_chunks() - fresh;
+            assert!(fresh > 0, "49 chunks with a stock of 32 took none fresh");
+            assert_eq!(gort::read_mem_stats().gc_sys - before, fresh * CHUNK, "{fresh} fresh chunks");
+            steps::resume();
+            join(gc);
+        }
+        let after = gort::read_mem_stats();
+        assert_eq!(after.sys, after.heap_sys + after.stack_sys + after.gc_sys);
+        assert!(
+            after.gc_sys >= 32 * CHUNK && after.gc_sys <= idle + (4 << 20),
+            "ten cycles held {} bytes of work memory, one {idle}",
+            after.gc_sys
+        );
+    }
+}
+
+scenario! {
     /// A cell the mark has traced costs later barriers of the cycle nothing
     /// (`cell.rs` `RawRw::stamp_traced`, PROTOCOL.md §8, model flag
     /// `--mark-stamp`). Stack C; C's cell → X. In one cycle, C is locked

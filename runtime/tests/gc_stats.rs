@@ -21,7 +21,7 @@ fn check(m: &MemStats) {
     assert!(m.heap_inuse <= m.heap_sys, "heap_inuse {} > heap_sys {}", m.heap_inuse, m.heap_sys);
     assert_eq!(m.heap_idle + m.heap_inuse, m.heap_sys);
     assert!(m.heap_released <= m.heap_idle);
-    assert_eq!(m.sys, m.heap_sys + m.stack_sys);
+    assert_eq!(m.sys, m.heap_sys + m.stack_sys + m.gc_sys);
     assert!(m.stack_inuse <= m.stack_sys);
     assert!(m.total_alloc >= m.heap_alloc);
     let (bm, bf): (u64, u64) = m.by_size.iter().fold((0, 0), |(a, b), c| (a + c.mallocs, b + c.frees));

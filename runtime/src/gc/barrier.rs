@@ -464,7 +464,7 @@ pub(crate) fn refill_grey(grey: &mut Vec<Obj>) {
     #[cfg(not(loom))]
     let chunk = crate::loom::lock(&SPARE).pop().unwrap_or_else(|| {
         FRESH_CHUNKS.fetch_add(1, Ordering::Relaxed);
-        Vec::with_capacity(GREY_CHUNK)
+        new_chunk()
     });
     #[cfg(loom)]
     let chunk = Vec::with_capacity(GREY_CHUNK);
@@ -484,10 +484,20 @@ pub(crate) fn stock_spare() {
     let want = spare_target();
     #[cfg(not(loom))]
     while crate::loom::lock_spinning(&SPARE).len() < want {
-        let mut chunk: Vec<Obj> = Vec::with_capacity(GREY_CHUNK);
+        let mut chunk = new_chunk();
         fault_in(chunk.spare_capacity_mut());
         crate::loom::lock_spinning(&SPARE).push(chunk);
     }
+}
+
+/// A new empty chunk, counted in `MemStats::gc_sys` until
+/// [`take_chunk`] drops it (chunks live nowhere else: a thread's buffer
+/// is one, and records are recycled, never freed).
+#[cfg(not(loom))]
+fn new_chunk() -> Vec<Obj> {
+    let chunk = Vec::with_capacity(GREY_CHUNK);
+    super::work_mem::grew(super::work_mem::capacity_bytes(&chunk));
+    chunk
 }
 
 /// Makes the pages of `room` resident by writing a byte to each.
@@ -519,6 +529,9 @@ fn take_chunk(out: &mut Vec<Obj>, mut chunk: Vec<Obj>) {
         let mut spare = crate::loom::lock_spinning(&SPARE);
         if spare.len() < spare_target() {
             spare.push(chunk);
+        } else {
+            drop(spare);
+            super::work_mem::shrank(super::work_mem::capacity_bytes(&chunk));
         }
     }
 }
@@ -605,6 +618,20 @@ pub fn set_assists(on: bool) {
     ASSISTS.store(on, Ordering::Relaxed);
 }
 
+/// [`SHARED`]'s capacity as `MemStats::gc_sys` last counted it (updated
+/// under its lock by the collector, the only thread that grows or frees
+/// it).
+static SHARED_COUNTED: std::sync::Mutex<super::work_mem::Counted> =
+    std::sync::Mutex::new(super::work_mem::Counted::NONE);
+/// Entries [`SHARED`] keeps room for from one cycle to the next.
+const SHARED_KEPT: usize = 1 << 16;
+
+/// Counts [`SHARED`]'s capacity in `gc_sys`.
+fn note_shared(w: &Vec<Obj>) {
+    let bytes = super::work_mem::capacity_bytes(w);
+    SHARED_COUNTED.lock().unwrap_or_else(|e| e.into_inner()).set(bytes);
+}
+
 /// If assists run and none is shared now, shares half of `stack`.
 pub(crate) fn share_grey(stack: &mut Vec<Obj>) {
     if ASSISTS.load(Ordering::Relaxed) {
@@ -612,6 +639,7 @@ pub(crate) fn share_grey(stack: &mut Vec<Obj>) {
         if w.is_empty() {
             let half = stack.len() / 2;
             w.extend(stack.drain(..half));
+            note_shared(&w);
         }
     }
 }
@@ -619,6 +647,16 @@ pub(crate) fn share_grey(stack: &mut Vec<Obj>) {
 /// The collector takes back the grey objects no assist has taken.
 pub(crate) fn unshare_grey(out: &mut Vec<Obj>) {
     out.append(&mut crate::loom::lock_spinning(&SHARED));
+}
+
+/// The end of a cycle's mark: frees [`SHARED`]'s room if it is empty and
+/// grew past [`SHARED_KEPT`] entries (half of a mark stack, at most).
+pub(crate) fn release_shared() {
+    let mut w = crate::loom::lock_spinning(&SHARED);
+    if w.is_empty() && w.capacity() > SHARED_KEPT {
+        *w = Vec::new();
+        note_shared(&w);
+    }
 }
 
 /// Grey objects an assist takes from the shared ones at a time: this

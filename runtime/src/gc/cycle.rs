@@ -12,6 +12,7 @@ use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SPECIAL};
 use super::heap;
 use super::special::{self, Job};
 use super::trace::{edge_class, Mode, Tracer};
+use super::work_mem;
 use crate::loom::sync::atomic::Ordering;
 use crate::loom::LoadSeqCst;
 
@@ -351,7 +352,6 @@ const ABSORB_EVERY: usize = 4096;
 
 /// The collector's own tracing state (and that of each thread of a split
 /// walk).
-#[derive(Default)]
 struct Marker {
     stack: Vec<Obj>,
     /// Edges of the object being counted: (object, [`edge_key`]).
@@ -360,14 +360,25 @@ struct Marker {
     walked: usize,
     /// First `Trace` impl found reporting a handle twice.
     double: Option<&'static str>,
+    /// `stack` and `edges` as `MemStats::gc_sys` last counted them
+    /// ([`note_memory`](Self::note_memory)).
+    counted: work_mem::Counted,
 }
 
 #[cfg(not(loom))]
 impl Drop for Marker {
+    /// Keeps the edge buffer for the thread's next walk, still counted in
+    /// `gc_sys`, unless the thread keeps a larger one (a cycle's own
+    /// marker, made first, takes the kept buffer and is dropped last, after
+    /// the walks' markers); the stack is freed, uncounted with `counted`.
     fn drop(&mut self) {
-        if self.edges.capacity() <= EDGES_KEPT {
+        let kept = EDGES.take();
+        if self.edges.capacity() <= EDGES_KEPT && self.edges.capacity() > kept.0.capacity() {
             self.edges.clear();
-            EDGES.set(std::mem::take(&mut self.edges));
+            self.counted.set(work_mem::capacity_bytes(&self.edges));
+            EDGES.set((std::mem::take(&mut self.edges), std::mem::take(&mut self.counted)));
+        } else {
+            EDGES.set(kept);
         }
     }
 }
@@ -379,7 +390,8 @@ thread_local! {
     /// collector holds a cell (copying its handles), and a fresh one took
     /// 40 page faults there at the first 10,000-child cell of every cycle
     /// (gc_wait: holds of 200 µs).
-    static EDGES: std::cell::Cell<Vec<(Obj, usize)>> = const { std::cell::Cell::new(Vec::new()) };
+    static EDGES: std::cell::Cell<(Vec<(Obj, usize)>, work_mem::Counted)> =
+        const { std::cell::Cell::new((Vec::new(), work_mem::Counted::NONE)) };
 }
 #[cfg(not(loom))]
 const EDGES_KEPT: usize = 1 << 18;
@@ -387,12 +399,18 @@ const EDGES_KEPT: usize = 1 << 18;
 impl Marker {
     fn new() -> Marker {
         #[cfg(not(loom))]
-        let edges = EDGES.take();
+        let (edges, counted) = EDGES.take();
         #[cfg(loom)]
-        let edges = Vec::new();
-        let mut mk = Marker::default();
-        mk.edges = edges;
-        mk
+        let (edges, counted) = Default::default();
+        Marker { stack: Vec::new(), edges, walked: 0, double: None, counted }
+    }
+
+    /// Counts the stack's and the edge buffer's capacity in `gc_sys`
+    /// (`work_mem`): called where they may have grown, often enough that
+    /// a reading lags by no more than a cell's or a few chunks' entries.
+    #[inline]
+    fn note_memory(&mut self) {
+        self.counted.set(work_mem::capacity_bytes(&self.stack) + work_mem::capacity_bytes(&self.edges));
     }
 
     /// One more object walked: every [`ABSORB_EVERY`] of them, the full
@@ -412,6 +430,7 @@ impl Marker {
             self.stack.append(&mut p.stack);
             self.double = self.double.or(p.double);
         }
+        self.note_memory();
     }
 
     /// Counts one old object's edges (C4). A handle reported twice (same
@@ -466,6 +485,7 @@ impl Marker {
         // Fresh chunks for the barriers queueing meanwhile.
         barrier::stock_spare();
         barrier::take_flushed(&mut self.stack);
+        self.note_memory();
     }
 
     fn shade(&mut self, o: Obj) {
@@ -502,6 +522,7 @@ impl Marker {
                     // 10,000 children takes a few).
                     barrier::take_flushed(&mut self.stack);
                     barrier::stock_spare();
+                    self.note_memory();
                     if self.stack.len() >= SHARE_MIN {
                         barrier::share_grey(&mut self.stack);
                     }
@@ -540,7 +561,9 @@ impl Marker {
             barrier::drain_grey(&mut self.stack);
             // What an assist put back before the grace period ended.
             barrier::unshare_grey(&mut self.stack);
+            self.note_memory();
             if self.stack.is_empty() {
+                barrier::release_shared();
                 return;
             }
         }

@@ -84,6 +84,7 @@ mod stall;
 pub(crate) mod stats;
 mod trace;
 pub(crate) mod weak;
+mod work_mem;
 
 #[cfg(test)]
 mod tests;

@@ -15,13 +15,15 @@
 //! 64 MiB limit, for one goroutine), the rest free stacks in the global
 //! pool, whose touched pages are returned to the OS only above a 64 MiB
 //! watermark: up to that much committed memory the limit does not see.
-//! The allocator's own metadata (span structs, allocation maps) is not
-//! counted either, as `MemStats::sys` does not count it.
+//! The collector's work memory (`MemStats::gc_sys`: grey-buffer chunks,
+//! the spare ones kept ready included) is counted with the stacks. The
+//! allocator's own metadata (span structs, allocation maps) is not
+//! counted, as `MemStats::sys` does not count it.
 //!
 //! # The goal
 //!
 //! As Go's `memoryLimitHeapGoal`: the heap may hold `limit - non-heap -
-//! overage`, where non-heap is the stacks above and overage is how far
+//! overage`, where non-heap is the stacks and work memory above and overage is how far
 //! mapped memory already exceeds the limit (a push back down after an
 //! overshoot, fragmentation included); Go's headroom of 3% (at least
 //! 1 MiB) is taken off for pacing inaccuracy. The collector's goal is the
@@ -181,14 +183,14 @@ pub(crate) fn limit_goal(marked: usize) -> LimitGoal {
     }
     let limit = limit as usize;
     let (sys, released) = heap::span_bytes();
-    let stacks = crate::stack::stack_inuse_bytes();
-    let mut mapped = (sys - released).saturating_add(stacks);
+    let non_heap = crate::stack::stack_inuse_bytes().saturating_add(super::work_mem::bytes());
+    let mut mapped = (sys - released).saturating_add(non_heap);
     let keep = limit / 100 * SCAVENGE_PERCENT;
     if mapped > keep {
         mapped = mapped.saturating_sub(heap::release_free_spans_upto(mapped - keep));
     }
     let overage = mapped.saturating_sub(limit);
-    let room = limit.saturating_sub(stacks.saturating_add(overage));
+    let room = limit.saturating_sub(non_heap.saturating_add(overage));
     let (goal, floored) = goal_for_room(room, marked);
     LimitGoal { goal, hard: if floored { usize::MAX } else { room.max(goal) } }
 }

@@ -95,8 +95,9 @@ pub struct MemStats {
     pub alloc: u64,
     /// Cumulative bytes allocated for heap objects (never decreases).
     pub total_alloc: u64,
-    /// Bytes obtained for the heap and goroutine stacks: `heap_sys +
-    /// stack_sys` (the allocator's metadata is not counted).
+    /// Bytes obtained for the heap, goroutine stacks and the collector's
+    /// work: `heap_sys + stack_sys + gc_sys` (the allocator's metadata is
+    /// not counted).
     pub sys: u64,
     /// Cumulative count of heap objects allocated.
     pub mallocs: u64,
@@ -124,6 +125,14 @@ pub struct MemStats {
     /// Bytes of address space mapped for goroutine stacks (committed lazily
     /// by the kernel).
     pub stack_sys: u64,
+    /// Bytes of memory the collector's work holds outside the heap (Go's
+    /// `GCSys`, whose work buffers these are): the grey-buffer chunks
+    /// barriers queue objects in, those kept ready for them (up to a
+    /// sixteenth of the heap while cells' children are being copied),
+    /// and the collector's mark stacks, which a cycle frees at its end.
+    /// Go's `GCSys` also counts the heap's mark and allocation bitmaps,
+    /// which gort counts nowhere, as the rest of the allocator's metadata.
+    pub gc_sys: u64,
     /// The heap size (bytes of objects plus the unused part of spans cached
     /// for allocation) at which the next automatic cycle starts: the
     /// smaller of GOGC's goal and the memory limit's
@@ -219,11 +228,12 @@ pub fn read_mem_stats() -> MemStats {
     let stack_inuse = crate::stack::stack_inuse_bytes() as u64;
     let stack_sys = crate::stack::stack_sys_bytes() as u64;
     let heap_sys = c.inuse_bytes + c.idle_bytes;
+    let gc_sys = super::work_mem::bytes() as u64;
     let r = record();
     MemStats {
         alloc: c.alloc_bytes,
         total_alloc,
-        sys: heap_sys + stack_sys,
+        sys: heap_sys + stack_sys + gc_sys,
         mallocs,
         frees,
         heap_alloc: c.alloc_bytes,
@@ -234,6 +244,7 @@ pub fn read_mem_stats() -> MemStats {
         heap_objects: mallocs - frees,
         stack_inuse,
         stack_sys,
+        gc_sys,
         next_gc: super::collector::next_gc() as u64,
         last_gc: r.last_gc,
         pause_total_ns: r.pause_total_ns,
