@@ -243,6 +243,10 @@ pub(crate) fn begin_cycle() {
 /// decremented from here on).
 pub(crate) fn end_cycle() {
     CYCLE_SEQ.fetch_add(1, Ordering::SeqCst);
+    // The stock for the next cycle, now: what this one's barriers took
+    // beyond it goes back to the allocator here, not at the next start.
+    #[cfg(not(loom))]
+    set_spare_stock(super::heap::HEAP_LIVE.load(Ordering::Relaxed));
 }
 
 /// Turns the phase on (a new cycle, whose number goes up first) or off.
@@ -367,20 +371,26 @@ const GREY_CHUNK: usize = 4096;
 /// than barriers fill them. A stock sized by the last cycle's shortfall
 /// alone left those barriers 15-4,400 fresh chunks in the first cycle of
 /// a gc_wait run (four runs); one that follows the counted handles, none
-/// in three runs of six and 194-2,792 in the others.
+/// in three runs of six and 194-2,792 in the others. They are taken
+/// during the count (in one run of eight, during the roots walk), while
+/// the collector, which takes full chunks back and stocks more, is off
+/// the CPU: with [`SPARE_CAP`] at a sixteenth of the heap, half of eight
+/// runs took 696-2,445; at an eighth, half took 523-862.
 #[cfg(not(loom))]
 static SPARE_STOCK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(SPARE_MIN);
-/// The most chunks the stock ever holds for a cycle: one per 512 KiB of
-/// heap, so at most a sixteenth of the heap's bytes (64 MiB for 1 GiB),
-/// set at each cycle's start.
+/// The most chunks the stock ever holds for a cycle: one per 256 KiB of
+/// heap, so at most an eighth of the heap's bytes (128 MiB for 1 GiB),
+/// set at each cycle's start and end. `MemStats::gc_sys` counts them, and
+/// the memory limit. The end of a cycle gives back what the stock holds
+/// beyond [`SPARE_STOCK`].
 #[cfg(not(loom))]
 static SPARE_CAP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(SPARE_MIN);
 /// Handles in the cells the count has counted in this cycle: each may be
 /// copied by a barrier before the mark traces its cell.
 #[cfg(not(loom))]
 static COUNTED_HANDLES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-/// [`FRESH_CHUNKS`] when the last cycle began: the stock fell short by
-/// the chunks made since.
+/// [`FRESH_CHUNKS`] when the stock was last set: it fell short by the
+/// chunks made since.
 #[cfg(not(loom))]
 static FRESH_AT_START: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 #[cfg(not(loom))]
@@ -389,22 +399,32 @@ const SPARE_MIN: usize = 32;
 #[cfg(not(loom))]
 pub(crate) static FRESH_CHUNKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The stock for a cycle starting with `heap` bytes in use: one chunk per
+/// The stock for the next cycle (called at a cycle's end, and at its start
+/// when the heap may have grown since), `heap` being the bytes in use: one chunk per
 /// 2 MiB of heap (512, 16 MiB, for 1 GiB) or, if more, the last cycle's
 /// stock plus twice the fresh chunks it needed, at most [`SPARE_CAP`], at
-/// least [`SPARE_MIN`]. (In gc_wait's forced cycles, a cycle whose
-/// barriers copied twice as many cells as the one before ran short of a
-/// stock grown by the shortfall alone.)
+/// least [`SPARE_MIN`]; chunks beyond it are freed. (In gc_wait's forced
+/// cycles, a cycle whose barriers copied twice as many cells as the one
+/// before ran short of a stock grown by the shortfall alone.)
 #[cfg(not(loom))]
 fn set_spare_stock(heap: usize) {
     use std::sync::atomic::Ordering::Relaxed;
     let fresh = FRESH_CHUNKS.load(Relaxed);
     let short = (fresh - FRESH_AT_START.swap(fresh, Relaxed)) as usize;
-    let cap = (heap >> 19).max(SPARE_MIN);
-    let want = (heap >> 21).max(SPARE_STOCK.load(Relaxed) + 2 * short);
+    let cap = (heap >> 18).max(SPARE_MIN);
+    let want = (heap >> 21).max(SPARE_STOCK.load(Relaxed) + 2 * short).clamp(SPARE_MIN, cap);
     SPARE_CAP.store(cap, Relaxed);
-    SPARE_STOCK.store(want.clamp(SPARE_MIN, cap), Relaxed);
+    SPARE_STOCK.store(want, Relaxed);
     COUNTED_HANDLES.store(0, Relaxed);
+    // What a cycle's copies took beyond that goes back.
+    let extra: Vec<Vec<Obj>> = {
+        let mut spare = crate::loom::lock_spinning(&SPARE);
+        let keep = spare.len().min(want);
+        spare.split_off(keep)
+    };
+    for chunk in extra {
+        super::work_mem::shrank(super::work_mem::capacity_bytes(&chunk));
+    }
 }
 
 /// The count counted a cell holding `handles` handles (`cell.rs`): the

@@ -127,8 +127,8 @@ pub struct MemStats {
     pub stack_sys: u64,
     /// Bytes of memory the collector's work holds outside the heap (Go's
     /// `GCSys`, whose work buffers these are): the grey-buffer chunks
-    /// barriers queue objects in, those kept ready for them (up to a
-    /// sixteenth of the heap while cells' children are being copied),
+    /// barriers queue objects in, those kept ready for them (up to an
+    /// eighth of the heap while cells' children are being copied),
     /// and the collector's mark stacks, which a cycle frees at its end.
     /// Go's `GCSys` also counts the heap's mark and allocation bitmaps,
     /// which gort counts nowhere, as the rest of the allocator's metadata.
