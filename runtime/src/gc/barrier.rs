@@ -399,11 +399,11 @@ const SPARE_MIN: usize = 32;
 #[cfg(not(loom))]
 pub(crate) static FRESH_CHUNKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The stock for the next cycle (called at a cycle's end, and at its start
-/// when the heap may have grown since), `heap` being the bytes in use: one chunk per
-/// 2 MiB of heap (512, 16 MiB, for 1 GiB) or, if more, the last cycle's
-/// stock plus twice the fresh chunks it needed, at most [`SPARE_CAP`], at
-/// least [`SPARE_MIN`]; chunks beyond it are freed. (In gc_wait's forced
+/// The stock for the next cycle (called at a cycle's end, and at its
+/// start, the heap having grown since), `heap` being the bytes in use:
+/// one chunk per 2 MiB of heap (512, 16 MiB, for 1 GiB) or, if more, the
+/// last cycle's stock plus twice the fresh chunks it needed, at most
+/// [`SPARE_CAP`], at least [`SPARE_MIN`]; chunks beyond it are freed. (In gc_wait's forced
 /// cycles, a cycle whose barriers copied twice as many cells as the one
 /// before ran short of a stock grown by the shortfall alone.)
 #[cfg(not(loom))]

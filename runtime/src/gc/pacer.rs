@@ -23,13 +23,13 @@
 //! # The goal
 //!
 //! As Go's `memoryLimitHeapGoal`: the heap may hold `limit - non-heap -
-//! overage`, where non-heap is the stacks and work memory above and overage is how far
-//! mapped memory already exceeds the limit (a push back down after an
-//! overshoot, fragmentation included); Go's headroom of 3% (at least
-//! 1 MiB) is taken off for pacing inaccuracy. The collector's goal is the
-//! smaller of this and GOGC's goal (`collector::set_goal`); with GOGC off
-//! only the limit's goal applies, so cycles still run as the limit is
-//! approached. It is computed at the end of every cycle (after the sweep)
+//! overage`, where non-heap is the stacks and work memory above and
+//! overage is how far mapped memory already exceeds the limit (a push
+//! back down after an overshoot, fragmentation included); Go's headroom
+//! of 3% (at least 1 MiB) is taken off for pacing inaccuracy. The
+//! collector's goal is the smaller of this and GOGC's goal
+//! (`collector::set_goal`); with GOGC off only the limit's goal applies,
+//! so cycles still run as the limit is approached. It is computed at the end of every cycle (after the sweep)
 //! and when GOGC or the limit changes; between cycles, growth of the
 //! non-heap part (new goroutines) is seen at the next cycle's end.
 //!
