@@ -542,6 +542,40 @@ fn mutex_hot_cell_take_child() {
     both_orders("mutex_hot_cell_take_child", scenario);
 }
 
+/// A young cell (PROTOCOL.md §8, "the count may skip any cell", model
+/// flag `--count-skip-all`): with the pacer's rule and the young cells'
+/// threshold at one handle, the first cycle's count finds C young, counts
+/// its handles and skips it. Stack C; C.mutex → X. The mutator locks C to
+/// take X out, drops C and keeps X while two cycles run: X must be a root
+/// in the first (its edge from C was never counted), and C is hot or
+/// counted in the second. (Checked to fail when the young cell is stamped
+/// SKIPPED and counted anyway.)
+#[test]
+fn mutex_young_cell_take_child() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        gc::skip_hot(true);
+        gc::young_skip_min(1);
+        let x = Gc::new(M(GcMutex::new(Link(None))));
+        let xo = Object::of(&x);
+        let c = Gc::new(M(GcMutex::new(Link(Some(x)))));
+        ghost.setup(&[obj("C", &c), ("X", xo)], &[1, 0], 0);
+        let g = ghost.clone();
+        let m = thread::spawn(move || {
+            let x = c.0.lock().0.take().unwrap();
+            g.got(&x);
+            g.discard(c);
+            g.used(&x);
+            x
+        });
+        let _ = ghost.collect(rev);
+        let _ = ghost.collect(rev);
+        let x = m.join().unwrap();
+        ghost.used(&x);
+        ghost.discard(x);
+    }
+    both_orders("mutex_young_cell_take_child", scenario);
+}
+
 // ---------------------------------------------------------- 3. GcAtomic
 
 /// S10: stack C; C.atomic → X. The mutator loads X, drops C and uses X:

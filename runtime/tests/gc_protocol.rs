@@ -1383,6 +1383,64 @@ scenario! {
     }
 }
 
+/// An object with a cell of `n` leaves and a link (see
+/// `a_large_young_cell_is_skipped_by_the_pacers_count`).
+#[derive(Trace)]
+struct Wide {
+    cell: GcMutex<(Vec<Gc<u64>>, Option<Gc<Wide>>)>,
+}
+
+fn big(n: u64, link: Option<Gc<Wide>>) -> Gc<Wide> {
+    Gc::new(Wide { cell: GcMutex::new(((0..n).map(Gc::new).collect(), link)) })
+}
+
+scenario! {
+    /// A young cell (`cell.rs` `RawRw::stamp_counted`, PROTOCOL.md §8,
+    /// "the count may skip any cell"): in the pacer's cycles (here
+    /// `gort::gc()`'s, with `__hooks::skip_hot_when_forced`) the count
+    /// skips a cell of at least 1,024 handles that the previous count
+    /// never reached, so locking it after the count copies nothing; a
+    /// young cell of 100 handles is counted, and locking it copies. Fails
+    /// (two barriers timed) if large young cells are counted.
+    ///
+    /// Then the price: a garbage ring A ↔ B through A's young cell of
+    /// 2,000 handles survives the first of the pacer's cycles (B is a root)
+    /// and is freed by the next, which finds A's cell no longer young;
+    /// `gort::gc()` frees it at once.
+    fn a_large_young_cell_is_skipped_by_the_pacers_count() {
+        use gort::gc::__hooks::{skip_hot_when_forced, stall_histograms, watch_stalls};
+        let barriers = || stall_histograms().into_iter().find(|h| h.0 == "barrier").unwrap().1.iter().sum::<u64>();
+        let (large, small) = (big(2000, None), big(100, None));
+        skip_hot_when_forced(true);
+        watch_stalls(true);
+        steps::script(&[Step::Counted]);
+        let gc = spawn_gc();
+        steps::wait_paused(Step::Counted);
+        assert_eq!(large.cell.lock().0.len(), 2000);
+        assert_eq!(barriers(), 0, "the large young cell was counted, and its barrier copied it");
+        assert_eq!(small.cell.lock().0.len(), 100);
+        assert_eq!(barriers(), 1, "the small young cell was not counted");
+        steps::resume();
+        join(gc);
+        watch_stalls(false);
+        for pacer in [true, false] {
+            let a = big(2000, None);
+            let b = big(0, Some(a.clone()));
+            a.cell.lock().1 = Some(b.clone());
+            let w = gort::weak::Weak::new(&a);
+            drop((a, b));
+            skip_hot_when_forced(pacer);
+            gort::gc();
+            if pacer {
+                assert!(w.upgrade().is_some(), "the ring through a large young cell, one pacer's cycle after");
+                gort::gc();
+            }
+            skip_hot_when_forced(false);
+            assert!(w.upgrade().is_none(), "the ring survived {}", if pacer { "two pacer's cycles" } else { "gort::gc()" });
+        }
+    }
+}
+
 /// A cell value that counts how often the collector or a barrier traces
 /// it (`Trace::trace` calls), reporting its one handle each time.
 struct Counted {

@@ -113,6 +113,43 @@ pub(crate) fn set_skip_hot(on: bool) {
     SKIP_HOT.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// The fewest handles a young cell holds for the pacer's count to skip it
+/// ([`RawRw::stamp_counted`]): a barrier's copy of 1,024 handles takes a
+/// microsecond or two. (Under loom, set per model by
+/// `__loom::gc::young_skip_min`; none is skipped unless a model sets it.)
+#[cfg(not(loom))]
+const YOUNG_SKIP_MIN: usize = 1024;
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref YOUNG_SKIP_MIN_LOOM: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+}
+
+/// See [`YOUNG_SKIP_MIN`].
+#[inline]
+fn young_skip_min() -> usize {
+    #[cfg(not(loom))]
+    return YOUNG_SKIP_MIN;
+    #[cfg(loom)]
+    return YOUNG_SKIP_MIN_LOOM.load(std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Sets the young cells' threshold for a loom model (`loom_heap.rs`).
+#[cfg(loom)]
+pub(crate) fn set_young_skip_min(n: usize) {
+    YOUNG_SKIP_MIN_LOOM.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// What the count does with a cell it holds ([`RawRw::stamp_counted`]).
+enum Stamp {
+    /// Count its children (the record says [`COUNTED`]).
+    Count,
+    /// Leave them roots.
+    Skip,
+    /// A young cell, in a pacer's cycle: count it only if it holds fewer
+    /// than [`YOUNG_SKIP_MIN`] handles. Carries the record read.
+    Young(u32),
+}
+
 impl RawRw {
     const_fn! {
         fn new() -> RawRw {
@@ -137,7 +174,21 @@ impl RawRw {
     /// The price is floating garbage: a cell that became garbage after
     /// the previous cycle keeps its children for this one, so a garbage
     /// cycle through it is freed by the next.
-    fn stamp_counted(&self) -> bool {
+    ///
+    /// The pacer's count also skips a young cell holding at least
+    /// [`YOUNG_SKIP_MIN`] handles: one the previous cycle's count never
+    /// reached (born since, or busy then). Its size is known only by
+    /// reading it: [`Stamp::Young`] asks the caller to count its handles
+    /// first. The first cycle after a large heap is built (gc_wait's) found
+    /// every cell young and counted them all; the mutators' first locks
+    /// then copied up to 2,750 cells of 10,000 handles while the count
+    /// ran, more than the chunks kept ready, and barriers faulted fresh
+    /// ones in (in half of eight runs, 523-862 chunks, and barriers of
+    /// several hundred µs). Same price: a garbage cycle through a large
+    /// young cell is freed a cycle later. Small cells, whose copies cost
+    /// little, are counted: a ring of them made and dropped between two
+    /// cycles is freed by the next, as before.
+    fn stamp_counted(&self) -> Stamp {
         let e = barrier::epoch();
         let now = record(e);
         let s = self.shaded.load(Ordering::SeqCst);
@@ -146,17 +197,32 @@ impl RawRw {
             // cycle. Lost: only to another barrier, which writes nothing
             // over ACQUIRED.
             let _ = self.shaded.compare_exchange(now | ACQUIRED, now | TOUCHED, Ordering::SeqCst, Ordering::SeqCst);
-            return false;
+            return Stamp::Skip;
         }
-        let hot = SKIP_HOT.load(std::sync::atomic::Ordering::Relaxed)
-            && barrier::previous_epoch(e).is_some_and(|p| s & !STATE == record(p))
-            && matches!(s & STATE, QUEUED | QUEUED_EXCLUSIVE | TOUCHED);
-        if hot {
-            // Lost to a barrier: ACQUIRED, skipped as well.
-            let _ = self.shaded.compare_exchange(s, now | SKIPPED, Ordering::SeqCst, Ordering::SeqCst);
-            return false;
+        if !SKIP_HOT.load(std::sync::atomic::Ordering::Relaxed) {
+            return self.stamp(s, COUNTED);
         }
-        self.shaded.compare_exchange(s, now | COUNTED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        let previous = barrier::previous_epoch(e).map(record);
+        if previous == Some(s & !STATE) && matches!(s & STATE, QUEUED | QUEUED_EXCLUSIVE | TOUCHED) {
+            // Hot. Lost to a barrier: ACQUIRED, skipped as well.
+            let _ = self.stamp(s, SKIPPED);
+            return Stamp::Skip;
+        }
+        if previous != Some(s & !STATE) {
+            return Stamp::Young(s);
+        }
+        self.stamp(s, COUNTED)
+    }
+
+    /// The count's record `now | state` over `s`, read before; [`Stamp::Count`]
+    /// if it is written and says [`COUNTED`], [`Stamp::Skip`] otherwise
+    /// (lost to a barrier, whose ACQUIRED means skipped).
+    fn stamp(&self, s: u32, state: u32) -> Stamp {
+        let now = record(barrier::epoch());
+        match self.shaded.compare_exchange(s, now | state, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) if state == COUNTED => Stamp::Count,
+            _ => Stamp::Skip,
+        }
     }
 
     /// Whether the mark must trace this cell's value, read without the
@@ -465,11 +531,26 @@ fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer
                         // (readers never change the value).
                         unsafe { (*v.get()).trace(t) };
                     }
-                } else if lock.stamp_counted() {
-                    let before = t.reported();
-                    // SAFETY: as above.
-                    unsafe { (*v.get()).trace(t) };
-                    barrier::counted_cell(t.reported() - before);
+                } else {
+                    let count = match lock.stamp_counted() {
+                        Stamp::Count => true,
+                        Stamp::Skip => false,
+                        Stamp::Young(s) => {
+                            // Its handles, counted without reading a nested
+                            // cell (whose record this must not touch).
+                            let mut size = Tracer::counting(Mode::SharedBarrier);
+                            // SAFETY: as above.
+                            unsafe { (*v.get()).trace(&mut size) };
+                            let state = if size.reported() >= young_skip_min() { SKIPPED } else { COUNTED };
+                            matches!(lock.stamp(s, state), Stamp::Count)
+                        }
+                    };
+                    if count {
+                        let before = t.reported();
+                        // SAFETY: as above.
+                        unsafe { (*v.get()).trace(t) };
+                        barrier::counted_cell(t.reported() - before);
+                    }
                 }
                 lock.unlock(COLLECTOR);
                 held.stop(stall::Kind::CollectorHold);

@@ -256,6 +256,13 @@ pub fn skip_hot(on: bool) {
     super::cell::set_skip_hot(on)
 }
 
+/// The fewest handles a young cell holds for the counts that skip hot
+/// cells to skip it too (`cell::YOUNG_SKIP_MIN`; none by default), for
+/// the rest of the execution.
+pub fn young_skip_min(n: usize) {
+    super::cell::set_young_skip_min(n)
+}
+
 /// Whether the collector's phase is on.
 pub fn phase_on() -> bool {
     barrier::phase_on()

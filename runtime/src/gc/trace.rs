@@ -183,6 +183,9 @@ enum Sink<'a> {
     /// The collector's mark stack, each object pushed as a pending entry
     /// (shaded when the drain pops it), the stack growing as needed.
     Stack(&'a mut Vec<Obj>),
+    /// Nowhere: only [`Tracer::reported`] counts them (the size of a
+    /// young cell, `cell.rs`).
+    Count,
 }
 
 /// Who traces, which decides how a cell nested in the traced value is read.
@@ -223,6 +226,11 @@ impl<'a> Tracer<'a> {
         Tracer { sink: Sink::Pending(grey), mode, reported: 0 }
     }
 
+    /// A tracer that only counts the edges reported to it.
+    pub(crate) fn counting(mode: Mode) -> Tracer<'static> {
+        Tracer { sink: Sink::Count, mode, reported: 0 }
+    }
+
     /// A tracer that pushes each edge's object on the collector's mark
     /// stack as a pending entry.
     pub(crate) fn stack(mode: Mode, stack: &'a mut Vec<Obj>) -> Tracer<'a> {
@@ -240,6 +248,7 @@ impl<'a> Tracer<'a> {
             Sink::Edges(v) => v.push((Obj(obj), edge_key(at, class))),
             Sink::Pending(grey) => push_grey(grey, Obj::pending(obj)),
             Sink::Stack(v) => v.push(Obj::pending(obj)),
+            Sink::Count => {}
         }
     }
 
@@ -254,6 +263,7 @@ impl<'a> Tracer<'a> {
                 run.iter().map(|g| (Obj(g.header_ptr()), edge_key(g as *const Gc<T> as usize, Gc::<T>::VT.class))),
             ),
             Sink::Stack(v) => v.extend(run.iter().map(|g| Obj::pending(g.header_ptr()))),
+            Sink::Count => {}
             Sink::Pending(grey) => {
                 let mut rest = run;
                 while !rest.is_empty() {
