@@ -1387,11 +1387,17 @@ scenario! {
 /// `a_large_young_cell_is_skipped_by_the_pacers_count`).
 #[derive(Trace)]
 struct Wide {
-    cell: GcMutex<(Vec<Gc<u64>>, Option<Gc<Wide>>)>,
+    cell: GcMutex<WideCell>,
+}
+
+#[derive(Trace)]
+struct WideCell {
+    leaves: Vec<Gc<u64>>,
+    link: Option<Gc<Wide>>,
 }
 
 fn big(n: u64, link: Option<Gc<Wide>>) -> Gc<Wide> {
-    Gc::new(Wide { cell: GcMutex::new(((0..n).map(Gc::new).collect(), link)) })
+    Gc::new(Wide { cell: GcMutex::new(WideCell { leaves: (0..n).map(Gc::new).collect(), link }) })
 }
 
 scenario! {
@@ -1416,9 +1422,9 @@ scenario! {
         steps::script(&[Step::Counted]);
         let gc = spawn_gc();
         steps::wait_paused(Step::Counted);
-        assert_eq!(large.cell.lock().0.len(), 2000);
+        assert_eq!(large.cell.lock().leaves.len(), 2000);
         assert_eq!(barriers(), 0, "the large young cell was counted, and its barrier copied it");
-        assert_eq!(small.cell.lock().0.len(), 100);
+        assert_eq!(small.cell.lock().leaves.len(), 100);
         assert_eq!(barriers(), 1, "the small young cell was not counted");
         steps::resume();
         join(gc);
@@ -1426,7 +1432,7 @@ scenario! {
         for pacer in [true, false] {
             let a = big(2000, None);
             let b = big(0, Some(a.clone()));
-            a.cell.lock().1 = Some(b.clone());
+            a.cell.lock().link = Some(b.clone());
             let w = gort::weak::Weak::new(&a);
             drop((a, b));
             skip_hot_when_forced(pacer);
