@@ -33,10 +33,11 @@
 //!
 //! `--after-first` records the waits from the end of the first cycle in
 //! the default mode too. That cycle is unlike the others: it is usually
-//! one the pacer started while the heap was being built, and it counted
-//! most cells before any mutator touched them, so the mutators' first
-//! locks copy thousands of cells' handles, more than the grey-buffer
-//! chunks kept ready hold (`barrier.rs`).
+//! one the pacer started while the heap was being built, and it counts
+//! the cells the cycle before it counted (those born since are young and
+//! skipped, `cell.rs`) before any mutator touched them, so the mutators'
+//! first locks copy thousands of cells' handles, at times more than the
+//! grey-buffer chunks kept ready hold (`barrier.rs`).
 //!
 //! `--rings` (with `--idle`) builds a 31-node ring through `GcMutex`es
 //! instead of the tree: garbage that only the collector frees (a tree is
