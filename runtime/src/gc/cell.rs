@@ -165,8 +165,9 @@ impl RawRw {
     /// [`SKIP_HOT`] is on: one whose record says a barrier touched it in
     /// the previous cycle, whose count visited it ([`QUEUED`],
     /// [`QUEUED_EXCLUSIVE`], [`TOUCHED`] of that cycle; not [`ACQUIRED`],
-    /// which is left on the cells of objects born in that cycle). Its children look held from outside and are roots,
-    /// and no barrier of this cycle copies them: on a heap whose cells are
+    /// which is left on the cells of objects born in that cycle). Its
+    /// children look held from outside and are roots, and no barrier of
+    /// this cycle copies them: on a heap whose cells are
     /// locked all the time (gc_wait's), that was a copy of up to 10,000
     /// handles at the first acquisition of each cell after the count. The
     /// count may skip any cell it likes, as it skips a busy one
@@ -179,15 +180,17 @@ impl RawRw {
     /// [`YOUNG_SKIP_MIN`] handles: one the previous cycle's count never
     /// reached (born since, or busy then). Its size is known only by
     /// reading it: [`Stamp::Young`] asks the caller to count its handles
-    /// first. The first cycle after a large heap is built (gc_wait's) found
-    /// every cell young and counted them all; the mutators' first locks
-    /// then copied up to 2,750 cells of 10,000 handles while the count
-    /// ran, more than the chunks kept ready, and barriers faulted fresh
-    /// ones in (in half of eight runs, 523-862 chunks, and barriers of
-    /// several hundred µs). Same price: a garbage cycle through a large
-    /// young cell is freed a cycle later. Small cells, whose copies cost
-    /// little, are counted: a ring of them made and dropped between two
-    /// cycles is freed by the next, as before.
+    /// first. In the first cycle after a large heap is built (gc_wait's)
+    /// most cells are young. Counted, they were copied by the mutators'
+    /// first locks while the count ran: up to 2,935 cells of 10,000
+    /// handles, more than the chunks kept ready, so barriers faulted fresh
+    /// ones in (up to 1,660 chunks, and barriers of several hundred µs).
+    /// Skipped, 1,260-2,024 cells were copied and no chunk was fresh (four
+    /// alternated runs each): those the cycle before had counted. Same
+    /// price: a garbage cycle through a large young cell is freed a cycle
+    /// later. Small cells, whose copies cost little, are counted: a ring
+    /// of them made and dropped between two cycles is freed by the next,
+    /// as before.
     fn stamp_counted(&self) -> Stamp {
         let e = barrier::epoch();
         let now = record(e);
