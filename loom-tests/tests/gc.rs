@@ -352,24 +352,36 @@ fn clone_out_of_immutable_field() {
 #[test]
 fn mutex_take_child_drop_container() {
     fn scenario(ghost: &Arc<Ghost>, rev: bool) {
-        let x = Gc::new(M(GcMutex::new(Link(None))));
-        let xo = Object::of(&x);
-        let c = Gc::new(M(GcMutex::new(Link(Some(x)))));
-        ghost.setup(&[obj("C", &c), ("X", xo)], &[1, 0], 0);
-        let g = ghost.clone();
-        let m = thread::spawn(move || {
-            let x = c.0.lock().0.take().unwrap();
-            g.got(&x);
-            g.discard(c);
-            g.used(&x);
-            x
-        });
-        let _ = ghost.collect(rev);
-        let x = m.join().unwrap();
-        ghost.used(&x);
-        ghost.discard(x);
+        take_child_drop_container(ghost, rev, false, 1);
     }
     both_orders_and_split("mutex_take_child_drop_container", scenario);
+}
+
+/// Stack C; C.mutex → X. The mutator locks C's mutex once first if
+/// `touch`, then takes X out, drops C and keeps X, while the collector
+/// runs `cycles` cycles (S3 and the skip rules' scenarios).
+fn take_child_drop_container(ghost: &Arc<Ghost>, rev: bool, touch: bool, cycles: usize) {
+    let x = Gc::new(M(GcMutex::new(Link(None))));
+    let xo = Object::of(&x);
+    let c = Gc::new(M(GcMutex::new(Link(Some(x)))));
+    ghost.setup(&[obj("C", &c), ("X", xo)], &[1, 0], 0);
+    let g = ghost.clone();
+    let m = thread::spawn(move || {
+        if touch {
+            drop(c.0.lock());
+        }
+        let x = c.0.lock().0.take().unwrap();
+        g.got(&x);
+        g.discard(c);
+        g.used(&x);
+        x
+    });
+    for _ in 0..cycles {
+        let _ = ghost.collect(rev);
+    }
+    let x = m.join().unwrap();
+    ghost.used(&x);
+    ghost.discard(x);
 }
 
 /// S6 with a lock the collector cannot share: stack Q; Q.mutex → P. The
@@ -520,24 +532,7 @@ fn mutex_nested_cell_moved_out() {
 fn mutex_hot_cell_take_child() {
     fn scenario(ghost: &Arc<Ghost>, rev: bool) {
         gc::skip_hot(true);
-        let x = Gc::new(M(GcMutex::new(Link(None))));
-        let xo = Object::of(&x);
-        let c = Gc::new(M(GcMutex::new(Link(Some(x)))));
-        ghost.setup(&[obj("C", &c), ("X", xo)], &[1, 0], 0);
-        let g = ghost.clone();
-        let m = thread::spawn(move || {
-            drop(c.0.lock());
-            let x = c.0.lock().0.take().unwrap();
-            g.got(&x);
-            g.discard(c);
-            g.used(&x);
-            x
-        });
-        let _ = ghost.collect(rev);
-        let _ = ghost.collect(rev);
-        let x = m.join().unwrap();
-        ghost.used(&x);
-        ghost.discard(x);
+        take_child_drop_container(ghost, rev, true, 2);
     }
     both_orders("mutex_hot_cell_take_child", scenario);
 }
@@ -555,23 +550,7 @@ fn mutex_young_cell_take_child() {
     fn scenario(ghost: &Arc<Ghost>, rev: bool) {
         gc::skip_hot(true);
         gc::young_skip_min(1);
-        let x = Gc::new(M(GcMutex::new(Link(None))));
-        let xo = Object::of(&x);
-        let c = Gc::new(M(GcMutex::new(Link(Some(x)))));
-        ghost.setup(&[obj("C", &c), ("X", xo)], &[1, 0], 0);
-        let g = ghost.clone();
-        let m = thread::spawn(move || {
-            let x = c.0.lock().0.take().unwrap();
-            g.got(&x);
-            g.discard(c);
-            g.used(&x);
-            x
-        });
-        let _ = ghost.collect(rev);
-        let _ = ghost.collect(rev);
-        let x = m.join().unwrap();
-        ghost.used(&x);
-        ghost.discard(x);
+        take_child_drop_container(ghost, rev, false, 2);
     }
     both_orders("mutex_young_cell_take_child", scenario);
 }
