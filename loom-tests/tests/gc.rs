@@ -555,6 +555,33 @@ fn mutex_young_cell_take_child() {
     both_orders("mutex_young_cell_take_child", scenario);
 }
 
+/// S3 with the count keeping C's children (`snapshot.rs`, PROTOCOL.md §8,
+/// model flag `--count-snap`): the mutator's barrier only pins the kept
+/// list, the mark shades it if it reaches C first, and X, taken out before
+/// C is dropped, must be shaded from it either way. Fails (X freed while
+/// held) when the barrier does not pin the list, or when the collector
+/// shades pinned lists only for cells its mark reaches.
+#[test]
+fn mutex_snapped_cell_take_child() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        gc::snap_min(1);
+        take_child_drop_container(ghost, rev, false, 1);
+    }
+    both_orders_and_split("mutex_snapped_cell_take_child", scenario);
+}
+
+/// The same over two cycles, the first lock before or during the first:
+/// a record of cycle 1 (pinned, traced or still kept) read by cycle 2's
+/// count and barriers.
+#[test]
+fn mutex_snapped_cell_two_cycles() {
+    fn scenario(ghost: &Arc<Ghost>, rev: bool) {
+        gc::snap_min(1);
+        take_child_drop_container(ghost, rev, true, 2);
+    }
+    both_orders("mutex_snapped_cell_two_cycles", scenario);
+}
+
 // ---------------------------------------------------------- 3. GcAtomic
 
 /// S10: stack C; C.atomic → X. The mutator loads X, drops C and uses X:

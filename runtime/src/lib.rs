@@ -136,8 +136,8 @@ pub mod __loom {
         pub use crate::gc::finalize::set_finalizer;
         pub use crate::gc::free_slots::FreeSlots;
         pub use crate::gc::heap::{
-            collect, collect_published, collect_split, free, phase_on, skip_hot, young_skip_min, Collected, Object,
-            Published,
+            collect, collect_published, collect_split, free, phase_on, skip_hot, snap_min, young_skip_min, Collected,
+            Object, Published,
         };
         pub use crate::gc::weak::Weak;
         pub use crate::gc::*;

@@ -1447,6 +1447,84 @@ scenario! {
     }
 }
 
+scenario! {
+    /// The count keeps a large cell's children (`snapshot.rs`, PROTOCOL.md
+    /// §8, model flag `--count-snap`), so no barrier copies them.
+    ///
+    /// First the pin (S3's shape on a cell of 2,000 leaves): `gort::gc()`'s
+    /// cycle is paused after its count, which counted A's cell and kept its
+    /// children. The mutator locks it (no copy: the barrier pins the list),
+    /// takes the leaves out, and drops A, which no mark then reaches. The
+    /// leaves, each held only by the mutator and counted inside A, must be
+    /// shaded from the pinned list. Fails (the leaves freed while held, seen
+    /// through weak pointers) if the barrier does not pin the list, or if
+    /// pinned lists are shaded only when the mark reaches their cell.
+    ///
+    /// Then the mark's side: a cell of 2,000 leaves reached by the mark
+    /// with no barrier before it is traced from its kept list, without its
+    /// lock: its value is read once per cycle, by the count. And a garbage
+    /// ring through such a cell is freed by `gort::gc()` at once.
+    fn a_large_cells_children_are_kept_by_the_count() {
+        use gort::gc::__hooks::{stall_histograms, watch_stalls};
+        let barriers = || stall_histograms().into_iter().find(|h| h.0 == "barrier").unwrap().1.iter().sum::<u64>();
+        let a = big(2000, None);
+        // A cell's record is of the cycle before: A is no longer young, and
+        // counted by the exact cycle below anyway.
+        gort::gc();
+        watch_stalls(true);
+        steps::script(&[Step::Counted]);
+        let gc = spawn_gc();
+        steps::wait_paused(Step::Counted);
+        let leaves = std::mem::take(&mut a.cell.lock().leaves);
+        assert_eq!(barriers(), 0, "the barrier copied a cell whose children the count kept");
+        drop(a);
+        let weak: Vec<_> = leaves.iter().step_by(97).map(gort::weak::Weak::new).collect();
+        steps::resume();
+        join(gc);
+        watch_stalls(false);
+        churn::<0>(2000);
+        for (i, w) in weak.iter().enumerate() {
+            assert!(w.upgrade().is_some(), "leaf {} freed while held (pinned list not shaded)", i * 97);
+        }
+        assert!(leaves.iter().enumerate().all(|(i, l)| **l == i as u64), "a leaf's value changed");
+        drop((leaves, weak));
+
+        let traced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = Gc::new(GcMutex::new(Counted2k { leaves: (0..2000).map(Gc::new).collect(), traced: traced.clone() }));
+        let weak: Vec<_> = c.lock().leaves.iter().step_by(97).map(gort::weak::Weak::new).collect();
+        traced.store(0, SeqCst);
+        gort::gc();
+        assert_eq!(traced.load(SeqCst), 1, "traces of a large cell in an exact cycle: the count's only");
+        churn::<0>(2000);
+        assert!(weak.iter().all(|w| w.upgrade().is_some()), "a leaf of a kept list was freed");
+        drop(c);
+
+        let a = big(2000, None);
+        let b = big(0, Some(a.clone()));
+        a.cell.lock().link = Some(b.clone());
+        gort::gc();
+        let w = gort::weak::Weak::new(&a);
+        drop((a, b));
+        gort::gc();
+        assert!(w.upgrade().is_none(), "a garbage ring through a large counted cell survived gort::gc()");
+    }
+}
+
+/// A cell value of 2,000 leaves that counts its traces (see
+/// `a_large_cells_children_are_kept_by_the_count`).
+struct Counted2k {
+    leaves: Vec<Gc<u64>>,
+    traced: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+// SAFETY: reports the handles it owns, once per call.
+unsafe impl Trace for Counted2k {
+    fn trace(&self, t: &mut gort::gc::Tracer<'_>) {
+        self.traced.fetch_add(1, SeqCst);
+        self.leaves.trace(t);
+    }
+}
+
 /// A cell value that counts how often the collector or a barrier traces
 /// it (`Trace::trace` calls), reporting its one handle each time.
 struct Counted {

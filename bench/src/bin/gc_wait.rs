@@ -419,6 +419,8 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
             let mut per_cycle = Vec::new();
             let mut seen = 0;
             let mut fresh_seen = gort::gc::__hooks::fresh_grey_chunks();
+            let mut kept_seen = gort::gc::__hooks::kept_lists().0;
+            let mut kept = Vec::new();
             let mut ended = gc0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 if idle {
@@ -434,6 +436,9 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
                 let fresh = gort::gc::__hooks::fresh_grey_chunks();
                 let fresh_here = fresh - fresh_seen;
                 fresh_seen = fresh;
+                let (lists, peak) = gort::gc::__hooks::kept_lists();
+                kept.push((lists - kept_seen, peak >> 20));
+                kept_seen = lists;
                 if after_first && per_cycle.is_empty() {
                     per_cycle.push((barriers_timed(), fresh_here));
                     gort::gc::__hooks::watch_stalls(true);
@@ -443,7 +448,7 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
                 per_cycle.push((now - seen, fresh_here));
                 seen = now;
             }
-            per_cycle
+            (per_cycle, kept)
         })
     };
     gort::gc::__hooks::watch_stalls(true);
@@ -514,9 +519,11 @@ fn run(heap_mib: usize, children: usize, secs: u64, mutators: usize, idle: bool,
     // A blocking std call from a goroutine: in `gort::syscall`, or it
     // holds its P, and the drop goroutine the cycler's last `gort::gc()`
     // waits for may find no P to run on (a hang seen once).
-    let per_cycle = gort::syscall(move || cycler.join()).unwrap();
+    let (per_cycle, kept) = gort::syscall(move || cycler.join()).unwrap();
     println!("barriers that copied, per cycle: {:?}", per_cycle.iter().map(|c| c.0).collect::<Vec<_>>());
     println!("fresh grey chunks, per cycle: {:?}", per_cycle.iter().map(|c| c.1).collect::<Vec<_>>());
+    println!("cells whose children the count kept, per cycle: {:?}", kept.iter().map(|c| c.0).collect::<Vec<_>>());
+    println!("most MiB the kept lists held, per cycle: {:?}", kept.iter().map(|c| c.1).collect::<Vec<_>>());
     if after_first && !per_cycle.is_empty() {
         println!("(the waits below are from the end of the first cycle on)");
     }

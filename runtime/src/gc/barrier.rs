@@ -232,7 +232,11 @@ pub(crate) fn cycle_seq() -> u32 {
 /// walk of this cycle sees it unpublished.
 pub(crate) fn begin_cycle() {
     #[cfg(not(loom))]
-    set_spare_stock(super::heap::HEAP_LIVE.load(Ordering::Relaxed));
+    {
+        let heap = super::heap::HEAP_LIVE.load(Ordering::Relaxed);
+        set_spare_stock(heap);
+        super::snapshot::snapshots().set_budget(heap);
+    }
     stock_spare();
     CYCLE_SEQ.fetch_add(1, Ordering::SeqCst);
     grace_period();
@@ -563,6 +567,7 @@ pub(crate) fn take_flushed(out: &mut Vec<Obj>) {
     if FLUSHED_ANY.load(Ordering::Relaxed) {
         take_all_flushed(out);
     }
+    super::snapshot::snapshots().take_pinned(out);
 }
 
 fn take_all_flushed(out: &mut Vec<Obj>) {
@@ -764,4 +769,7 @@ pub(crate) fn drain_grey(out: &mut Vec<Obj>) {
         take_chunk(out, b);
     }
     take_all_flushed(out);
+    // Kept lists that barriers pinned (`snapshot.rs`), after the buffers:
+    // a barrier pins with its mark up, as it queues.
+    super::snapshot::snapshots().take_pinned(out);
 }

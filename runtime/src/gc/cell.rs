@@ -27,6 +27,7 @@ use std::ptr::{self, NonNull};
 use super::barrier::{self, Entered};
 use super::handle::Gc;
 use super::header::{Header, IN_SLOT};
+use super::snapshot;
 use super::stall;
 use super::trace::{Mode, Trace, Tracer};
 use crate::loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -50,8 +51,8 @@ struct RawRw {
     /// Who reached the cell first in the cycle under way, and whether
     /// its children have been queued since: [`record`] of the cycle's
     /// number, plus one of the states [`ACQUIRED`], [`COUNTED`],
-    /// [`QUEUED`], [`QUEUED_EXCLUSIVE`], [`TRACED`], [`SKIPPED`] or
-    /// [`TOUCHED`] (see
+    /// [`QUEUED`], [`QUEUED_EXCLUSIVE`], [`TRACED`], [`SKIPPED`],
+    /// [`TOUCHED`] or [`SNAPPED`] (see
     /// [`barrier_shade`]). A record of an earlier cycle means neither has
     /// yet.
     shaded: AtomicU32,
@@ -87,6 +88,11 @@ const SKIPPED: u32 = 5;
 /// during the cycle, which is not hot in the next one (its garbage is
 /// freed by that cycle, as before).
 const TOUCHED: u32 = 6;
+/// In a record: counted, and the children the count read are kept
+/// (`snapshot.rs`); no barrier has run since. The first barrier pins the
+/// list ([`QUEUED_EXCLUSIVE`]) and the mark shades it without the lock
+/// ([`TRACED`]), whichever comes first.
+const SNAPPED: u32 = 7;
 
 /// The record of cycle `epoch` with no state bits.
 #[inline]
@@ -137,6 +143,16 @@ fn young_skip_min() -> usize {
 #[cfg(loom)]
 pub(crate) fn set_young_skip_min(n: usize) {
     YOUNG_SKIP_MIN_LOOM.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// What the mark does at a cell ([`RawRw::needs_trace`]).
+enum Need {
+    /// Nothing: its children are roots, queued or traced already.
+    Nothing,
+    /// Trace its value, under a try-lock.
+    Value,
+    /// Shade the children the count kept (`snapshot.rs`).
+    Kept,
 }
 
 /// What the count does with a cell it holds ([`RawRw::stamp_counted`]).
@@ -253,9 +269,32 @@ impl RawRw {
     /// this is what spares the mutators the collector's hold of a cell of
     /// 10,000 handles: the mark no longer takes the lock of a cell the
     /// count skipped.
-    fn needs_trace(&self) -> bool {
+    ///
+    /// A [`SNAPPED`] cell needs its kept list traced, not its value
+    /// ([`Need::Kept`]), and no lock.
+    fn needs_trace(&self) -> Need {
         let now = record(barrier::epoch());
-        matches!(self.shaded.load(Ordering::SeqCst) ^ now, COUNTED | QUEUED)
+        match self.shaded.load(Ordering::SeqCst) ^ now {
+            COUNTED | QUEUED => Need::Value,
+            SNAPPED => Need::Kept,
+            _ => Need::Nothing,
+        }
+    }
+
+    /// The count's record once it has kept the children it counted
+    /// (`snapshot.rs`): [`COUNTED`] to [`SNAPPED`], unless a `GcRwLock`
+    /// reader's barrier queued them meanwhile (whether it was written).
+    fn stamp_snapped(&self) -> bool {
+        let now = record(barrier::epoch());
+        self.shaded.compare_exchange(now | COUNTED, now | SNAPPED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+
+    /// The mark's claim on a [`SNAPPED`] cell's kept list, without the
+    /// lock: whether it moved the record to [`TRACED`] (then the list is
+    /// its to shade) before a barrier pinned it.
+    fn stamp_kept_traced(&self) -> bool {
+        let now = record(barrier::epoch());
+        self.shaded.compare_exchange(now | SNAPPED, now | TRACED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
     }
 
     /// The mark's side of the record, called by a tracer holding the cell
@@ -473,6 +512,16 @@ fn barrier_shade<T: Trace + ?Sized>(raw: &RawRw, e: &Entered, v: &T, exclusive: 
     let queue = match s & STATE {
         COUNTED => true,
         QUEUED => exclusive,
+        SNAPPED => {
+            // The count kept the children: pin them for the collector, which
+            // shades them before marking terminates, whatever becomes of
+            // the cell (PROTOCOL.md §8, model flag `--count-snap`). Lost:
+            // the mark took the list, or another reader pinned it.
+            if raw.shaded.compare_exchange(s, now | QUEUED_EXCLUSIVE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                snapshot::snapshots().pin(raw as *const RawRw as usize);
+            }
+            false
+        }
         TRACED | SKIPPED => {
             // Nothing to queue; the touch makes the cell hot for the next
             // cycle's count. Lost: another barrier touched it.
@@ -521,11 +570,28 @@ fn queue_children<T: Trace + ?Sized>(e: &Entered, v: &T, exclusive: bool) {
 fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer<'_>) {
     match t.mode() {
         mode @ (Mode::Collector | Mode::Count) => {
-            if mode == Mode::Collector && !lock.needs_trace() {
-                return;
+            if mode == Mode::Collector {
+                match lock.needs_trace() {
+                    Need::Nothing => return,
+                    Need::Kept => {
+                        if lock.stamp_kept_traced() {
+                            let kept = snapshot::snapshots().take(lock as *const RawRw as usize);
+                            debug_assert!(kept.is_some(), "a snapped cell's children were not kept");
+                            if let Some(k) = kept {
+                                t.pending_run(k.children());
+                            }
+                        }
+                        return;
+                    }
+                    Need::Value => {}
+                }
             }
             let held = stall::start_wall();
             if lock.try_collect() {
+                // What the count counted here: the handles, whether the
+                // cell is nested in no other's value, and where its edges
+                // start in the count's edge buffer.
+                let mut counted = None;
                 // The count skips a cell a barrier reached first in this
                 // cycle, as if it were busy (see `barrier_shade`).
                 if mode == Mode::Collector {
@@ -549,14 +615,19 @@ fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer
                         }
                     };
                     if count {
-                        let before = t.reported();
+                        let (before, at) = (t.reported(), t.edges_len());
+                        let top = t.enter_cell();
                         // SAFETY: as above.
                         unsafe { (*v.get()).trace(t) };
-                        barrier::counted_cell(t.reported() - before);
+                        t.leave_cell();
+                        counted = Some((t.reported() - before, top, at));
                     }
                 }
                 lock.unlock(COLLECTOR);
                 held.stop(stall::Kind::CollectorHold);
+                if let Some((n, top, at)) = counted {
+                    keep_counted(lock, n, top, t.edges_since(at));
+                }
             }
         }
         Mode::ExclusiveBarrier => {
@@ -566,6 +637,30 @@ fn trace_cell<T: Trace + ?Sized>(lock: &RawRw, v: &UnsafeCell<T>, t: &mut Tracer
             unsafe { (*v.get()).trace(t) }
         }
         Mode::SharedBarrier => {}
+    }
+}
+
+/// After the count's hold of a cell in which it counted `n` handles (`top`:
+/// nested in no other cell's value; `edges`: what it read), keeps them for
+/// the mark and the barriers if the cell is large (`snapshot.rs`), and
+/// otherwise tells the grey-chunk stock about a copy to come.
+///
+/// Kept outside the hold, so that the copy does not lengthen it: the
+/// record, [`COUNTED`] since the hold, goes to [`SNAPPED`] only if no
+/// barrier has run since, which is then still the hold's value. A barrier
+/// in between queues the children itself, and the list is dropped. Only a
+/// top cell's address stays its own for the cycle (the objects holding it
+/// are immutable and not freed before the sweep; a nested cell can be
+/// moved out of its container), and the address keys the list.
+fn keep_counted(lock: &RawRw, n: usize, top: bool, edges: &[(barrier::Obj, usize)]) {
+    let key = lock as *const RawRw as usize;
+    let snaps = snapshot::snapshots();
+    if top && n >= snapshot::min_handles() && snaps.keep(key, edges.iter().map(|e| e.0)) {
+        if !lock.stamp_snapped() {
+            snaps.forget(key);
+        }
+    } else {
+        barrier::counted_cell(n);
     }
 }
 

@@ -10,6 +10,7 @@
 use super::barrier::{self, Obj, PREFETCH};
 use super::header::{Header, GARBAGE, MARKED, NEWBORN, OLD, SPECIAL};
 use super::heap;
+use super::snapshot;
 use super::special::{self, Job};
 use super::trace::{edge_class, Mode, Tracer};
 use super::work_mem;
@@ -185,6 +186,9 @@ pub(crate) fn run<O: Objects + ?Sized>(
     // Shades that raced with the phase change are marked too: marking more
     // than needed is always safe.
     mk.mark();
+    // No barrier pins a kept list from here (phase off, and a grace period
+    // since): those left are of cells the mark never reached.
+    snapshot::snapshots().end_cycle();
     // C8, before any finalizer is queued (Go's order).
     // SAFETY: objects in the specials table are live.
     special::clear_weak_and_reopen(|o| unsafe { is_old(o) && o.0.as_ref().state() & MARKED == 0 });

@@ -263,6 +263,13 @@ pub fn young_skip_min(n: usize) {
     super::cell::set_young_skip_min(n)
 }
 
+/// The fewest handles a cell holds for the count to keep its children
+/// (`snapshot::min_handles`; none by default), for the rest of the
+/// execution.
+pub fn snap_min(n: usize) {
+    super::snapshot::set_min_handles(n)
+}
+
 /// Whether the collector's phase is on.
 pub fn phase_on() -> bool {
     barrier::phase_on()

@@ -76,6 +76,7 @@ mod pacer;
 #[cfg(not(loom))]
 mod pages;
 mod reclaim;
+mod snapshot;
 mod special;
 // Under loom nothing is timed.
 #[cfg_attr(loom, allow(dead_code))]
@@ -193,6 +194,13 @@ pub mod __hooks {
     /// more).
     pub fn stall_histograms() -> Vec<(&'static str, [u64; super::stall::HIST_BUCKETS])> {
         super::stall::histograms()
+    }
+
+    /// Cells whose children a count kept since the process started
+    /// (`snapshot.rs`), and the most bytes the kept lists held at once
+    /// since the last call.
+    pub fn kept_lists() -> (u64, usize) {
+        super::snapshot::kept()
     }
 
     /// Grey-buffer chunks allocated fresh since the process started

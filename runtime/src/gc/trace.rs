@@ -145,6 +145,8 @@ pub struct Tracer<'a> {
     mode: Mode,
     /// Edges reported so far.
     reported: usize,
+    /// Cells entered and not yet left ([`enter_cell`](Self::enter_cell)).
+    depth: u32,
 }
 
 /// Where the class sits in an [`edge_key`].
@@ -217,24 +219,24 @@ impl<'a> Tracer<'a> {
     /// A tracer that appends (object, address of the handle) per edge to
     /// `edges`.
     pub(crate) fn edges(mode: Mode, edges: &'a mut Vec<(Obj, usize)>) -> Tracer<'a> {
-        Tracer { sink: Sink::Edges(edges), mode, reported: 0 }
+        Tracer { sink: Sink::Edges(edges), mode, reported: 0, depth: 0 }
     }
 
     /// A tracer that queues each edge's object on `grey`, the calling
     /// thread's locked grey buffer, as a pending entry.
     pub(crate) fn pending(mode: Mode, grey: &'a mut Vec<Obj>) -> Tracer<'a> {
-        Tracer { sink: Sink::Pending(grey), mode, reported: 0 }
+        Tracer { sink: Sink::Pending(grey), mode, reported: 0, depth: 0 }
     }
 
     /// A tracer that only counts the edges reported to it.
     pub(crate) fn counting(mode: Mode) -> Tracer<'static> {
-        Tracer { sink: Sink::Count, mode, reported: 0 }
+        Tracer { sink: Sink::Count, mode, reported: 0, depth: 0 }
     }
 
     /// A tracer that pushes each edge's object on the collector's mark
     /// stack as a pending entry.
     pub(crate) fn stack(mode: Mode, stack: &'a mut Vec<Obj>) -> Tracer<'a> {
-        Tracer { sink: Sink::Stack(stack), mode, reported: 0 }
+        Tracer { sink: Sink::Stack(stack), mode, reported: 0, depth: 0 }
     }
 
     /// Reports one handle: the object it points to, where the handle
@@ -278,6 +280,47 @@ impl<'a> Tracer<'a> {
                 }
             }
         }
+    }
+
+    /// Pushes `run` (plain entries: the children a count kept,
+    /// `snapshot.rs`) as pending entries, as reporting each handle would.
+    /// Only the mark's tracers (a stack) take them.
+    pub(crate) fn pending_run(&mut self, run: &[Obj]) {
+        self.reported += run.len();
+        match &mut self.sink {
+            Sink::Stack(v) => v.extend(run.iter().map(|o| Obj::pending(o.0))),
+            _ => unreachable!("a kept list traced by a tracer of mode {:?}", self.mode),
+        }
+    }
+
+    /// The length of an edge buffer (0 for other sinks): where the edges
+    /// reported next start.
+    pub(crate) fn edges_len(&self) -> usize {
+        match &self.sink {
+            Sink::Edges(v) => v.len(),
+            _ => 0,
+        }
+    }
+
+    /// The edges appended to an edge buffer since it was `at` long (none
+    /// for other sinks).
+    pub(crate) fn edges_since(&self, at: usize) -> &[(Obj, usize)] {
+        match &self.sink {
+            Sink::Edges(v) => &v[at..],
+            _ => &[],
+        }
+    }
+
+    /// Enters a cell's value: whether it is nested in no other cell's
+    /// value traced by this tracer. [`leave_cell`](Self::leave_cell) after.
+    pub(crate) fn enter_cell(&mut self) -> bool {
+        self.depth += 1;
+        self.depth == 1
+    }
+
+    /// Leaves the value [`enter_cell`](Self::enter_cell) entered.
+    pub(crate) fn leave_cell(&mut self) {
+        self.depth -= 1;
     }
 
     /// How many edges were reported to this tracer.
