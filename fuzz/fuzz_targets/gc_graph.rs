@@ -22,6 +22,8 @@
 //! in the cycle before are not counted): a checkpoint then only checks
 //! that no reachable node was dropped and none twice (garbage through such
 //! a cell is freed a cycle later); the final `gort::gc()` is exact again.
+//! Inputs whose second byte has its top bit set have the count keep the
+//! children of every cell it counts (`__hooks::snap_min(1)`).
 //!
 //! `cargo +nightly fuzz run gc_graph` (from `fuzz/`).
 #![no_main]
@@ -423,6 +425,9 @@ fuzz_target!(|data: &[u8]| {
     gort::gc::__hooks::force_walkers(if h0 & 0x80 != 0 { 3 } else { 0 });
     let paced = h0 & 0x40 != 0;
     gort::gc::__hooks::skip_hot_when_forced(paced);
+    // Half the inputs have the count keep every counted cell's children
+    // (`snapshot.rs`): barriers then pin lists instead of copying.
+    gort::gc::__hooks::snap_min(if h1 & 0x80 != 0 { 1 } else { 1024 });
     let sh = Arc::new(Shared {
         drops: (0..MAX_NODES).map(|_| AtomicU32::new(0)).collect(),
         bad_drops: AtomicU32::new(0),

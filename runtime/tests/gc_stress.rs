@@ -349,6 +349,23 @@ fn shared_graph_under_concurrent_mutation_and_split_collection() {
     }
 }
 
+/// The same with the count keeping the children of every cell it counts
+/// (`__hooks::snap_min(1)`), so that barriers pin kept lists and the mark
+/// shades them instead of reading cells, in a child process.
+#[test]
+fn shared_graph_under_concurrent_mutation_and_collection_with_kept_lists() {
+    let out = common::in_child("shared_graph_under_concurrent_mutation_and_collection_with_kept_lists", &[], || {
+        gort::gc::__hooks::snap_min(1);
+        let kept = gort::gc::__hooks::kept_lists().0;
+        stress(" (kept lists)");
+        assert!(gort::gc::__hooks::kept_lists().0 > kept, "no cell's children were kept");
+    });
+    if let Some(out) = out {
+        out.assert_success();
+        print!("{}", out.stdout);
+    }
+}
+
 fn stress(what: &str) {
     const ANCHORS: usize = 32;
     const THREADS: u64 = 2;

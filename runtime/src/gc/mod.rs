@@ -196,6 +196,13 @@ pub mod __hooks {
         super::stall::histograms()
     }
 
+    /// The fewest handles a cell must hold for the count to keep its
+    /// children (`snapshot.rs`; 1,024 by default). Tests lower it so that
+    /// small cells take that path too.
+    pub fn snap_min(n: usize) {
+        super::snapshot::set_min_handles(n)
+    }
+
     /// Cells whose children a count kept since the process started
     /// (`snapshot.rs`), and the most bytes the kept lists held at once
     /// since the last call.

@@ -32,11 +32,12 @@ use super::work_mem;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::loom::sync::Mutex;
 
-/// The fewest handles a cell holds for the count to keep them: a
-/// barrier's copy of fewer takes a microsecond or two. (Under loom, set per
-/// model by `__loom::gc::snap_min`; none is kept unless a model sets it.)
+/// The fewest handles a cell holds for the count to keep them: 1,024 (a
+/// barrier's copy of fewer takes a microsecond or two), or what a test set
+/// with `__hooks::snap_min`. (Under loom, set per model by
+/// `__loom::gc::snap_min`; none is kept unless a model sets it.)
 #[cfg(not(loom))]
-const SNAP_MIN: usize = 1024;
+static SNAP_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1024);
 
 /// The cycle's kept lists and pins (one for the process: [`SNAPSHOTS`]).
 pub(crate) struct Snapshots {
@@ -96,14 +97,17 @@ impl Drop for Kept {
 #[inline]
 pub(crate) fn min_handles() -> usize {
     #[cfg(not(loom))]
-    return SNAP_MIN;
+    return SNAP_MIN.load(std::sync::atomic::Ordering::Relaxed);
     #[cfg(loom)]
     return SNAP_MIN_LOOM.load(std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Sets [`min_handles`] for a loom model (`loom_heap.rs`).
-#[cfg(loom)]
+/// Sets [`min_handles`] (`__hooks::snap_min`, `loom_heap.rs`): any value
+/// is sound, it only moves copies between barriers and the count.
 pub(crate) fn set_min_handles(n: usize) {
+    #[cfg(not(loom))]
+    SNAP_MIN.store(n, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(loom)]
     SNAP_MIN_LOOM.store(n, std::sync::atomic::Ordering::Relaxed);
 }
 
