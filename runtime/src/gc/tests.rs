@@ -120,3 +120,43 @@ fn gc_atomic_and_rwlock_keep_what_they_hold() {
     gc();
     assert_eq!(tally.load(Ordering::SeqCst), 2 * N);
 }
+
+/// The container the hook below empties, and what it took out.
+static TAKE_FROM: std::sync::Mutex<Option<Gc<Node>>> = std::sync::Mutex::new(None);
+static TAKEN: std::sync::Mutex<Option<Gc<Node>>> = std::sync::Mutex::new(None);
+
+/// After the count: takes the child out of [`TAKE_FROM`]'s cell and drops
+/// the container (S3's shape), on the collector's thread.
+fn take_after_count(s: __hooks::Step) {
+    if matches!(s, __hooks::Step::Counted) {
+        if let Some(c) = TAKE_FROM.lock().unwrap().take() {
+            let x = c.next.lock().take();
+            drop(c);
+            *TAKEN.lock().unwrap() = x;
+        }
+    }
+}
+
+/// With every counted cell's children kept (`snapshot.rs`), a child taken
+/// out of a counted cell after the count, its container dropped, is shaded
+/// from the list the barrier pinned, and survives; the container is freed.
+/// Fails (X dropped by the first cycle too) if the barrier does not pin the
+/// list.
+#[test]
+fn a_child_taken_out_of_a_kept_cell_after_the_count_survives() {
+    super::snapshot::set_min_handles(1);
+    let tally = Arc::new(AtomicUsize::new(0));
+    let c = node(0, &tally);
+    *c.next.lock() = Some(node(1, &tally));
+    *TAKE_FROM.lock().unwrap() = Some(c);
+    __hooks::set(Some(take_after_count));
+    gc();
+    __hooks::set(None);
+    let x = TAKEN.lock().unwrap().take().expect("the hook took X out");
+    // The container, dropped before the roots were read, is garbage.
+    assert_eq!(tally.load(Ordering::SeqCst), 1, "X dropped while held, or its container kept");
+    assert_eq!((x.id, x.check), (1, 1 ^ 0x5a5a));
+    drop(x);
+    gc();
+    assert_eq!(tally.load(Ordering::SeqCst), 2);
+}
