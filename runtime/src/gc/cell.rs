@@ -541,8 +541,11 @@ fn barrier_shade<T: Trace + ?Sized>(raw: &RawRw, e: &Entered, v: &T, exclusive: 
         queue_children(e, v, exclusive);
         // Every child is queued in our buffer: later barriers may rely on
         // it. A shared barrier never overwrites an exclusive one's record
-        // (they cannot race: an exclusive holder is alone, and the count
-        // no longer writes a record of this cycle).
+        // (an exclusive holder is alone). It may overwrite what was
+        // written since it read COUNTED, by the count (SNAPPED, after its
+        // hold) or by another reader pinning that: the list is then left
+        // to the cycle's end, or a later exclusive barrier queues the
+        // children again (work, not safety: ours are queued).
         raw.shaded.store(now | if exclusive { QUEUED_EXCLUSIVE } else { QUEUED }, Ordering::SeqCst);
     }
 }
