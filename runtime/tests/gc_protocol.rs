@@ -1490,8 +1490,9 @@ scenario! {
         drop((leaves, weak));
 
         let traced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let c = Gc::new(GcMutex::new(Counted2k { leaves: (0..2000).map(Gc::new).collect(), traced: traced.clone() }));
-        let weak: Vec<_> = c.lock().leaves.iter().step_by(97).map(gort::weak::Weak::new).collect();
+        let leaves: Vec<Gc<u64>> = (0..2000).map(Gc::new).collect();
+        let c = Gc::new(GcMutex::new(Counted { child: leaves, traced: traced.clone() }));
+        let weak: Vec<_> = c.lock().child.iter().step_by(97).map(gort::weak::Weak::new).collect();
         traced.store(0, SeqCst);
         gort::gc();
         assert_eq!(traced.load(SeqCst), 1, "traces of a large cell in an exact cycle: the count's only");
@@ -1510,30 +1511,15 @@ scenario! {
     }
 }
 
-/// A cell value of 2,000 leaves that counts its traces (see
-/// `a_large_cells_children_are_kept_by_the_count`).
-struct Counted2k {
-    leaves: Vec<Gc<u64>>,
-    traced: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-// SAFETY: reports the handles it owns, once per call.
-unsafe impl Trace for Counted2k {
-    fn trace(&self, t: &mut gort::gc::Tracer<'_>) {
-        self.traced.fetch_add(1, SeqCst);
-        self.leaves.trace(t);
-    }
-}
-
 /// A cell value that counts how often the collector or a barrier traces
-/// it (`Trace::trace` calls), reporting its one handle each time.
-struct Counted {
-    child: Option<Gc<Node>>,
+/// it (`Trace::trace` calls), reporting the handles in `child` each time.
+struct Counted<T = Option<Gc<Node>>> {
+    child: T,
     traced: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-// SAFETY: reports the one handle it owns, once per call.
-unsafe impl Trace for Counted {
+// SAFETY: reports the handles `child` owns, once per call.
+unsafe impl<T: Trace> Trace for Counted<T> {
     fn trace(&self, t: &mut gort::gc::Tracer<'_>) {
         self.traced.fetch_add(1, SeqCst);
         self.child.trace(t);
