@@ -128,8 +128,10 @@ pub struct MemStats {
     /// Bytes of memory the collector's work holds outside the heap (Go's
     /// `GCSys`, whose work buffers these are): the grey-buffer chunks
     /// barriers queue objects in, those kept ready for them (up to an
-    /// eighth of the heap while cells' children are being copied),
-    /// and the collector's mark stacks, which a cycle frees at its end.
+    /// eighth of the heap while cells' children are being copied), the
+    /// children the count kept from large cells for the mark and the
+    /// barriers (up to a quarter of the heap, taken as the mark goes), and
+    /// the collector's mark stacks, which a cycle frees at its end.
     /// Go's `GCSys` also counts the heap's mark and allocation bitmaps,
     /// which gort counts nowhere, as the rest of the allocator's metadata.
     pub gc_sys: u64,

@@ -1,7 +1,8 @@
 //! The memory the collector's work holds outside the heap: the grey-buffer
 //! chunks (threads' buffers, full ones handed over, the spare stock kept
-//! ready for barriers), the collector's mark stacks and edge buffers, and
-//! the grey entries shared with assists. `MemStats::gc_sys` reports it
+//! ready for barriers), the collector's mark stacks and edge buffers, the
+//! children the count kept from large cells (`snapshot.rs`), and the grey
+//! entries shared with assists. `MemStats::gc_sys` reports it
 //! (Go's `GCSys`, whose work buffers are this), `MemStats::sys` includes
 //! it, and the memory limit counts it as non-heap memory (`pacer.rs`).
 //!
