@@ -147,6 +147,31 @@ fn lowering_the_limit_returns_idle_memory() {
     out.assert_success();
 }
 
+/// The count keeps large cells' children (`snapshot.rs`) within half of
+/// what the memory limit leaves unused: under a limit just over what the
+/// process maps, a quiet cell of 2,000 handles is counted and its list not
+/// kept (its first barrier would copy it); with no limit it is kept.
+#[test]
+fn the_memory_limit_bounds_the_kept_lists() {
+    let Some(out) = in_child("the_memory_limit_bounds_the_kept_lists", &[("GOMEMLIMIT", "")], || {
+        use gort::gc::__hooks::kept_lists;
+        let cell = Gc::new(gort::gc::GcMutex::new((0..2000u64).map(Gc::new).collect::<Vec<_>>()));
+        gort::gc();
+        let m = gort::read_mem_stats();
+        gort::debug::set_memory_limit((m.sys + 4096) as i64);
+        let before = kept_lists().0;
+        gort::gc();
+        assert_eq!(kept_lists().0, before, "a list kept with no room under the limit");
+        gort::debug::set_memory_limit(i64::MAX);
+        gort::gc();
+        assert!(kept_lists().0 > before, "no list kept with no limit");
+        assert_eq!(cell.lock().len(), 2000);
+    }) else {
+        return;
+    };
+    out.assert_success();
+}
+
 #[test]
 fn set_memory_limit_returns_previous() {
     const NAME: &str = "set_memory_limit_returns_previous";

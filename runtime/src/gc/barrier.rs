@@ -235,7 +235,7 @@ pub(crate) fn begin_cycle() {
     {
         let heap = super::heap::HEAP_LIVE.load(Ordering::Relaxed);
         set_spare_stock(heap);
-        super::snapshot::snapshots().set_budget(heap);
+        super::snapshot::snapshots().set_budget(heap, super::pacer::limit_room());
     }
     stock_spare();
     CYCLE_SEQ.fetch_add(1, Ordering::SeqCst);

@@ -195,6 +195,21 @@ pub(crate) fn limit_goal(marked: usize) -> LimitGoal {
     LimitGoal { goal, hard: if floored { usize::MAX } else { room.max(goal) } }
 }
 
+/// The memory the limit leaves unused now: the limit less the heap's
+/// mapped spans, the stacks and the collector's work memory (`usize::MAX`
+/// with no limit). The count keeps large cells' children within half of
+/// it (`snapshot::Snapshots::set_budget`).
+pub(crate) fn limit_room() -> usize {
+    let limit = memory_limit();
+    if limit == NO_LIMIT {
+        return usize::MAX;
+    }
+    let (sys, released) = heap::span_bytes();
+    let used =
+        (sys - released).saturating_add(crate::stack::stack_inuse_bytes()).saturating_add(super::work_mem::bytes());
+    (limit as usize).saturating_sub(used)
+}
+
 /// Go's headroom taken off `room` (the heap bytes the limit allows), then
 /// gort's floor; returns the goal and whether the floor set it.
 fn goal_for_room(room: usize, marked: usize) -> (usize, bool) {
