@@ -657,16 +657,33 @@ fn note_shared(w: &Vec<Obj>) {
     SHARED_COUNTED.lock().unwrap_or_else(|e| e.into_inner()).set(bytes);
 }
 
-/// If assists run and none is shared now, shares half of `stack`.
+/// If assists run and none is shared now, shares half of `stack`. The
+/// half is copied outside [`SHARED`]'s lock, into the shared buffer taken
+/// out for the copy (keeping its room), so that an assist never waits for
+/// it: half of a stack that took in a few cells' children is tens of
+/// thousands of entries. Until it is back the entries are only this
+/// collector thread's, which is the one that decides termination.
 pub(crate) fn share_grey(stack: &mut Vec<Obj>) {
-    if ASSISTS.load(Ordering::Relaxed) {
-        let mut w = crate::loom::lock_spinning(&SHARED);
-        if w.is_empty() {
-            let half = stack.len() / 2;
-            w.extend(stack.drain(..half));
-            note_shared(&w);
-        }
+    if !ASSISTS.load(Ordering::Relaxed) {
+        return;
     }
+    let mut buf = {
+        let mut w = crate::loom::lock_spinning(&SHARED);
+        if !w.is_empty() {
+            return;
+        }
+        std::mem::take(&mut *w)
+    };
+    let half = stack.len() / 2;
+    buf.extend(stack.drain(..half));
+    let mut w = crate::loom::lock_spinning(&SHARED);
+    if w.is_empty() {
+        // Assists that put entries back meanwhile left nothing: no copy.
+        std::mem::swap(&mut *w, &mut buf);
+    } else {
+        w.append(&mut buf);
+    }
+    note_shared(&w);
 }
 
 /// The collector takes back the grey objects no assist has taken.
